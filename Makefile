@@ -1,0 +1,32 @@
+# Two commands for a fresh Linux machine with Python 3.11:
+#   make run   - create .venv, install, start everything locally (ca-service dev)
+#   make test  - create .venv, install with test tools, run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test lint install clean
+
+$(BIN)/ca-service: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "need python3.11 on PATH"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/ca-service
+
+run: install
+	$(BIN)/ca-service dev
+
+test: install
+	$(BIN)/pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy ca_service config workers
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
