@@ -1,0 +1,84 @@
+"""One JSON object per log line on stdout, with the request context (request id, API client,
+acting login ID, serial) and a redaction filter as a last line of defence: no PEM block, bearer
+token or password ever reaches the output, whatever a caller logs."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+# Set per request by the API and per job by the workers.
+log_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("ca_log_context", default=None)
+
+_REDACTIONS = (
+    (re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|$)", re.S), "[redacted PEM]"),
+    (re.compile(r"cas_[A-Za-z0-9_\-]{20,}"), "[redacted token]"),
+    (re.compile(r"(?i)(authorization|password|passphrase)(['\"]?\s*[:=]\s*)(['\"]?)[^\s'\",}]+"), r"\1\2\3[redacted]"),
+)
+
+
+def bind(**fields: Any) -> None:
+    """Add fields (request_id, api_client, acting_login_id, serial, job_id) to the current context."""
+    current = log_context.get()
+    if current is None:
+        current = {}
+        log_context.set(current)
+    current.update({k: v for k, v in fields.items() if v is not None})
+
+
+_FIELDS = ("request_id", "api_client", "acting_login_id", "serial", "job_id")
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        context = log_context.get() or {}
+        for key in _FIELDS:
+            value = getattr(record, key, None) or context.get(key)
+            if value is not None:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return redact(json.dumps(entry, ensure_ascii=False, default=str))
+
+
+def configure(level: str = "INFO") -> None:
+    """Route every logger (ours, gunicorn's, RQ's) to one JSON handler on stdout."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("gunicorn.error", "gunicorn.access", "rq.worker", "rq.cron", "rq.scheduler", "rq.queue"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = []
+        lg.propagate = True
+
+
+GUNICORN_LOGCONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "config.logging.JsonFormatter"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}},
+    "root": {"handlers": ["stdout"], "level": "INFO"},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
+}

@@ -1,0 +1,188 @@
+"""Settings from the environment, validated once, failing with one clear line."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class SettingsError(Exception):
+    """A missing or invalid setting; the message is one line meant for the operator."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is out of range ({low}..{high})")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (true/false)")
+
+
+def _intervals(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        values = tuple(int(v) for v in raw.split(","))
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} must be comma-separated seconds, e.g. 30,120,600") from None
+    if not values or any(v < 0 for v in values):
+        raise SettingsError(f"{name}={raw!r} must be comma-separated non-negative seconds")
+    return values
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    redis_url: str | None
+    public_base_url: str
+    organization_name: str
+    cert_validity_months: int
+    notice_days: int
+    renewal_window_days: int
+    timezone: str
+    backdate_seconds: int
+    key_algorithm: str
+    root_validity_years: int
+    issuing_validity_years: int
+    crl_validity_hours: int
+    crl_republish_minutes: int
+    ocsp_validity_minutes: int
+    ocsp_responder_days: int
+    expiry_scan_cron: str
+    max_body_bytes: int
+    gunicorn_workers: int
+    gunicorn_threads: int
+    gunicorn_timeout: int
+    log_level: str
+    smtp_host: str
+    smtp_port: int
+    smtp_starttls: bool
+    smtp_username: str | None
+    smtp_password: str | None = field(repr=False)
+    mail_from: str
+    mail_retry_intervals: tuple[int, ...]
+    clock_offset_file: Path | None
+    passphrase_value: str | None = field(repr=False)
+    passphrase_file: Path | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def public_dir(self) -> Path:
+        return self.data_dir / "public"
+
+    def key_passphrase(self) -> bytes:
+        """The CA key passphrase; read on demand so commands that need no key do not require it."""
+        if self.passphrase_value:
+            value = self.passphrase_value
+        elif self.passphrase_file is not None:
+            path = self.passphrase_file
+            try:
+                mode = path.stat().st_mode
+                value = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SettingsError(f"CA_KEY_PASSPHRASE_FILE={path}: {exc.strerror}") from None
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise SettingsError(f"CA_KEY_PASSPHRASE_FILE={path} is readable by group or others (chmod 600)")
+        else:
+            raise SettingsError("CA_KEY_PASSPHRASE or CA_KEY_PASSPHRASE_FILE must be set to use the CA keys")
+        if len(value) < 12:
+            raise SettingsError("the CA key passphrase must be at least 12 characters")
+        return value.encode("utf-8")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("CA_DATA_DIR") or "./var").resolve()
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'ca.sqlite3'}"
+    if not database_url.startswith(("sqlite", "postgresql")):
+        raise SettingsError(f"DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL, not {database_url.split(':')[0]!r}")
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    redis_url = env.get("REDIS_URL") or None
+    if redis_url is not None and urlparse(redis_url).scheme not in {"redis", "rediss", "unix"}:
+        raise SettingsError(f"REDIS_URL must be a redis://, rediss:// or unix:// URL, not {redis_url!r}")
+    base = (env.get("CA_PUBLIC_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
+    if urlparse(base).scheme not in {"http", "https"} or not urlparse(base).netloc:
+        raise SettingsError(f"CA_PUBLIC_BASE_URL={base!r} must be an absolute http(s) URL")
+    timezone = env.get("CA_TIMEZONE") or "Asia/Tokyo"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"CA_TIMEZONE={timezone!r} is not a known time zone") from None
+    passphrase_file = env.get("CA_KEY_PASSPHRASE_FILE")
+    clock_file = env.get("CA_CLOCK_OFFSET_FILE")
+    log_level = (env.get("CA_LOG_LEVEL") or "INFO").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError(f"CA_LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR")
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        redis_url=redis_url,
+        public_base_url=base,
+        organization_name=env.get("CA_ORGANIZATION_NAME") or "Example Bank",
+        cert_validity_months=_int(env, "CA_CERT_VALIDITY_MONTHS", 12, 1, 27),
+        notice_days=_int(env, "CA_NOTICE_DAYS", 40, 1, 365),
+        renewal_window_days=_int(env, "CA_RENEWAL_WINDOW_DAYS", 40, 1, 365),
+        timezone=timezone,
+        backdate_seconds=_int(env, "CA_BACKDATE_SECONDS", 300, 0, 86400),
+        key_algorithm=_choice(env, "CA_KEY_ALGORITHM", "ec", ("ec", "rsa")),
+        root_validity_years=_int(env, "CA_ROOT_VALIDITY_YEARS", 20, 1, 50),
+        issuing_validity_years=_int(env, "CA_ISSUING_VALIDITY_YEARS", 10, 1, 30),
+        crl_validity_hours=_int(env, "CA_CRL_VALIDITY_HOURS", 24, 1, 24 * 31),
+        crl_republish_minutes=_int(env, "CA_CRL_REPUBLISH_MINUTES", 60, 1, 24 * 60),
+        ocsp_validity_minutes=_int(env, "CA_OCSP_VALIDITY_MINUTES", 60, 1, 7 * 24 * 60),
+        ocsp_responder_days=_int(env, "CA_OCSP_RESPONDER_DAYS", 30, 2, 365),
+        expiry_scan_cron=env.get("CA_EXPIRY_SCAN_CRON") or "0 9 * * *",
+        max_body_bytes=_int(env, "CA_MAX_BODY_BYTES", 65536, 1024, 10 * 1024 * 1024),
+        gunicorn_workers=_int(env, "CA_GUNICORN_WORKERS", (os.cpu_count() or 1) * 2 + 1, 1, 64),
+        gunicorn_threads=_int(env, "CA_GUNICORN_THREADS", 1, 1, 64),
+        gunicorn_timeout=_int(env, "CA_GUNICORN_TIMEOUT", 30, 5, 600),
+        log_level=log_level,
+        smtp_host=env.get("CA_SMTP_HOST") or "127.0.0.1",
+        smtp_port=_int(env, "CA_SMTP_PORT", 25, 1, 65535),
+        smtp_starttls=_bool(env, "CA_SMTP_STARTTLS", False),
+        smtp_username=env.get("CA_SMTP_USERNAME") or None,
+        smtp_password=env.get("CA_SMTP_PASSWORD") or None,
+        mail_from=env.get("CA_MAIL_FROM") or "ca-service@localhost",
+        mail_retry_intervals=_intervals(env, "CA_MAIL_RETRY_INTERVALS", (30, 120, 600, 1800, 3600)),
+        clock_offset_file=Path(clock_file) if clock_file else None,
+        passphrase_value=env.get("CA_KEY_PASSPHRASE") or None,
+        passphrase_file=Path(passphrase_file) if passphrase_file else None,
+    )
