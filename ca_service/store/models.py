@@ -1,0 +1,211 @@
+"""SQLAlchemy models: the database is the source of truth for everything the CA knows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ca_service.store.types import BigIntPK, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    org_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    login_method: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class User(Base):
+    __tablename__ = "users"
+    login_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.org_id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(254))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CertificateAuthority(Base):
+    """A CA certificate this service holds a key for: root, issuing, or OCSP responder."""
+
+    __tablename__ = "certificate_authorities"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)  # root | issuing | ocsp
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("certificate_authorities.id"))
+    serial: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(500))
+    ski: Mapped[str] = mapped_column(String(128))
+    key_ref: Mapped[str] = mapped_column(String(128))
+    key_algorithm: Mapped[str] = mapped_column(String(16))
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revocation_reason: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Incremented, under this row's lock, by every transaction that revokes a certificate this CA
+    # issued. A CRL publication holds the same lock, so it sees every counted revocation.
+    revocation_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class Certificate(Base):
+    __tablename__ = "certificates"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    serial: Mapped[str] = mapped_column(String(40), unique=True)
+    issuer_id: Mapped[int] = mapped_column(ForeignKey("certificate_authorities.id"))
+    login_id: Mapped[str] = mapped_column(ForeignKey("users.login_id"), index=True)
+    org_id: Mapped[str] = mapped_column(String(64), index=True)
+    # The login ID while this is its current certificate, else NULL. UNIQUE: the database itself
+    # refuses a second current certificate per login ID (DESIGN §1), whatever the code does.
+    current_login_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    spki_sha256: Mapped[str] = mapped_column(String(64), unique=True)  # key reuse refused
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64))
+    key_description: Mapped[str] = mapped_column(String(32))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    renewal_of: Mapped[str | None] = mapped_column(String(40))
+    superseded_by: Mapped[str | None] = mapped_column(String(40))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revocation_reason: Mapped[str | None] = mapped_column(String(32))
+    revocation_ticket: Mapped[str | None] = mapped_column(String(100))
+    revoked_by_client: Mapped[str | None] = mapped_column(String(100))
+    revoked_by_login_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index(
+            "ix_certificates_revoked",
+            "issuer_id",
+            "revoked_at",
+            postgresql_where=text("revoked_at IS NOT NULL"),
+            sqlite_where=text("revoked_at IS NOT NULL"),
+        ),
+    )
+
+
+class ApiClient(Base):
+    __tablename__ = "api_clients"
+    client_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditEvent(Base):
+    """Written in the transaction of the change; sealed into the hash chain right after commit.
+
+    `id` orders writes; `chain_index` orders the chain. Sealing takes unsealed events in id order,
+    so a slow transaction that commits late is chained late instead of breaking the chain.
+    """
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    client_name: Mapped[str | None] = mapped_column(String(100))
+    acting_login_id: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(128))
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    chain_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index(
+            "ix_audit_events_unsealed",
+            "id",
+            postgresql_where=text("chain_index IS NULL"),
+            sqlite_where=text("chain_index IS NULL"),
+        ),
+    )
+
+
+class OutboxEntry(Base):
+    """A side effect that needs Redis, recorded in the same transaction as its cause."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)  # JSON
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index(
+            "ix_outbox_pending", "id", postgresql_where=text("dispatched_at IS NULL"), sqlite_where=text("dispatched_at IS NULL")
+        ),
+    )
+
+
+class Crl(Base):
+    """Every published CRL, kept: the numbers are strictly increasing per issuer."""
+
+    __tablename__ = "crls"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    issuer_id: Mapped[int] = mapped_column(ForeignKey("certificate_authorities.id"))
+    crl_number: Mapped[int] = mapped_column(BigInteger)
+    this_update: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_update: Mapped[datetime] = mapped_column(UTCDateTime())
+    entries: Mapped[int] = mapped_column(Integer)
+    revocation_count: Mapped[int] = mapped_column(BigInteger)  # the issuer's counter this CRL covers
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("issuer_id", "crl_number"),)
+
+
+class Notice(Base):
+    """One notice per certificate per kind (R6); its email is sent at most once."""
+
+    __tablename__ = "notices"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    serial: Mapped[str] = mapped_column(ForeignKey("certificates.serial"))
+    login_id: Mapped[str] = mapped_column(String(64), index=True)
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    email_status: Mapped[str] = mapped_column(String(16))  # pending | sent | no_email | failed | cancelled
+    email_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    email_last_error: Mapped[str | None] = mapped_column(Text)
+    email_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("serial", "kind"),)
