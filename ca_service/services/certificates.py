@@ -1,0 +1,152 @@
+"""Reading certificates: status against the clock, views, filtered cursor pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from ca_service.errors import InvalidInput, NotFound
+from ca_service.services.context import ServiceContext
+from ca_service.store.models import Certificate
+
+STATUSES = ("active", "revoked", "expired")
+
+
+def status_of(row: Certificate, now: datetime) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    return "expired" if now >= row.not_after else "active"
+
+
+def days_remaining(not_after: datetime, now: datetime, tz: ZoneInfo) -> int:
+    """Calendar days until expiry as the user sees dates (in CA_TIMEZONE); 0 on the last day."""
+    return max(0, (not_after.astimezone(tz).date() - now.astimezone(tz).date()).days)
+
+
+def normalise_serial(serial: str) -> str:
+    value = serial.strip().lower().replace(":", "")
+    if not value or len(value) > 40 or any(c not in "0123456789abcdef" for c in value):
+        raise NotFound(f"no certificate with serial {serial[:64]!r}", code="certificate-not-found")
+    return value.lstrip("0") or "0"
+
+
+@dataclass(frozen=True)
+class CertificateView:
+    serial: str
+    login_id: str
+    org_id: str
+    status: str
+    issued_at: datetime
+    not_before: datetime
+    not_after: datetime
+    days_remaining: int
+    fingerprint_sha256: str
+    key_description: str
+    certificate_pem: str
+    renewal_of: str | None
+    superseded_by: str | None
+    revoked_at: datetime | None
+    revocation_reason: str | None
+
+
+def view_of(row: Certificate, ctx: ServiceContext, now: datetime | None = None) -> CertificateView:
+    now = now or ctx.clock.now()
+    pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode()
+    return CertificateView(
+        serial=row.serial,
+        login_id=row.login_id,
+        org_id=row.org_id,
+        status=status_of(row, now),
+        issued_at=row.issued_at,
+        not_before=row.not_before,
+        not_after=row.not_after,
+        days_remaining=days_remaining(row.not_after, now, ctx.settings.tz),
+        fingerprint_sha256=row.fingerprint_sha256,
+        key_description=row.key_description,
+        certificate_pem=pem,
+        renewal_of=row.renewal_of,
+        superseded_by=row.superseded_by,
+        revoked_at=row.revoked_at,
+        revocation_reason=row.revocation_reason,
+    )
+
+
+def find_by_serial(session: Session, serial: str, *, for_update: bool = False) -> Certificate:
+    stmt = select(Certificate).where(Certificate.serial == normalise_serial(serial))
+    row = session.scalars(stmt.with_for_update() if for_update else stmt).first()
+    if row is None:
+        raise NotFound(f"no certificate with serial {serial[:64]}", code="certificate-not-found")
+    return row
+
+
+def get_certificate(ctx: ServiceContext, serial: str) -> CertificateView:
+    with ctx.sessions() as session:
+        return view_of(find_by_serial(session, serial), ctx)
+
+
+def current_certificate(session: Session, login_id: str) -> Certificate | None:
+    return session.scalars(select(Certificate).where(Certificate.current_login_id == login_id)).first()
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"c1:{last_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, value = raw.split(":", 1)
+        last_id = int(value)
+        if prefix != "c1" or not 0 <= last_id < 2**62:
+            raise ValueError
+        return last_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor is not a cursor this API returned", fields={"cursor": "invalid cursor"}) from None
+
+
+@dataclass(frozen=True)
+class CertificateFilter:
+    login_id: str | None = None
+    org_id: str | None = None
+    status: str | None = None
+    expiring_before: datetime | None = None
+    limit: int = 100
+    cursor: str | None = None
+
+
+def filtered_query(f: CertificateFilter, now: datetime) -> Select[tuple[Certificate]]:
+    stmt = select(Certificate)
+    if f.login_id:
+        stmt = stmt.where(Certificate.login_id == f.login_id)
+    if f.org_id:
+        stmt = stmt.where(Certificate.org_id == f.org_id)
+    if f.status == "revoked":
+        stmt = stmt.where(Certificate.revoked_at.is_not(None))
+    elif f.status == "active":
+        stmt = stmt.where(Certificate.revoked_at.is_(None), Certificate.not_after > now)
+    elif f.status == "expired":
+        stmt = stmt.where(Certificate.revoked_at.is_(None), Certificate.not_after <= now)
+    if f.expiring_before is not None:
+        stmt = stmt.where(Certificate.not_after < f.expiring_before)
+    return stmt
+
+
+def list_certificates(ctx: ServiceContext, f: CertificateFilter) -> tuple[list[CertificateView], str | None]:
+    now = ctx.clock.now()
+    stmt = filtered_query(f, now)
+    if f.cursor:
+        stmt = stmt.where(Certificate.id > _decode_cursor(f.cursor))
+    stmt = stmt.order_by(Certificate.id).limit(f.limit + 1)
+    with ctx.sessions() as session:
+        rows = session.scalars(stmt).all()
+    page = rows[: f.limit]
+    next_cursor = _encode_cursor(page[-1].id) if len(rows) > f.limit else None
+    return [view_of(r, ctx, now) for r in page], next_cursor

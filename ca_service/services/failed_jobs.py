@@ -1,0 +1,122 @@
+"""RQ's failed jobs as the help desk sees them: list them, and requeue them (audited)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+
+from ca_service.errors import InvalidInput, NotFound, Unavailable
+from ca_service.services import audit
+from ca_service.services.context import Actor, ServiceContext
+from ca_service.services.post_commit import after_commit
+from ca_service.store.db import transaction
+
+QUEUES = ("crl", "mail", "default")  # as workers.queues.QUEUES (services never import workers)
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    job_id: str
+    queue: str
+    function: str | None
+    enqueued_at: datetime | None
+    ended_at: datetime | None
+    error: str | None  # the last line of the exception: never arguments or a traceback's locals
+    request_id: str | None
+
+
+def _unavailable() -> Unavailable:
+    return Unavailable("the job queue (Redis) is unavailable; try again shortly", code="queue-unavailable")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _view(job: Job, queue: str) -> FailedJob:
+    latest = job.latest_result()
+    lines = (latest.exc_string or "").strip().splitlines() if latest is not None else []
+    return FailedJob(
+        job_id=job.id,
+        queue=queue,
+        function=job.func_name,
+        enqueued_at=_utc(job.enqueued_at),
+        ended_at=_utc(job.ended_at),
+        error=lines[-1][:300] if lines else None,
+        request_id=job.meta.get("request_id"),
+    )
+
+
+def _queues(ctx: ServiceContext, queue: str | None) -> list[Queue]:
+    if ctx.settings.redis_url is None:
+        raise _unavailable()
+    if queue is not None and queue not in QUEUES:
+        raise InvalidInput(f"queue must be one of {', '.join(QUEUES)}", fields={"queue": "unknown queue"})
+    return [Queue(name, connection=ctx.redis()) for name in ([queue] if queue else QUEUES)]
+
+
+def list_failed(ctx: ServiceContext, queue: str | None = None) -> list[FailedJob]:
+    """Every job in the failed registries of the project's queues, oldest failure first."""
+    try:
+        found: list[FailedJob] = []
+        for q in _queues(ctx, queue):
+            ids = q.failed_job_registry.get_job_ids()
+            for job in Job.fetch_many(ids, connection=q.connection):
+                if job is not None:
+                    found.append(_view(job, q.name))
+    except RedisError:
+        raise _unavailable() from None
+    return found
+
+
+def requeue(
+    ctx: ServiceContext,
+    actor: Actor,
+    job_ids: Sequence[str] | None = None,
+    *,
+    queue: str | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> list[FailedJob]:
+    """Put failed jobs back on their queues (all of them, or those named), one audit event per
+    job in the same transaction as its requeue: a job that could not be requeued is not audited."""
+    jobs = list_failed(ctx, queue)
+    if job_ids:
+        by_id = {j.job_id: j for j in jobs}
+        missing = [i for i in job_ids if i not in by_id]
+        if missing:
+            raise NotFound(f"no failed job {', '.join(missing)}", code="job-not-found")
+        jobs = [by_id[i] for i in dict.fromkeys(job_ids)]
+    done: list[FailedJob] = []
+    try:
+        for job in jobs:
+            try:
+                with transaction(ctx.sessions) as session:
+                    audit.record(
+                        session, ctx, actor, "job.requeued", "job", job.job_id,
+                        queue=job.queue, function=job.function, error=job.error,
+                    )  # fmt: skip
+                    try:
+                        Queue(job.queue, connection=ctx.redis()).failed_job_registry.requeue(job.job_id)
+                    except (InvalidJobOperation, NoSuchJobError):
+                        raise _Gone from None  # requeued or deleted by someone else meanwhile: not audited
+            except _Gone:
+                continue
+            finally:
+                if progress is not None:
+                    progress(1)
+            done.append(job)
+    except RedisError:
+        raise _unavailable() from None
+    finally:
+        after_commit(ctx)
+    return done
+
+
+class _Gone(Exception):
+    pass

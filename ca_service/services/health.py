@@ -1,0 +1,42 @@
+"""Readiness checks: database and schema version, CA keys, Redis (reported, not required)."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from ca_service.errors import ServiceError
+from ca_service.pki.keys import KeyError_
+from ca_service.services.authorities import check_ca_keys
+from ca_service.services.context import ServiceContext
+from ca_service.store.migrate import schema_is_current
+from config.settings import SettingsError
+
+
+def redis_status(ctx: ServiceContext) -> str:
+    if ctx.settings.redis_url is None:
+        return "not configured"
+    try:
+        ctx.redis().ping()
+    except Exception:
+        return "down"
+    return "ok"
+
+
+def readiness(ctx: ServiceContext) -> tuple[bool, dict[str, str]]:
+    checks: dict[str, str] = {}
+    try:
+        with ctx.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        checks["schema"] = "ok" if schema_is_current(ctx.engine) else "behind: run `ca-service init`"
+    except Exception as exc:
+        checks["database"] = f"down: {type(exc).__name__}"
+    if checks.get("database") == "ok":
+        try:
+            check_ca_keys(ctx)
+            checks["ca_key"] = "ok"
+        except (KeyError_, SettingsError, ServiceError) as exc:
+            checks["ca_key"] = str(exc)
+    checks["redis"] = redis_status(ctx)
+    ready = all(checks.get(k) == "ok" for k in ("database", "schema", "ca_key"))
+    return ready, checks

@@ -1,0 +1,69 @@
+"""Switching an organisation's login method: a paper procedure, operators only, with the ticket
+(R2, R3). Switching to id_password revokes every valid certificate of the organisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ca_service import metrics
+from ca_service.errors import InvalidInput
+from ca_service.outbox import records as outbox
+from ca_service.services import audit, ocsp_cache
+from ca_service.services.certificates import CertificateView, view_of
+from ca_service.services.context import Actor, ServiceContext
+from ca_service.services.post_commit import after_commit
+from ca_service.services.registry import LOGIN_METHODS, get_org_row
+from ca_service.services.revocation import mark_revoked
+from ca_service.store.db import transaction
+from ca_service.store.models import Certificate
+
+
+@dataclass(frozen=True)
+class SwitchResult:
+    org_id: str
+    login_method: str
+    previous_login_method: str
+    revoked: list[CertificateView]
+
+
+def switch_login_method(ctx: ServiceContext, actor: Actor, org_id: str, login_method: str, ticket: str) -> SwitchResult:
+    if login_method not in LOGIN_METHODS:
+        raise InvalidInput("login_method must be certificate or id_password", fields={"login_method": "unknown method"})
+    if not ticket or not ticket.strip():
+        raise InvalidInput("the paper ticket is required to switch the login method", code="ticket-required")
+    revoked: list[CertificateView] = []
+    touched: list[tuple[int, str]] = []
+    with transaction(ctx.sessions) as session:
+        # FOR UPDATE on the organisation conflicts with the KEY SHARE lock issuance takes on it,
+        # so no certificate can be issued half-way through a switch.
+        org = get_org_row(session, org_id, for_update=True)
+        previous = org.login_method
+        if previous == login_method:
+            return SwitchResult(org_id, login_method, previous, [])
+        now = ctx.clock.now()
+        if login_method == "id_password":
+            valid = session.scalars(
+                select(Certificate)
+                .where(Certificate.org_id == org_id, Certificate.revoked_at.is_(None), Certificate.not_after > now)
+                .order_by(Certificate.id)
+                .with_for_update()
+            ).all()
+            for cert in valid:
+                mark_revoked(session, ctx, actor, cert, "cessation_of_operation", ticket, now)
+                touched.append((cert.issuer_id, cert.serial))
+            if valid:
+                outbox.add(session, ctx, actor, outbox.CRL_PUBLISH, reason="login-method-switch", org_id=org_id)
+            session.flush()
+            revoked = [view_of(c, ctx, now) for c in valid]
+        org.login_method, org.updated_at = login_method, now
+        audit.record(
+            session, ctx, actor, "organization.login_method_switched", "organization", org_id,
+            previous=previous, login_method=login_method, ticket=ticket, revoked=len(revoked),
+        )  # fmt: skip
+    for issuer_id, serial in touched:
+        ocsp_cache.invalidate(ctx, issuer_id, serial)
+        metrics.CERTIFICATES_REVOKED.labels("cessation_of_operation").inc()
+    after_commit(ctx, outbox=bool(touched))
+    return SwitchResult(org_id, login_method, previous, revoked)

@@ -1,0 +1,123 @@
+"""The 40-day expiry notices (R6): a daily scan creates one notice per certificate, the screen
+after login shows the current ones, and each notice's email is sent once (services/mailer.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, and_, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from ca_service import metrics
+from ca_service.outbox import records as outbox
+from ca_service.services.certificates import days_remaining
+from ca_service.services.context import ServiceContext
+from ca_service.services.notice_messages import screen_messages
+from ca_service.services.post_commit import after_commit
+from ca_service.store.db import transaction
+from ca_service.store.models import Certificate, Notice, User
+
+EXPIRING = "certificate_expiring"
+NOTICES: Table = Notice.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    as_of: datetime
+    examined: int
+    created: int
+    emails_queued: int
+
+
+def scan(
+    ctx: ServiceContext, as_of: datetime | None = None, *, batch: int = 2000, progress: Callable[[int], None] | None = None
+) -> ScanResult:
+    """Create a notice for every valid certificate whose notAfter falls within CA_NOTICE_DAYS of
+    `as_of`. Walks the not_after index in keyset pages (never all rows in memory); one transaction
+    per page; the UNIQUE (serial, kind) constraint makes a rerun create nothing."""
+    as_of = as_of or ctx.clock.now()
+    horizon = as_of + timedelta(days=ctx.settings.notice_days)
+    cursor: tuple[datetime, int] = (as_of, 2**62)  # keyset (not_after, id); starts after as_of
+    examined = created = queued = 0
+    insert = pg_insert if ctx.is_postgres else sqlite_insert
+    while True:
+        with transaction(ctx.sessions) as session:
+            rows = session.execute(
+                select(Certificate.id, Certificate.serial, Certificate.login_id, Certificate.not_after, User.email)
+                .join(User, User.login_id == Certificate.login_id)
+                .where(
+                    Certificate.revoked_at.is_(None),
+                    Certificate.not_after <= horizon,
+                    # keyset on (not_after, id); the first term keeps it an index range scan
+                    Certificate.not_after >= cursor[0],
+                    or_(Certificate.not_after > cursor[0], Certificate.id > cursor[1]),
+                )
+                .order_by(Certificate.not_after, Certificate.id)
+                .limit(batch)
+            ).all()
+            if not rows:
+                break
+            cursor = (rows[-1].not_after, rows[-1].id)
+            examined += len(rows)
+            values = [
+                {
+                    "kind": EXPIRING, "serial": r.serial, "login_id": r.login_id, "not_after": r.not_after,
+                    "created_at": as_of, "email_status": "pending" if r.email else "no_email", "email_attempts": 0,
+                }
+                for r in rows
+            ]  # fmt: skip
+            # executemany with RETURNING ("insertmanyvalues"): one cached statement for every page
+            stmt = insert(NOTICES).on_conflict_do_nothing(index_elements=["serial", "kind"])
+            new = session.execute(stmt.returning(NOTICES.c.id, NOTICES.c.email_status), values).all()
+            created += len(new)
+            emails = [notice_id for notice_id, status in new if status == "pending"]
+            if emails:
+                outbox.add_many(session, ctx, None, outbox.NOTICE_EMAIL, [{"notice_id": n} for n in emails])
+                queued += len(emails)
+        if progress is not None:
+            progress(len(rows))
+        if len(rows) < batch:
+            break
+    metrics.NOTICES_CREATED.inc(created)
+    if queued:
+        after_commit(ctx, outbox=True)
+    return ScanResult(as_of, examined, created, queued)
+
+
+def notice_dict(
+    ctx: ServiceContext, kind: str, serial: str, not_after: datetime, created_at: datetime, now: datetime
+) -> dict[str, Any]:
+    """A notice as the API shows it after login, with its Japanese and English screen texts."""
+    days = days_remaining(not_after, now, ctx.settings.tz)
+    ja, en = screen_messages(not_after, days, ctx.settings.tz)
+    return {
+        "kind": kind, "serial": serial, "not_after": not_after, "days_remaining": days,
+        "message_ja": ja, "message_en": en, "created_at": created_at,
+    }  # fmt: skip
+
+
+def current_notices(ctx: ServiceContext, login_id: str, *, session: Session | None = None) -> list[dict[str, Any]]:
+    """The notices to show after login: only for certificates still valid (not renewed, revoked or expired)."""
+    now = ctx.clock.now()
+    stmt = (
+        select(Notice.kind, Notice.serial, Notice.not_after, Notice.created_at)
+        .join(Certificate, Certificate.serial == Notice.serial)
+        .where(and_(Notice.login_id == login_id, Certificate.revoked_at.is_(None), Certificate.not_after > now))
+        .order_by(Notice.not_after)
+    )
+    if session is not None:
+        rows = session.execute(stmt).all()
+    else:
+        with ctx.sessions() as own:
+            rows = own.execute(stmt).all()
+    return [notice_dict(ctx, r.kind, r.serial, r.not_after, r.created_at, now) for r in rows]
+
+
+def failed_notices(ctx: ServiceContext, limit: int = 200) -> list[Notice]:
+    with ctx.sessions() as session:
+        return list(session.scalars(select(Notice).where(Notice.email_status == "failed").order_by(Notice.id).limit(limit)))

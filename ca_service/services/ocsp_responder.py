@@ -1,0 +1,198 @@
+"""Answering OCSP requests (RFC 6960) from the database.
+
+The issuer of a request is found by comparing its issuerNameHash/issuerKeyHash with those of
+every issuing CA held (computed once per hash algorithm, cached per process). Status: `good` for
+a certificate issued and not revoked (also after expiry, RFC 6960 practice), `revoked` with time
+and reason, `unknown` for a serial never issued by that CA or an issuer not held. Garbage gets
+the malformedRequest response status, any failure internalError: never an HTTP 500.
+
+Hot path: one indexed read of the certificate's status, no database write; a fresh cached signed
+response with the same status (ocsp_cache) is served without signing. Nonce requests are signed
+fresh and never cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from sqlalchemy import Row, bindparam, select
+
+from ca_service import metrics
+from ca_service.pki.ocsp import (
+    MalformedOCSPRequest,
+    OCSPStatus,
+    ParsedOCSPRequest,
+    build_error_response,
+    build_response,
+    issuer_hashes,
+    parse_request,
+)
+from ca_service.services import ocsp_cache, ocsp_signer
+from ca_service.services.authorities import active_issuer, serial_hex
+from ca_service.services.context import ServiceContext
+from ca_service.services.hot_reads import read_rows
+from ca_service.store.models import Certificate, CertificateAuthority
+
+log = logging.getLogger("ca_service.ocsp")
+RELOAD_SECONDS = 10.0  # an unmatched issuer re-reads the CA list at most this often
+
+
+@dataclass(frozen=True)
+class OCSPAnswer:
+    der: bytes
+    status: str  # good | revoked | unknown, or the error response status
+    this_update: datetime | None = None
+    next_update: datetime | None = None
+    cacheable: bool = False  # successful and without nonce: HTTP caches may keep it
+    from_cache: bool = False
+
+
+@dataclass
+class _IssuerIndex:
+    """The issuing CAs held, and their CertID hashes per hash algorithm (filled lazily)."""
+
+    issuers: list[tuple[int, x509.Certificate]]
+    loaded_at: float
+    by_hash: dict[str, dict[tuple[bytes, bytes], int]] = field(default_factory=dict)
+
+    def match(self, algorithm: hashes.HashAlgorithm, name_hash: bytes, key_hash: bytes) -> int | None:
+        table = self.by_hash.get(algorithm.name)
+        if table is None:
+            table = {issuer_hashes(cert, algorithm): issuer_id for issuer_id, cert in self.issuers}
+            self.by_hash[algorithm.name] = table
+        return table.get((name_hash, key_hash))
+
+
+def _load_index(ctx: ServiceContext) -> _IssuerIndex:
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(CertificateAuthority.id, CertificateAuthority.der).where(CertificateAuthority.kind == "issuing")
+        ).all()
+    return _IssuerIndex([(row.id, x509.load_der_x509_certificate(row.der)) for row in rows], time.monotonic())
+
+
+def match_issuer(ctx: ServiceContext, req: ParsedOCSPRequest) -> int | None:
+    """The id of the issuing CA the request's CertID names, or None if we do not hold it."""
+    lock = cast(threading.Lock, ctx.cache.setdefault("ocsp_index_lock", threading.Lock()))
+    index = ctx.cache.get("ocsp_issuers")
+    if not isinstance(index, _IssuerIndex):
+        with lock:
+            index = _load_index(ctx)
+            ctx.cache["ocsp_issuers"] = index
+    found = index.match(req.hash_algorithm, req.issuer_name_hash, req.issuer_key_hash)
+    if found is None and time.monotonic() - index.loaded_at > RELOAD_SECONDS:
+        with lock:
+            index = _load_index(ctx)  # a CA added since (key rollover)
+            ctx.cache["ocsp_issuers"] = index
+        found = index.match(req.hash_algorithm, req.issuer_name_hash, req.issuer_key_hash)
+    return found
+
+
+@dataclass(frozen=True)
+class _Status:
+    status: OCSPStatus
+    revoked_at: datetime | None = None
+    reason: str | None = None
+
+
+_STATUS_QUERY = select(Certificate.issuer_id, Certificate.revoked_at, Certificate.revocation_reason).where(
+    Certificate.serial == bindparam("serial")
+)  # built once: the hot path only binds the serial (UNIQUE index on certificates.serial)
+
+
+def _status_row(ctx: ServiceContext, serial: str) -> Row[Any] | None:
+    rows = read_rows(ctx, _STATUS_QUERY, {"serial": serial})
+    return rows[0] if rows else None
+
+
+def lookup_status(ctx: ServiceContext, issuer_id: int | None, serial: str) -> _Status:
+    if issuer_id is None:
+        return _Status("unknown")
+    row = _status_row(ctx, serial)
+    if row is None or row.issuer_id != issuer_id:
+        return _Status("unknown")
+    if row.revoked_at is not None:
+        return _Status("revoked", row.revoked_at, row.revocation_reason or "unspecified")
+    return _Status("good")
+
+
+def malformed() -> OCSPAnswer:
+    metrics.OCSP_REQUESTS.labels("malformedRequest").inc()
+    return OCSPAnswer(build_error_response("malformedRequest"), "malformedRequest")
+
+
+def _internal_error() -> OCSPAnswer:
+    metrics.OCSP_REQUESTS.labels("internalError").inc()
+    return OCSPAnswer(build_error_response("internalError"), "internalError")
+
+
+def _sign(ctx: ServiceContext, req: ParsedOCSPRequest, signer_issuer_id: int, st: _Status) -> OCSPAnswer:
+    responder = ocsp_signer.responder_for(ctx, signer_issuer_id)
+    issuer_cert = _issuer_cert(ctx, signer_issuer_id)
+    this_update = ctx.clock.now().replace(microsecond=0)
+    next_update = this_update + timedelta(minutes=ctx.settings.ocsp_validity_minutes)
+    with metrics.OCSP_SIGNING_SECONDS.time():
+        der = build_response(
+            request=req,
+            issuer_cert=issuer_cert,
+            responder_cert=responder.certificate,
+            responder_key=responder.key,
+            status=st.status,
+            revoked_at=st.revoked_at,
+            reason=st.reason,
+            this_update=this_update,
+            next_update=next_update,
+        )
+    return OCSPAnswer(der, st.status, this_update, next_update, cacheable=req.nonce is None)
+
+
+def _issuer_cert(ctx: ServiceContext, issuer_id: int) -> x509.Certificate:
+    index = ctx.cache.get("ocsp_issuers")
+    if isinstance(index, _IssuerIndex):
+        for known_id, cert in index.issuers:
+            if known_id == issuer_id:
+                return cert
+    return active_issuer(ctx).context.certificate
+
+
+def _answer(ctx: ServiceContext, req: ParsedOCSPRequest) -> OCSPAnswer:
+    issuer_id = match_issuer(ctx, req)
+    serial = serial_hex(req.serial)
+    st = lookup_status(ctx, issuer_id, serial)
+    metrics.OCSP_REQUESTS.labels(st.status).inc()
+    # An issuer we do not hold: `unknown`, signed by the active issuing CA's responder.
+    signer_issuer_id = issuer_id if issuer_id is not None else active_issuer(ctx).id
+    hash_name = req.hash_algorithm.name
+    if req.nonce is not None or issuer_id is None:
+        metrics.OCSP_CACHE.labels("bypass").inc()
+        return _sign(ctx, req, signer_issuer_id, st)
+    cached = ocsp_cache.get(ctx, issuer_id, serial, hash_name)
+    if cached is not None and cached.status == st.status:
+        metrics.OCSP_CACHE.labels("hit").inc()
+        this_update = cached.next_update - timedelta(minutes=ctx.settings.ocsp_validity_minutes)
+        return OCSPAnswer(cached.der, st.status, this_update, cached.next_update, cacheable=True, from_cache=True)
+    metrics.OCSP_CACHE.labels("stale" if cached is not None else "miss").inc()
+    result = _sign(ctx, req, signer_issuer_id, st)
+    assert result.next_update is not None
+    ocsp_cache.put(ctx, issuer_id, serial, hash_name, st.status, result.next_update, result.der)
+    return result
+
+
+def answer(ctx: ServiceContext, der: bytes) -> OCSPAnswer:
+    """The DER OCSPResponse for a DER OCSPRequest; never raises."""
+    try:
+        req = parse_request(der)
+    except MalformedOCSPRequest:
+        return malformed()
+    try:
+        return _answer(ctx, req)
+    except Exception:
+        log.exception("OCSP answer failed")
+        return _internal_error()

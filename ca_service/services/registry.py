@@ -1,0 +1,149 @@
+"""Organisations and users, as the bank's front end and operators register them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from ca_service.errors import Conflict, InvalidInput, NotFound
+from ca_service.services import audit
+from ca_service.services.certificates import CertificateView, current_certificate, view_of
+from ca_service.services.context import Actor, ServiceContext
+from ca_service.services.post_commit import after_commit
+from ca_service.store.db import transaction
+from ca_service.store.models import Organization, User
+
+LOGIN_METHODS = ("id_password", "certificate")
+USER_ROLES = ("master", "general")
+
+
+@dataclass(frozen=True)
+class OrganizationView:
+    org_id: str
+    name: str
+    login_method: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class UserView:
+    login_id: str
+    org_id: str
+    role: str
+    email: str | None
+    display_name: str | None
+    login_method: str
+    created_at: datetime
+    updated_at: datetime
+    current_certificate: CertificateView | None
+
+
+def org_view(org: Organization) -> OrganizationView:
+    return OrganizationView(org.org_id, org.name, org.login_method, org.created_at, org.updated_at)
+
+
+def get_org_row(session: Session, org_id: str, *, for_update: bool = False) -> Organization:
+    org = session.get(Organization, org_id, with_for_update=for_update)
+    if org is None:
+        raise NotFound(f"organisation {org_id} does not exist", code="organization-not-found")
+    return org
+
+
+def put_organization(
+    ctx: ServiceContext, actor: Actor, org_id: str, name: str, login_method: str | None
+) -> tuple[OrganizationView, bool]:
+    """Create (optionally with an initial login method) or rename. Returns (view, created).
+    Changing the login method of an existing organisation goes through the paper procedure."""
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        org = session.get(Organization, org_id, with_for_update=True)
+        if org is None:
+            org = Organization(
+                org_id=org_id, name=name, login_method=login_method or "id_password", created_at=now, updated_at=now
+            )
+            session.add(org)
+            audit.record(
+                session, ctx, actor, "organization.created", "organization", org_id, name=name, login_method=org.login_method
+            )
+            created = True
+        else:
+            if login_method is not None and login_method != org.login_method:
+                raise Conflict(
+                    "the login method of an existing organisation is changed only through "
+                    f"POST /v1/organizations/{org_id}/login-method with a paper ticket",
+                    code="login-method-change-requires-ticket",
+                )
+            created = False
+            if org.name != name:
+                audit.record(session, ctx, actor, "organization.renamed", "organization", org_id, old_name=org.name, name=name)
+                org.name, org.updated_at = name, now
+        view = org_view(org)
+    after_commit(ctx)
+    return view, created
+
+
+def get_organization(ctx: ServiceContext, org_id: str) -> OrganizationView:
+    with ctx.sessions() as session:
+        return org_view(get_org_row(session, org_id))
+
+
+def _user_view(session: Session, ctx: ServiceContext, user: User, org: Organization) -> UserView:
+    cert = current_certificate(session, user.login_id)
+    now = ctx.clock.now()
+    current = view_of(cert, ctx, now) if cert is not None and cert.revoked_at is None and cert.not_after > now else None
+    return UserView(
+        user.login_id,
+        user.org_id,
+        user.role,
+        user.email,
+        user.display_name,
+        org.login_method,
+        user.created_at,
+        user.updated_at,
+        current,
+    )
+
+
+def put_user(
+    ctx: ServiceContext, actor: Actor, login_id: str, *, org_id: str, role: str, email: str | None, display_name: str | None
+) -> tuple[UserView, bool]:
+    if role not in USER_ROLES:
+        raise InvalidInput("role must be master or general", fields={"role": "must be master or general"})
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        org = get_org_row(session, org_id)
+        user = session.get(User, login_id, with_for_update=True)
+        fields = {"org_id": org_id, "role": role, "email": email, "display_name": display_name}
+        if user is None:
+            user = User(login_id=login_id, created_at=now, updated_at=now, **fields)
+            session.add(user)
+            audit.record(session, ctx, actor, "user.created", "user", login_id, **fields)
+            created = True
+        else:
+            if user.org_id != org_id:
+                raise Conflict(
+                    f"login ID {login_id} belongs to organisation {user.org_id}; a login ID never moves to another organisation",
+                    code="organization-change-refused",
+                )
+            changes = {k: v for k, v in fields.items() if getattr(user, k) != v}
+            if changes:
+                for k, v in changes.items():
+                    setattr(user, k, v)
+                user.updated_at = now
+                audit.record(session, ctx, actor, "user.updated", "user", login_id, **changes)
+            created = False
+        session.flush()
+        view = _user_view(session, ctx, user, org)
+    after_commit(ctx)
+    return view, created
+
+
+def get_user(ctx: ServiceContext, login_id: str) -> UserView:
+    with ctx.sessions() as session:
+        user = session.get(User, login_id)
+        if user is None:
+            raise NotFound(f"login ID {login_id} is not registered", code="user-not-found")
+        return _user_view(session, ctx, user, get_org_row(session, user.org_id))
