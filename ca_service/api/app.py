@@ -1,0 +1,81 @@
+"""The Flask application factory (gunicorn: `ca_service.api.app:create_app()`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+from flask import Flask, Response, g, request
+
+from ca_service.api import (
+    instrumentation,
+    problems,
+    routes_audit,
+    routes_certificates,
+    routes_lifecycle,
+    routes_ocsp,
+    routes_public,
+    routes_publication,
+    routes_registry,
+)
+from ca_service.api.auth import check_request
+from ca_service.api.openapi import make_openapi_app
+from ca_service.errors import InvalidInput, ServiceError
+from ca_service.services.context import ServiceContext, build_context
+from config.logging import bind as bind_log
+from config.logging import configure as configure_logging
+from config.settings import load_settings
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _before_request() -> None:
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    bind_log(request_id=g.request_id)
+    check_request()
+    client = g.get("client")
+    if client is not None:
+        bind_log(api_client=client.name)
+    if request.method in {"POST", "PUT", "PATCH"} and request.endpoint != "ocsp.ocsp_post":
+        data = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+        if data:
+            if request.mimetype != "application/json":
+                raise ServiceError("send the body as application/json", code="unsupported-media-type", status=415)
+            try:
+                json.loads(data)
+            except (ValueError, UnicodeDecodeError):
+                raise InvalidInput("the request body is not valid JSON") from None
+
+
+def _after_request(resp: Response) -> Response:
+    resp.headers["X-Request-ID"] = g.get("request_id", "")
+    resp.headers.setdefault("Cache-Control", "no-store")
+    return resp
+
+
+def create_app(context: ServiceContext | None = None) -> Flask:
+    ctx = context or build_context(load_settings())
+    if context is None:  # a real server (not a test's in-process app): JSON logs on stdout
+        configure_logging(ctx.settings.log_level)
+    app = make_openapi_app(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.validation_error_callback = problems.validation_problem
+    app.extensions["ca_service"] = ctx
+    for bp in (
+        routes_registry.bp,
+        routes_certificates.bp,
+        routes_audit.bp,
+        routes_public.bp,
+        routes_ocsp.bp,
+        routes_lifecycle.bp,
+        routes_publication.bp,
+    ):
+        app.register_api(bp)
+    instrumentation.register(app)
+    app.before_request(_before_request)
+    app.after_request(_after_request)
+    problems.register(app)
+    return app

@@ -1,0 +1,61 @@
+"""Bearer-token authentication and role checks, done before request validation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import current_app, g, request
+
+from ca_service.errors import ServiceError
+from ca_service.services.clients import ClientInfo, authenticate
+from ca_service.services.context import Actor
+
+F = TypeVar("F", bound=Callable[..., Any])
+PUBLIC = "public"
+
+
+class Unauthenticated(ServiceError):
+    status, code, title = 401, "unauthenticated", "Authentication required"
+
+
+class Forbidden(ServiceError):
+    status, code, title = 403, "forbidden", "Forbidden for this API client's role"
+
+
+def roles(*allowed: str) -> Callable[[F], F]:
+    """Mark a view with the roles that may call it (DESIGN §4 table); `public` for none."""
+
+    def mark(func: F) -> F:
+        func._roles = allowed  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+def check_request() -> None:
+    """before_request hook: authenticate and authorise according to the view's `roles`."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    allowed: tuple[str, ...] | None = getattr(view, "_roles", None)
+    if view is None or allowed is None or PUBLIC in allowed:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send Authorization: Bearer <token>")
+    client = authenticate(current_app.extensions["ca_service"], token.strip())
+    if client is None:
+        raise Unauthenticated("the token is unknown or its API client is disabled")
+    if client.role not in allowed:
+        raise Forbidden(f"role {client.role} may not call this endpoint (allowed: {', '.join(allowed)})")
+    g.client = client
+
+
+def current_client() -> ClientInfo:
+    client: ClientInfo = g.client
+    return client
+
+
+def actor(acting_login_id: str | None = None) -> Actor:
+    client = current_client()
+    return Actor(client_name=client.name, role=client.role, acting_login_id=acting_login_id, request_id=g.get("request_id"))

@@ -1,0 +1,72 @@
+"""HTTP metrics per route (the URL rule, never the raw path) and the /metrics endpoint."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST
+from werkzeug.exceptions import HTTPException
+
+from ca_service import metrics
+from ca_service.api.auth import PUBLIC, roles
+from ca_service.api.responses import ctx
+from ca_service.metrics_collectors import render
+from config.logging import bind as bind_log
+from config.logging import log_context
+
+access_log = logging.getLogger("ca_service.access")
+
+
+def _start() -> None:
+    g.started = time.perf_counter()
+    g.log_token = log_context.set({})  # filled by app._before_request and auth
+
+
+def _finish(resp: Response) -> Response:
+    started = g.get("started")
+    if started is not None:
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.HTTP_REQUESTS.labels(request.method, route, str(resp.status_code)).inc()
+        elapsed = time.perf_counter() - started
+        metrics.HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+        client = g.get("client")
+        bind_log(request_id=g.get("request_id"), api_client=client.name if client else None)
+        access_log.info(
+            "%s %s %s %.1fms", request.method, route, resp.status_code, elapsed * 1000, extra=_subjects(resp),
+        )  # fmt: skip
+    token = g.pop("log_token", None)
+    if token is not None:
+        log_context.reset(token)
+    return resp
+
+
+def _subjects(resp: Response) -> dict[str, Any]:
+    """Who and what a request was about, for its access log line: the bank user acting (a body's
+    `acting_login_id`, else the login ID in the path or the body) and the certificate's serial
+    (in the path, else the one a POST's 2xx JSON answer names: a new certificate's)."""
+    args = request.view_args or {}
+    try:
+        body = request.get_json(silent=True) if request.is_json else None  # already parsed: cached
+    except HTTPException:  # a body over the size limit is never read, not even for the log
+        body = None
+    body = body if isinstance(body, dict) else {}
+    acting = body.get("acting_login_id") or args.get("login_id") or body.get("login_id")
+    serial = args.get("serial")
+    if serial is None and request.method == "POST" and resp.is_json and 200 <= resp.status_code < 300:
+        answer = resp.get_json(silent=True)
+        serial = answer.get("serial") if isinstance(answer, dict) else None
+    return {"acting_login_id": acting if isinstance(acting, str) else None, "serial": serial if isinstance(serial, str) else None}
+
+
+@roles(PUBLIC)
+def metrics_view() -> Response:
+    return Response(render(ctx()), mimetype=CONTENT_TYPE_LATEST)
+
+
+def register(app: Flask) -> None:
+    app.before_request(_start)
+    app.after_request(_finish)
+    app.add_url_rule("/metrics", "metrics", metrics_view)

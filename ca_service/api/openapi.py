@@ -1,0 +1,55 @@
+"""The OpenAPI application: document generated from the pydantic models, errors as problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_openapi3 import Info, OpenAPI
+
+from ca_service.api.schemas import Problem
+
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_ERROR_STATUSES = {
+    "400": "Invalid request (code validation-error, invalid-csr, ...)",
+    "401": "Missing or unknown bearer token (code unauthenticated)",
+    "403": "Role not allowed (forbidden) or business rule (not-permitted)",
+    "404": "Not found",
+    "409": "Conflict with the current state",
+    "413": "Request body too large",
+    "415": "Request body is not JSON",
+    "503": "A dependency (CA key, database) is unavailable",
+}
+
+
+class CAOpenAPI(OpenAPI):
+    def generate_spec_json(self) -> None:
+        super().generate_spec_json()
+        spec: dict[str, Any] = self.spec_json
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = Problem.model_json_schema()
+        schemas.pop("ValidationErrorModel", None)
+        for path_item in spec.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                for status in list(responses):
+                    if int(status) >= 400:
+                        responses.pop(status)
+                for status, description in _ERROR_STATUSES.items():
+                    if status == "401" and "security" not in operation:
+                        continue
+                    responses[status] = {
+                        "description": description,
+                        "content": {"application/problem+json": {"schema": _PROBLEM_REF}},
+                    }
+
+
+def make_openapi_app(import_name: str) -> CAOpenAPI:
+    return CAOpenAPI(
+        import_name,
+        info=Info(title="ca-service", version="1.0.0", description="The bank's internal certificate authority (DESIGN §4)."),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        validation_error_status=400,
+        doc_ui=False,
+        doc_url="/openapi.json",
+    )

@@ -1,0 +1,74 @@
+"""RFC 9457 problem+json for every error: domain errors, HTTP errors, validation errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from ca_service.errors import ServiceError
+
+PROBLEM_TYPE_BASE = "https://ca-service.invalid/problems/"
+log = logging.getLogger("ca_service.api")
+
+_HTTP_CODES = {
+    400: "bad-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    429: "too-many-requests",
+}
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Response:
+    body: dict[str, Any] = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "detail": detail, "code": code}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    resp = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="ca-service"'
+    return resp
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "body"
+
+
+def validation_problem(exc: ValidationError) -> Response:
+    """Names each field and why; never echoes the submitted value back."""
+    errors = [{"field": _location(e["loc"]), "message": e["msg"]} for e in exc.errors(include_input=False, include_url=False)]
+    fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
+    return problem(400, "validation-error", "Invalid request", f"invalid or missing field(s): {fields}", errors=errors)
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError) -> Response:
+        extra = dict(exc.extra)
+        fields = extra.pop("fields", None)
+        errors = [{"field": k, "message": v} for k, v in fields.items()] if fields else None
+        return problem(exc.status, exc.code, exc.title, exc.detail, errors=errors, **extra)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        if exc.response is not None and exc.response.mimetype == "application/problem+json":
+            return exc.response  # type: ignore[return-value]  # already a problem (validation)
+        status = exc.code or 500
+        code = _HTTP_CODES.get(status, "http-error")
+        detail = exc.description or ""
+        if status == 404:
+            detail = "no such resource"
+        if status == 413:
+            detail = f"request body larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
+        return problem(status, code, exc.name, detail)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return problem(500, "internal-error", "Internal error", "an unexpected error occurred; it has been logged")

@@ -1,0 +1,88 @@
+"""The OCSP responder (RFC 6960 / RFC 5019): POST /ocsp and GET /ocsp/{base64 request}.
+
+Every answer is HTTP 200 with an `application/ocsp-response` body, errors included (the OCSP
+response status says malformedRequest / internalError); GET answers without a nonce carry the
+RFC 5019 caching headers so an HTTP cache in front can serve them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Any
+
+from flask import Response, request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, Field
+
+from ca_service.api.auth import PUBLIC, roles
+from ca_service.api.responses import ctx
+from ca_service.services import ocsp_responder
+
+bp = APIBlueprint("ocsp", __name__, abp_tags=[Tag(name="ocsp")])
+
+MIMETYPE = "application/ocsp-response"
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_RESPONSES: dict[str | int, Any] = {
+    200: {
+        "description": "A DER OCSPResponse (RFC 6960), also for malformed requests (responseStatus malformedRequest)",
+        "content": {MIMETYPE: _BINARY},
+    }
+}
+_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A DER OCSPRequest (RFC 6960)",
+        # octet-stream too: the body is read whatever the Content-Type (generic tools send that)
+        "content": {"application/ocsp-request": _BINARY, "application/octet-stream": _BINARY},
+    }
+}
+
+
+class OcspPath(BaseModel):
+    encoded: str = Field(description="The DER OCSPRequest in base64 (standard or URL-safe), percent-encoded")
+
+
+def decode_get_request(encoded: str) -> bytes | None:
+    """The DER request of a GET path segment (already percent-decoded by the router), or None."""
+    text = "".join(encoded.split()).replace("-", "+").replace("_", "/").rstrip("=")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _http_response(answer: ocsp_responder.OCSPAnswer, *, cacheable: bool) -> Response:
+    resp = Response(answer.der, status=200, mimetype=MIMETYPE)
+    if cacheable and answer.cacheable and answer.this_update and answer.next_update:
+        max_age = int((answer.next_update - ctx().clock.now()).total_seconds())
+        if max_age > 0:
+            resp.cache_control.public = True
+            resp.cache_control.no_transform = True
+            resp.cache_control.must_revalidate = True
+            resp.cache_control.max_age = max_age
+            resp.last_modified = answer.this_update
+            resp.expires = answer.next_update
+            resp.set_etag(hashlib.sha256(answer.der).hexdigest()[:32])
+            resp.make_conditional(request)
+            return resp
+    resp.cache_control.no_store = True
+    return resp
+
+
+@bp.post("/ocsp", responses=_RESPONSES, openapi_extensions=_REQUEST_BODY)
+@roles(PUBLIC)
+def ocsp_post() -> Response:
+    """OCSP request in the body (`application/ocsp-request`)."""
+    return _http_response(ocsp_responder.answer(ctx(), request.get_data()), cacheable=False)
+
+
+@bp.get("/ocsp/<path:encoded>", responses=_RESPONSES, merge_slashes=False)
+@roles(PUBLIC)
+def ocsp_get(path: OcspPath) -> Response:
+    """OCSP request as base64 in the path (RFC 6960 appendix A.1); cacheable when it has no nonce."""
+    der = decode_get_request(path.encoded)
+    answer = ocsp_responder.answer(ctx(), der) if der else ocsp_responder.malformed()
+    return _http_response(answer, cacheable=True)
