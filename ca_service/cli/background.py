@@ -1,0 +1,167 @@
+"""`ca-service worker`, `scheduler`, `crl publish|show`, `notices scan|list`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+
+import click
+from redis.exceptions import RedisError
+
+from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors, prepare_metrics_dir
+from ca_service.services import crl_publication, notices
+from config.logging import configure as configure_logging
+
+log = logging.getLogger("ca_service.cli")
+
+
+def _stop_while_starting() -> None:
+    """SIGTERM before RQ has installed its own handlers (still starting: imports, re-exec,
+    connecting) is a clean stop with status 0, not death by signal."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.command()
+@click.option("--burst", is_flag=True, help="Run the queued jobs, then exit.")
+@handle_errors
+def worker(burst: bool) -> None:
+    """Run an RQ worker on the queues crl, mail and default (SIGTERM: finish the job, then stop)."""
+    _stop_while_starting()
+    from workers.logging_context import ContextWorker as Worker
+    from workers.queues import QUEUES
+
+    ctx = context()
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # RQ forks a work horse per job: its counters survive only in prometheus-client's
+        # multiprocess mode, which must be chosen before the metrics are created: re-exec.
+        prepare_metrics_dir(ctx.settings.data_dir, "worker")
+        argv = [sys.executable, "-m", "ca_service.cli.main", "worker", *(["--burst"] if burst else [])]
+        os.execv(sys.executable, argv)  # noqa: S606
+    configure_logging(ctx.settings.log_level)
+    port = os.environ.get("CA_WORKER_METRICS_PORT")
+    if port:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        start_http_server(int(port), registry=registry)
+        log.info("worker metrics on :%s/metrics", port)
+    log.info("worker listening on %s", ", ".join(QUEUES))  # JSON lines only: the Redis URL may hold a password
+    while True:  # Redis going away is an outage to wait out, not a reason to exit
+        try:
+            Worker(list(QUEUES), connection=ctx.redis()).work(
+                burst=burst, with_scheduler=True, logging_level=ctx.settings.log_level
+            )
+            return
+        except RedisError as exc:
+            log.warning("worker: Redis unavailable (%s); retrying in 2 s", type(exc).__name__)
+            time.sleep(2)
+
+
+@click.command()
+@handle_errors
+def scheduler() -> None:
+    """Enqueue the periodic jobs: outbox sweep, CRL republication, daily expiry scan, OCSP rotation."""
+    _stop_while_starting()
+    from workers.scheduler import build_scheduler
+
+    configure_logging(context().settings.log_level)
+    while True:  # as the worker: wait out a Redis outage; SIGTERM ends start() normally
+        try:
+            build_scheduler().start()
+            return
+        except RedisError as exc:
+            log.warning("scheduler: Redis unavailable (%s); retrying in 2 s", type(exc).__name__)
+            time.sleep(2)
+
+
+@click.group("crl")
+def crl_group() -> None:
+    """Certificate revocation lists."""
+
+
+@crl_group.command("publish")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@handle_errors
+def crl_publish(as_json: bool) -> None:
+    """Publish the issuing and root CRLs now (synchronously) and print the result."""
+    results = crl_publication.publish(context(), force=True, actor=cli_actor())
+    if as_json:
+        echo_json(results)
+        return
+    echo_table(
+        ["ca", "crl_number", "this_update", "next_update", "entries"],
+        [[r.ca_name, r.crl_number, r.this_update, r.next_update, r.entries] for r in results],
+    )
+
+
+@crl_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@handle_errors
+def crl_show(as_json: bool) -> None:
+    """Show the latest issuing and root CRLs."""
+    ctx = context()
+    docs = [crl_publication.latest_crl(ctx, name) for name in ("issuing", "root")]
+    rows = [
+        {
+            "ca": d.ca_name,
+            "crl_number": d.crl_number,
+            "this_update": d.this_update,
+            "next_update": d.next_update,
+            "entries": d.entries,
+        }
+        for d in docs
+    ]
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table(list(rows[0]), [list(r.values()) for r in rows])
+
+
+@click.group("notices")
+def notices_group() -> None:
+    """The 40-day certificate expiry notices."""
+
+
+@notices_group.command("scan")
+@click.option("--as-of", type=click.DateTime(), default=None, help="Scan as of this UTC date/time (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@handle_errors
+def notices_scan(as_of: datetime | None, as_json: bool) -> None:
+    """Create the notices due now (or as of --as-of) and queue their emails."""
+    ctx = context()
+    when = as_of.replace(tzinfo=UTC) if as_of else None
+    with click.progressbar(length=0, label="scanning certificates", show_pos=True, file=None) as bar:
+        result = notices.scan(ctx, when, progress=bar.update)
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(
+        f"as of {result.as_of:%Y-%m-%dT%H:%M:%SZ}: {result.examined} certificates due, "
+        f"{result.created} notices created, {result.emails_queued} emails queued"
+    )
+
+
+@notices_group.command("list")
+@click.option("--failed", is_flag=True, required=True, help="Notices whose email failed after every retry.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@handle_errors
+def notices_list(failed: bool, as_json: bool) -> None:
+    """List notices whose email could not be delivered."""
+    rows = notices.failed_notices(context())
+    data = [
+        {"id": n.id, "login_id": n.login_id, "serial": n.serial, "attempts": n.email_attempts, "last_error": n.email_last_error}
+        for n in rows
+    ]
+    if as_json:
+        echo_json(data)
+        return
+    echo_table(["id", "login_id", "serial", "attempts", "last_error"], [list(d.values()) for d in data])

@@ -1,0 +1,118 @@
+"""Shared CLI plumbing: settings and context loading with one-line errors, output helpers."""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from ca_service.errors import ServiceError
+from ca_service.pki.keys import KeyError_
+from ca_service.services.context import Actor, ServiceContext, build_context
+from config.settings import Settings, SettingsError, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def prepare_metrics_dir(data_dir: Path, name: str = "serve") -> None:
+    """prometheus-client multiprocess mode: a fresh directory for this server instance
+    (`$CA_DATA_DIR/metrics/<name>-<pid>`), never one another running instance writes to; the
+    directories of instances that are gone are removed. An operator's PROMETHEUS_MULTIPROC_DIR
+    is theirs to manage and left alone."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    root = data_dir / "metrics"
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for old in root.iterdir():
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    directory = root / f"{name}-{os.getpid()}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(mode=0o700)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"ca-service: error: {message}", err=True)
+    sys.exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+
+
+def context() -> ServiceContext:
+    return build_context(settings())
+
+
+def cli_actor(ticket: str | None = None) -> Actor:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return Actor(client_name=f"cli:{user}", role="operator", request_id=f"cli-ticket-{ticket}"[:64] if ticket else None)
+
+
+def handle_errors(func: F) -> F:
+    """Domain, key and settings errors become one clear line and exit status 1 or 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SettingsError as exc:
+            fail(str(exc))
+        except KeyError_ as exc:
+            fail(str(exc))
+        except ServiceError as exc:
+            fail(f"{exc.detail} [{exc.code}]", 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, datetime):
+        return obj.isoformat().replace("+00:00", "Z")
+    return obj
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(to_jsonable(obj), ensure_ascii=False, indent=2))
+
+
+def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(to_jsonable(c)) if c is not None else "-" for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

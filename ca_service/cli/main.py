@@ -1,0 +1,92 @@
+"""The `ca-service` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+import config
+from ca_service.cli.background import crl_group, notices_group, scheduler, worker
+from ca_service.cli.clients import clients_group
+from ca_service.cli.common import cli_actor, context, fail, handle_errors, prepare_metrics_dir
+from ca_service.cli.dev import dev
+from ca_service.cli.ocsp import ocsp_group
+from ca_service.cli.operator import COMMANDS as OPERATOR_COMMANDS
+from ca_service.services import audit, authorities, ocsp_signer
+from ca_service.store.migrate import upgrade_to_head
+
+GUNICORN_CONF = Path(config.__file__).parent / "gunicorn.conf.py"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def cli() -> None:
+    """ca-service: the bank's internal CA for internet-banking client certificates.
+
+    Settings come from the environment (see README): DATABASE_URL, REDIS_URL, CA_DATA_DIR,
+    CA_KEY_PASSPHRASE or CA_KEY_PASSPHRASE_FILE, CA_PUBLIC_BASE_URL, ...
+    """
+
+
+@cli.command()
+@handle_errors
+def init() -> None:
+    """Migrate the database and create the root and issuing CA if absent (idempotent)."""
+    ctx = context()
+    click.echo("migrating database schema ...")
+    upgrade_to_head(ctx.engine)
+    result = authorities.ensure_hierarchy(ctx, cli_actor())
+    ocsp_signer.ensure_all_responders(ctx, cli_actor())  # so the first OCSP request never has to write
+    if result.created:
+        click.echo(f"created: {', '.join(result.created)}")
+    click.echo(f"root CA: {result.root_name}; issuing CA: {result.issuing_name}; data dir: {ctx.settings.data_dir}")
+
+
+@cli.command()
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="HOST:PORT for gunicorn.")
+@handle_errors
+def serve(bind: str) -> None:
+    """Run the HTTP API under gunicorn (config/gunicorn.conf.py, the app factory)."""
+    ctx = context()
+    authorities.check_ca_keys(ctx)  # refuse to start with a missing, exposed or undecryptable key
+    ctx.engine.dispose()
+    prepare_metrics_dir(ctx.settings.data_dir)
+    argv = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", bind, "ca_service.api.app:create_app()"]
+    os.execv(sys.executable, argv)  # noqa: S606 - replace this process with gunicorn
+
+
+@cli.group("audit")
+def audit_group() -> None:
+    """The hash-chained audit trail."""
+
+
+@audit_group.command("verify")
+@handle_errors
+def audit_verify() -> None:
+    """Seal pending events, then recompute the whole chain; exit 1 naming the first broken event."""
+    result = audit.verify_chain(context())
+    if not result.ok:
+        fail(
+            f"audit chain broken at event {result.broken_event_id}: {result.problem} ({result.checked} verified before it)",
+            1,
+        )
+    click.echo(f"audit chain OK: {result.checked} events verified")
+
+
+cli.add_command(clients_group)
+for command in (worker, scheduler, crl_group, notices_group):
+    cli.add_command(command)
+cli.add_command(dev)
+cli.add_command(ocsp_group)
+for command in OPERATOR_COMMANDS:
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

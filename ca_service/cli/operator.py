@@ -1,0 +1,226 @@
+"""The help desk's operator commands: organisations, users, certificates, revocation, failed jobs.
+
+Every change goes through the same service functions as the API, so it is audited the same way
+(the actor is `cli:<unix user>`, the paper ticket is recorded). Human tables by default,
+`--json` for scripts; progress bars (on a terminal, on stderr) for long runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors
+from ca_service.pki.reasons import REASONS
+from ca_service.services import certificates, failed_jobs, login_method, registry, revocation
+from ca_service.services.certificates import CertificateView
+
+JSON = click.option("--json", "as_json", is_flag=True, help="JSON output.")
+PAGE = 500
+_LIST_COLUMNS = ("serial", "login_id", "org_id", "status", "not_after", "days_remaining", "revocation_reason")
+
+
+def _ticket(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """The paper ticket as the API takes it: 1 to 100 characters, surrounding spaces dropped."""
+    ticket = value.strip()
+    if not 1 <= len(ticket) <= 100:
+        raise click.BadParameter("give the paper ticket's reference (1 to 100 characters)")
+    return ticket
+
+
+TICKET = click.option(
+    "--ticket", required=True, callback=_ticket, help="The paper ticket of the request (recorded in the audit trail)."
+)
+
+
+def _echo_fields(fields: dict[str, Any]) -> None:
+    """One `name: value` line per field, aligned (for a single object)."""
+    width = max(len(k) for k in fields)
+    for key, value in fields.items():
+        shown = "-" if value is None else (value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else value)
+        click.echo(f"{key.ljust(width)}  {shown}")
+
+
+def _cert_summary(view: CertificateView) -> dict[str, Any]:
+    return {k: v for k, v in asdict(view).items() if k != "certificate_pem"}
+
+
+# --- organisations ---------------------------------------------------------------------------------
+@click.group("orgs")
+def orgs_group() -> None:
+    """Organisations: show one, switch its login method (paper procedure)."""
+
+
+@orgs_group.command("show")
+@click.argument("org_id")
+@JSON
+@handle_errors
+def orgs_show(org_id: str, as_json: bool) -> None:
+    """Show an organisation and its login method."""
+    view = registry.get_organization(context(), org_id)
+    if as_json:
+        echo_json(view)
+        return
+    _echo_fields(asdict(view))
+
+
+@orgs_group.command("switch-method")
+@click.argument("org_id")
+@click.option("--to", "method", required=True, type=click.Choice(registry.LOGIN_METHODS), help="The new login method.")
+@TICKET
+@JSON
+@handle_errors
+def orgs_switch_method(org_id: str, method: str, ticket: str, as_json: bool) -> None:
+    """Switch the login method (R2, R3). To id_password revokes every valid certificate of the
+    organisation as cessation_of_operation and lists them."""
+    result = login_method.switch_login_method(context(), cli_actor(ticket), org_id, method, ticket)
+    if as_json:
+        echo_json({**asdict(result), "revoked": [_cert_summary(v) for v in result.revoked]})
+        return
+    if result.previous_login_method == result.login_method:
+        click.echo(f"organisation {org_id} already uses {method}: nothing changed")
+        return
+    click.echo(f"organisation {org_id}: login method {result.previous_login_method} -> {result.login_method} (ticket {ticket})")
+    if result.revoked:
+        click.echo(f"revoked {len(result.revoked)} certificates (cessation_of_operation):")
+        echo_table(["serial", "login_id", "not_after"], [[v.serial, v.login_id, v.not_after] for v in result.revoked])
+
+
+# --- users ---------------------------------------------------------------------------------------
+@click.group("users")
+def users_group() -> None:
+    """Bank users (login IDs)."""
+
+
+@users_group.command("show")
+@click.argument("login_id")
+@JSON
+@handle_errors
+def users_show(login_id: str, as_json: bool) -> None:
+    """Show a user, its organisation's login method and its current certificate."""
+    view = registry.get_user(context(), login_id)
+    if as_json:
+        current = _cert_summary(view.current_certificate) if view.current_certificate else None
+        echo_json({**asdict(view), "current_certificate": current})
+        return
+    fields = {k: v for k, v in asdict(view).items() if k != "current_certificate"}
+    cert = view.current_certificate
+    fields["current_certificate"] = (
+        f"{cert.serial} (until {cert.not_after:%Y-%m-%d}, {cert.days_remaining} days)" if cert else None
+    )
+    _echo_fields(fields)
+
+
+# --- certificates ----------------------------------------------------------------------------------
+@click.group("certs")
+def certs_group() -> None:
+    """Client certificates."""
+
+
+@certs_group.command("list")
+@click.option("--expiring-within", "days", type=click.IntRange(min=0), help="Only those expiring within DAYS (active).")
+@click.option("--org", "org_id", help="Only this organisation's.")
+@click.option("--login", "login_id", help="Only this login ID's.")
+@click.option("--status", type=click.Choice(certificates.STATUSES), help="active, revoked or expired.")
+@JSON
+@handle_errors
+def certs_list(days: int | None, org_id: str | None, login_id: str | None, status: str | None, as_json: bool) -> None:
+    """List certificates, oldest issued first. --expiring-within implies --status active."""
+    ctx = context()
+    expiring_before = ctx.clock.now() + timedelta(days=days) if days is not None else None
+    if days is not None and status is None:
+        status = "active"
+    found: list[CertificateView] = []
+    cursor: str | None = None
+    with click.progressbar(length=0, label="reading certificates", show_pos=True, file=sys.stderr) as bar:
+        while True:
+            page, cursor = certificates.list_certificates(
+                ctx,
+                certificates.CertificateFilter(
+                    login_id=login_id, org_id=org_id, status=status, expiring_before=expiring_before, limit=PAGE, cursor=cursor
+                ),
+            )
+            found.extend(page)
+            bar.update(len(page))
+            if cursor is None:
+                break
+    if as_json:
+        echo_json([_cert_summary(v) for v in found])
+        return
+    echo_table(list(_LIST_COLUMNS), [[getattr(v, c) for c in _LIST_COLUMNS] for v in found])
+    click.echo(f"{len(found)} certificates", err=True)
+
+
+@certs_group.command("show")
+@click.argument("serial")
+@click.option("--pem", is_flag=True, help="Print the certificate PEM only.")
+@JSON
+@handle_errors
+def certs_show(serial: str, pem: bool, as_json: bool) -> None:
+    """Show one certificate: status, validity, revocation, renewal links."""
+    view = certificates.get_certificate(context(), serial)
+    if pem:
+        click.echo(view.certificate_pem, nl=False)
+    elif as_json:
+        echo_json(view)
+    else:
+        _echo_fields(_cert_summary(view))
+
+
+# --- revocation ----------------------------------------------------------------------------------
+@click.command("revoke")
+@click.argument("serial")
+@click.option("--reason", required=True, type=click.Choice(REASONS), help="RFC 5280 reason (API name).")
+@TICKET
+@JSON
+@handle_errors
+def revoke(serial: str, reason: str, ticket: str, as_json: bool) -> None:
+    """Revoke a certificate as the help desk (any user's, masters' included: R9). The CRL
+    publication is queued; exit 1 with already-revoked if it was revoked before."""
+    view = revocation.revoke(context(), cli_actor(ticket), serial, reason=reason, ticket=ticket)
+    if as_json:
+        echo_json(_cert_summary(view))
+        return
+    click.echo(
+        f"revoked {view.serial} of {view.login_id} ({view.org_id}) as {view.revocation_reason} "
+        f"at {view.revoked_at:%Y-%m-%dT%H:%M:%SZ} (ticket {ticket}); a CRL publication is queued"
+    )
+
+
+# --- background jobs -----------------------------------------------------------------------------
+@click.group("jobs")
+def jobs_group() -> None:
+    """RQ background jobs."""
+
+
+@jobs_group.command("failed")
+@click.option("--queue", type=click.Choice(failed_jobs.QUEUES), help="Only this queue.")
+@click.option("--requeue", is_flag=True, help="Put the failed jobs back on their queues (audited).")
+@click.option("--job", "job_ids", multiple=True, metavar="JOB_ID", help="With --requeue: only this job (repeatable).")
+@JSON
+@handle_errors
+def jobs_failed(queue: str | None, requeue: bool, job_ids: tuple[str, ...], as_json: bool) -> None:
+    """List the jobs that failed after every retry, or requeue them with --requeue."""
+    if job_ids and not requeue:
+        raise click.UsageError("--job only goes with --requeue")
+    ctx = context()
+    if requeue:
+        total = len(job_ids) if job_ids else len(failed_jobs.list_failed(ctx, queue))
+        with click.progressbar(length=total, label="requeueing", file=sys.stderr) as bar:
+            jobs = failed_jobs.requeue(ctx, cli_actor(), list(job_ids), queue=queue, progress=bar.update)
+    else:
+        jobs = failed_jobs.list_failed(ctx, queue)
+    if as_json:
+        echo_json(jobs)
+        return
+    echo_table(
+        ["job_id", "queue", "function", "ended_at", "error"], [[j.job_id, j.queue, j.function, j.ended_at, j.error] for j in jobs]
+    )
+    click.echo(f"{len(jobs)} jobs {'requeued' if requeue else 'failed'}", err=True)
+
+
+COMMANDS = (orgs_group, users_group, certs_group, revoke, jobs_group)

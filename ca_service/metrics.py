@@ -1,0 +1,33 @@
+"""Prometheus metrics, one place for every process (API, worker, scheduler).
+
+Under gunicorn the API runs several worker processes: PROMETHEUS_MULTIPROC_DIR must be set
+(`ca-service serve` does) so that /metrics sums them. Define metrics here, by area.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+# --- HTTP ------------------------------------------------------------------------------------------
+HTTP_REQUESTS = Counter("ca_http_requests_total", "HTTP requests", ["method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "ca_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)  # fmt: skip
+
+# --- issuance and lifecycle -----------------------------------------------------------------
+CERTIFICATES_ISSUED = Counter("ca_certificates_issued_total", "Client certificates issued", ["kind"])  # kind: new|renewal
+CERTIFICATES_REVOKED = Counter("ca_certificates_revoked_total", "Client certificates revoked", ["reason"])
+LOGIN_CHECKS = Counter("ca_login_checks_total", "Login checks answered", ["result"])  # allowed or the refusal reason
+
+# --- background work -------------------------------------------------------------------------
+CRL_PUBLISHED = Counter("ca_crl_publications_total", "CRLs signed and published", ["ca"])
+NOTICES_CREATED = Counter("ca_notices_created_total", "Expiry notices created")
+NOTICE_EMAILS = Counter("ca_notice_emails_total", "Expiry notice email attempts", ["result"])  # sent|failed|no_email
+
+# --- OCSP ----------------------------------------------------------------------------------------
+OCSP_SIGNING_SECONDS = Histogram("ca_ocsp_signing_seconds", "Time to sign one OCSP response")
+# status: good|revoked|unknown (certStatus) or malformedRequest|internalError (response status)
+OCSP_REQUESTS = Counter("ca_ocsp_requests_total", "OCSP requests answered", ["status"])
+# result: hit|miss|stale (status changed)|bypass (nonce)|error (Redis down)
+OCSP_CACHE = Counter("ca_ocsp_cache_total", "OCSP response cache lookups", ["result"])

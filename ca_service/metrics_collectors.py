@@ -1,0 +1,101 @@
+"""Gauges computed at scrape time (cheap reads): CRL freshness, issuing-CA lifetime, queues."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import REGISTRY, Collector
+from sqlalchemy import select
+
+from ca_service.services.authorities import active_ca
+from ca_service.services.context import ServiceContext
+from ca_service.store.models import Crl
+
+QUEUES = ("crl", "mail", "default")
+SCHEDULER_HEARTBEAT_SECONDS = 120  # a scheduler beats at least every outbox-sweep interval (10 s)
+log = logging.getLogger("ca_service.metrics")
+
+
+class StateCollector(Collector):
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.ctx.clock.now()
+        number = GaugeMetricFamily("ca_crl_number", "CRL number of the latest CRL", labels=["ca"])
+        age = GaugeMetricFamily("ca_crl_age_seconds", "Seconds since the latest CRL's thisUpdate", labels=["ca"])
+        entries = GaugeMetricFamily("ca_crl_entries", "Entries on the latest CRL", labels=["ca"])
+        expiry = GaugeMetricFamily("ca_crl_next_update_seconds", "Seconds until the latest CRL's nextUpdate", labels=["ca"])
+        validity = GaugeMetricFamily(
+            "ca_crl_validity_seconds", "Configured CRL validity (nextUpdate - thisUpdate)", labels=["ca"]
+        )
+        ca_left = GaugeMetricFamily(
+            "ca_certificate_expiry_seconds", "Seconds until the active CA certificate expires", labels=["ca"]
+        )
+        try:
+            with self.ctx.sessions() as session:
+                for kind in ("issuing", "root"):
+                    ca = active_ca(session, kind)
+                    if ca is None:
+                        continue
+                    ca_left.add_metric([kind], (ca.not_after - now).total_seconds())
+                    crl = session.scalars(
+                        select(Crl).where(Crl.issuer_id == ca.id).order_by(Crl.crl_number.desc()).limit(1)
+                    ).first()
+                    if crl is None:
+                        continue
+                    number.add_metric([kind], crl.crl_number)
+                    age.add_metric([kind], (now - crl.this_update).total_seconds())
+                    entries.add_metric([kind], crl.entries)
+                    expiry.add_metric([kind], (crl.next_update - now).total_seconds())
+                    validity.add_metric([kind], (crl.next_update - crl.this_update).total_seconds())
+        except Exception:  # the database being down must not break the scrape of everything else
+            log.warning("metrics: database unavailable for the CRL and CA gauges", exc_info=True)
+        yield from (number, age, entries, expiry, validity, ca_left)
+        depth = GaugeMetricFamily("ca_queue_depth", "Jobs waiting in an RQ queue", labels=["queue"])
+        failed = GaugeMetricFamily("ca_queue_failed_jobs", "Jobs in an RQ queue's failed registry", labels=["queue"])
+        up = GaugeMetricFamily("ca_redis_up", "1 if Redis answered this scrape")
+        workers = GaugeMetricFamily("ca_rq_workers", "RQ workers registered in Redis")
+        schedulers = GaugeMetricFamily(
+            "ca_schedulers", f"Schedulers with a heartbeat in the last {SCHEDULER_HEARTBEAT_SECONDS} s"
+        )
+        ok = 0
+        if self.ctx.settings.redis_url:
+            try:
+                from rq import Queue, Worker
+                from rq.cron_scheduler_registry import get_registry_key
+
+                conn = self.ctx.redis()
+                for name in QUEUES:
+                    queue = Queue(name, connection=conn)
+                    depth.add_metric([name], queue.count)
+                    failed.add_metric([name], queue.failed_job_registry.count)
+                workers.add_metric([], Worker.count(connection=conn))
+                # RQ's CronScheduler writes its heartbeat (unix time) into this sorted set each tick
+                recent = conn.zcount(get_registry_key(), time.time() - SCHEDULER_HEARTBEAT_SECONDS, "+inf")
+                schedulers.add_metric([], int(recent))  # type: ignore[arg-type]
+                ok = 1
+            except Exception:
+                ok = 0
+        up.add_metric([], ok)
+        yield from (depth, failed, up)
+        if ok:
+            yield from (workers, schedulers)
+
+
+def render(ctx: ServiceContext) -> bytes:
+    """All metrics: summed over every process writing to PROMETHEUS_MULTIPROC_DIR when set."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = CollectorRegistry()
+        for collector in list(REGISTRY._collector_to_names):  # the process's own counters
+            registry.register(collector)
+    registry.register(StateCollector(ctx))
+    return generate_latest(registry)
