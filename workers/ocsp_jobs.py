@@ -1,0 +1,36 @@
+"""OCSP jobs: responder certificate rotation (a thin wrapper around the service).
+
+Schedule `rotate_ocsp_responders_job` daily (and once at scheduler start-up): a responder is
+replaced once a third of its lifetime (default 30 days) is left, so a daily run leaves ten days
+of slack before any responder expires.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ca_service.services import ocsp_signer
+from ca_service.services.context import ServiceContext, build_context
+from config.settings import load_settings
+
+
+def _context() -> ServiceContext:
+    return build_context(load_settings(), pool_size=1)
+
+
+def rotate_ocsp_responders_job(**_: Any) -> list[dict[str, Any]]:
+    """Ensure every unexpired issuing CA has a fresh responder; returns what was done."""
+    ctx = _context()
+    try:
+        return [
+            {
+                "issuer": r.issuer_name,
+                "responder": r.responder_name,
+                "serial": r.serial,
+                "not_after": r.not_after.isoformat(),
+                "created": r.created,
+            }
+            for r in ocsp_signer.ensure_all_responders(ctx)
+        ]
+    finally:
+        ctx.engine.dispose()

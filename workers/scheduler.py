@@ -1,0 +1,29 @@
+"""The periodic jobs, scheduled with RQ's own CronScheduler."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from rq.cron import CronScheduler
+
+from workers import jobs, ocsp_jobs
+from workers.queues import context
+
+log = logging.getLogger("ca_service.scheduler")
+SWEEP_SECONDS = 10
+
+
+def build_scheduler() -> CronScheduler:
+    ctx = context()
+    s = ctx.settings
+    # The cron strings are in CA_TIMEZONE (RQ evaluates them in the process's local time).
+    os.environ["TZ"] = s.timezone
+    time.tzset()
+    scheduler = CronScheduler(connection=ctx.redis(), name=f"ca-service-scheduler-{os.getpid()}")
+    scheduler.register(jobs.sweep_job, "default", interval=SWEEP_SECONDS, name="outbox-sweep")
+    scheduler.register(jobs.republish_crl_job, "crl", interval=s.crl_republish_minutes * 60, name="crl-republish")
+    scheduler.register(jobs.expiry_scan_job, "default", cron=s.expiry_scan_cron, name="expiry-scan")
+    scheduler.register(ocsp_jobs.rotate_ocsp_responders_job, "default", interval=6 * 3600, name="ocsp-responder-rotation")
+    return scheduler
