@@ -1,0 +1,41 @@
+"""A smoke run of every benchmark with tiny sizes, so the scripts stay runnable. The figures are
+not checked (no timing assertions); only that each script runs and prints its table."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgresql")
+
+
+def _bench(*args: str) -> str:
+    env = dict(os.environ, BENCH_DATABASE_URL=os.environ.get("DATABASE_URL", ""))
+    argv = [sys.executable, "-m", *args]
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "| " in proc.stdout and "machine:" in proc.stdout, proc.stdout
+    return proc.stdout
+
+
+def test_crl_build_bench():
+    _bench("bench.crl_build", "--entries", "500")
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="the benchmarks run against PostgreSQL")
+def test_database_benches():
+    _bench("bench.crl_publication", "--entries", "500")
+    _bench("bench.expiry_scan", "--certificates", "1000", "--due", "200")
+
+
+@pytest.mark.skipif(not ON_POSTGRES or shutil.which("wrk") is None, reason="needs PostgreSQL and wrk")
+def test_http_benches():
+    _bench("bench.issuance", "--requests", "300", "--seconds", "1", "--connections", "4")
+    _bench("bench.login_checks", "--users", "100", "--seconds", "1", "--connections", "4")
+    _bench("bench.ocsp", "--stored", "300", "--distinct", "50", "--seconds", "1", "--connections", "4")
