@@ -1,0 +1,251 @@
+"""Shared benchmark plumbing: a fresh PostgreSQL database, an initialised CA, bulk loading with
+COPY, the real service (gunicorn with the production config), wrk as the separate load process,
+and one printed table per benchmark. Benchmarks print figures; they never assert on speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PASSPHRASE = "bench-passphrase-not-secret"
+
+
+def machine() -> str:
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import cryptography
+    from cryptography.hazmat.backends.openssl.backend import backend
+
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"cryptography {cryptography.__version__}, {backend.openssl_version_text()}"
+    )
+
+
+def peak_rss_mb(children: bool = False) -> float:
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+@dataclass
+class BenchEnv:
+    """A fresh database + data dir, with the environment every process of the run shares."""
+
+    name: str
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ca-bench-")))
+    database_url: str = ""
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        base = make_url(os.environ.get("BENCH_DATABASE_URL") or DEFAULT_PG)
+        dbname = f"ca_bench_{self.name}"
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{dbname}"'))
+        admin.dispose()
+        self.database_url = base.set(database=dbname).render_as_string(hide_password=False)
+        os.environ.update(self.env())
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=self.database_url,
+            CA_DATA_DIR=str(self.workdir / "data"),
+            CA_KEY_PASSPHRASE=PASSPHRASE,
+            CA_LOG_LEVEL="WARNING",
+        )
+        env.pop("CA_CLOCK_OFFSET_FILE", None)
+        env.update(extra)
+        return env
+
+    def init_ca(self) -> None:
+        subprocess.run([sys.executable, "-m", "ca_service.cli.main", "init"], env=self.env(), check=True, capture_output=True)
+
+    def token(self, role: str) -> str:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ca_service.cli.main",
+                "clients",
+                "create",
+                "--name",
+                f"bench-{role}",
+                "--role",
+                role,
+                "--json",
+            ],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return str(json.loads(out.stdout)["token"])
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> int:
+        """Bulk-load with PostgreSQL COPY (seconds for millions of rows, not the API)."""
+        import psycopg
+
+        url = make_url(self.database_url)
+        count = 0
+        with psycopg.connect(host=url.host, port=url.port, user=url.username, dbname=url.database) as conn:
+            with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+                    count += 1
+            conn.commit()
+        return count
+
+    def issuing_ca_id(self) -> int:
+        return int(str(self.scalar("SELECT id FROM certificate_authorities WHERE kind='issuing' AND active")))
+
+    def load_users(self, prefix: str, count: int, *, with_org: bool = True, email_every: int = 0) -> None:
+        """The organisation `bench` (certificate method) and users prefix0..prefixN, by COPY."""
+        now = datetime.now(UTC)
+        if with_org:
+            self.copy_rows(
+                "organizations",
+                ["org_id", "name", "login_method", "created_at", "updated_at"],
+                [("bench", "Bench", "certificate", now, now)],
+            )
+        self.copy_rows(
+            "users",
+            ["login_id", "org_id", "role", "email", "display_name", "created_at", "updated_at"],
+            (
+                (
+                    f"{prefix}{i}",
+                    "bench",
+                    "general",
+                    f"{prefix}{i}@example.com" if email_every and i % email_every else None,
+                    None,
+                    now,
+                    now,
+                )
+                for i in range(count)
+            ),
+        )
+
+    def sql(self, statement: str) -> None:
+        engine = create_engine(self.database_url)
+        with engine.begin() as conn:
+            conn.execute(text(statement))
+        engine.dispose()
+
+    def scalar(self, query: str) -> object:
+        engine = create_engine(self.database_url)
+        with engine.connect() as conn:
+            value = conn.execute(text(query)).scalar()
+        engine.dispose()
+        return value
+
+    def start_api(self, port: int = 18000, **extra_env: str) -> str:
+        """`ca-service serve` = gunicorn with config/gunicorn.conf.py (the production config)."""
+        base = f"http://127.0.0.1:{port}"
+        log = open(self.workdir / "api.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ca_service.cli.main", "serve", "--bind", f"127.0.0.1:{port}"],
+            env=self.env(CA_PUBLIC_BASE_URL=base, **extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(proc)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(base + "/readyz", timeout=2).status_code == 200:
+                    return base
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"API did not become ready; see {self.workdir / 'api.log'}")
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP_DATABASE") != "1":  # each run's database is its own: drop it
+            url = make_url(self.database_url)
+            admin = create_engine(
+                url.set(database=make_url(os.environ.get("BENCH_DATABASE_URL") or DEFAULT_PG).database),
+                isolation_level="AUTOCOMMIT",
+            )
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+            admin.dispose()
+
+
+@dataclass
+class WrkResult:
+    requests_per_second: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    non_2xx: int
+    total: int
+
+
+def _ms(value: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", value.strip())
+    if not match:
+        return float("nan")
+    number, unit = float(match.group(1)), match.group(2)
+    return number / 1000 if unit == "us" else number * 1000 if unit == "s" else number
+
+
+def run_wrk(url: str, script: Path, *, seconds: int, connections: int, threads: int = 2, rate: int | None = None) -> WrkResult:
+    """wrk (or wrk2-style fixed rate if `rate` and the binary supports -R) as the load process."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    argv = [binary, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script), url]
+    if rate is not None:
+        argv[1:1] = ["-R", str(rate)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) if "Requests/sec" in out else 0.0
+    lat = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
+    non2xx = int(re.search(r"Non-2xx or 3xx responses: (\d+)", out).group(1)) if "Non-2xx" in out else 0
+    total = int(re.search(r"(\d+) requests in", out).group(1)) if "requests in" in out else 0
+    return WrkResult(rps, _ms(lat.get("50", "")), _ms(lat.get("90", "")), _ms(lat.get("99", "")), non2xx, total)
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[f"{c:,.1f}" if isinstance(c, float) else f"{c:,}" if isinstance(c, int) else str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    print(f"\n## {title}\n")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in cells:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
+    print(f"\nmachine: {machine()}")

@@ -1,0 +1,172 @@
+"""Issuance throughput end to end over HTTP: gunicorn (production config) + PostgreSQL, wrk as
+the separate load process, against the in-process signing limit measured in the same run.
+
+    python -m bench.issuance [--requests 20000] [--seconds 10] [--stored 0,1000000] [--connections 16]
+
+Users (and, for growth runs, already-issued certificates) are bulk-loaded with COPY; every
+request carries a fresh pre-generated P-256 CSR for a different login ID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from bench.common import BenchEnv, print_table, run_wrk
+
+LUA = r"""
+local bodies, paths = {}, {}
+local counter, stride, index = 0, 1, 0
+function setup(thread)
+  thread:set("tid", counter); counter = counter + 1
+end
+function init(args)
+  stride = tonumber(os.getenv("BENCH_THREADS") or "1")
+  for line in io.lines(os.getenv("BENCH_BODIES")) do
+    local login, body = line:match("([^\t]+)\t(.*)")
+    paths[#paths + 1] = "/v1/users/" .. login .. "/certificates"
+    bodies[#bodies + 1] = body
+  end
+  index = tid + 1
+end
+function request()
+  local i = index
+  index = index + stride
+  if i > #bodies then i = ((i - 1) % #bodies) + 1 end
+  return wrk.format("POST", paths[i], {["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")}, bodies[i])
+end
+"""
+
+
+def make_csrs(count: int) -> list[str]:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench")])
+    out = []
+    for _ in range(count):
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+        out.append(csr.public_bytes(serialization.Encoding.PEM).decode())
+    return out
+
+
+def in_process_limit(csrs: list[str]) -> float:
+    """The floor: parse + verify CSR, build, sign P-256, PEM — no HTTP, no database."""
+    from ca_service.pki.csr import check_csr
+    from ca_service.pki.profile import ClientCertRequest, build_client_certificate, make_issuer_context
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
+    now = datetime.now(UTC)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=3650))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    issuer = make_issuer_context(ca, ca_key, crl_url="http://x/crl", ocsp_url="http://x/ocsp", ca_cert_url="http://x/ca")
+    start = time.perf_counter()
+    for pem in csrs:
+        checked = check_csr(pem)
+        req = ClientCertRequest("u", "o", "Bank", checked.public_key, x509.random_serial_number(), now, now + timedelta(days=365))
+        build_client_certificate(req, issuer).public_bytes(serialization.Encoding.PEM)
+    return len(csrs) / (time.perf_counter() - start)
+
+
+def load_registry(env: BenchEnv, users: int) -> None:
+    env.load_users("u", users)
+
+
+def load_stored_certificates(env: BenchEnv, count: int, template_der: bytes, issuer_id: int) -> None:
+    """`count` already-issued certificates for other login IDs (their own users), for growth runs."""
+    if count <= 0:
+        return
+    now = datetime.now(UTC)
+    env.load_users("s", count, with_org=False)
+
+    def rows():
+        for i in range(count):
+            issued = now - timedelta(seconds=i)
+            fingerprint = hashlib.sha256(str(i).encode()).hexdigest()
+            yield (
+                secrets.token_hex(20).lstrip("0"), issuer_id, f"s{i}", "bench", f"s{i}", secrets.token_hex(32),
+                fingerprint, "EC P-256", issued, issued, issued + timedelta(days=365), template_der,
+            )  # fmt: skip
+
+    env.copy_rows(
+        "certificates",
+        ["serial", "issuer_id", "login_id", "org_id", "current_login_id", "spki_sha256", "fingerprint_sha256",
+         "key_description", "issued_at", "not_before", "not_after", "der"],
+        rows(),
+    )  # fmt: skip
+    env.sql("ANALYZE certificates; ANALYZE users")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=20000, help="pre-generated CSRs / users")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--stored", default="0", help="comma-separated counts of already stored certificates")
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: the production setting)")
+    args = parser.parse_args()
+
+    print(f"generating {args.requests} CSRs ...", flush=True)
+    csrs = make_csrs(args.requests)
+    limit = in_process_limit(csrs[: min(2000, len(csrs))])
+    rows = []
+    for stored in [int(s) for s in args.stored.split(",")]:
+        env = BenchEnv(f"issuance_{stored}")
+        try:
+            env.init_ca()
+            token = env.token("frontend")
+            load_registry(env, args.requests)
+            if stored:
+                issuer_id = env.issuing_ca_id()
+                print(f"bulk-loading {stored:,} stored certificates ...", flush=True)
+                t = time.perf_counter()
+                load_stored_certificates(env, stored, b"\x30\x00", issuer_id)
+                print(f"  loaded in {time.perf_counter() - t:.1f}s", flush=True)
+            bodies = env.workdir / "bodies.tsv"
+            bodies.write_text("".join(f"u{i}\t{json.dumps({'csr': c})}\n" for i, c in enumerate(csrs)))
+            script = env.workdir / "issue.lua"
+            script.write_text(LUA)
+            extra = {"CA_GUNICORN_WORKERS": str(args.workers)} if args.workers else {}
+            base = env.start_api(**extra)
+            threads = 2
+            os.environ.update(BENCH_BODIES=str(bodies), BENCH_TOKEN=token, BENCH_THREADS=str(threads))
+            seconds = min(args.seconds, max(1, args.requests // 2500))
+            result = run_wrk(base, script, seconds=seconds, connections=args.connections, threads=threads)
+            rows.append(
+                [
+                    f"{stored:,} stored", round(result.requests_per_second, 1), result.p50_ms, result.p90_ms, result.p99_ms,
+                    result.non_2xx, f"{result.requests_per_second / limit:.2f}",
+                ]
+            )  # fmt: skip
+        finally:
+            env.stop()
+    print_table(
+        f"Issuance over HTTP (in-process limit {limit:,.0f}/s on one core)",
+        ["data", "issued/s", "p50 ms", "p90 ms", "p99 ms", "non-2xx", "ratio to limit"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    Path(__file__)  # keep import of Path used for type clarity
+    main()

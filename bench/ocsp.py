@@ -1,0 +1,187 @@
+"""OCSP responses per second over HTTP: gunicorn (production config) + PostgreSQL + Redis, wrk as
+the separate load process, GET /ocsp/{base64} requests for stored certificates.
+
+    python -m bench.ocsp [--stored 100000] [--distinct 5000] [--seconds 10] [--connections 16]
+
+Scenarios: `cached` (no nonce: after the first request per serial the signed response comes
+from Redis; a point read of the status still happens), `fresh` (a nonce in every request: each
+response is signed), and `cached, Redis down` (REDIS_URL points nowhere: every response signed
+from the database). Also prints the in-process cost of building and signing one response.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import redis
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from bench.common import BenchEnv, print_table, run_wrk
+from bench.issuance import load_registry, load_stored_certificates
+from ca_service.pki.ocsp import issuer_hashes
+
+LUA = r"""
+local paths = {}
+local counter, stride, index = 0, 1, 0
+function setup(thread)
+  thread:set("tid", counter); counter = counter + 1
+end
+function init(args)
+  stride = tonumber(os.getenv("BENCH_THREADS") or "1")
+  for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
+  index = tid + 1
+end
+function request()
+  local i = ((index - 1) % #paths) + 1
+  index = index + stride
+  return wrk.format("GET", paths[i])
+end
+"""
+
+
+def request_paths(issuer: x509.Certificate, serials: list[str], *, nonce: bool) -> list[str]:
+    # CertID hashes of the issuer (name hash of its subject, key hash of its key), as clients send.
+    name_hash, key_hash = issuer_hashes(issuer, hashes.SHA1())  # noqa: S303 - the RFC 5019 CertID
+    out = []
+    for serial in serials:
+        builder = ocsp.OCSPRequestBuilder().add_certificate_by_hash(
+            name_hash,
+            key_hash,
+            int(serial, 16),
+            hashes.SHA1(),  # noqa: S303 - the RFC 5019 CertID
+        )
+        if nonce:
+            builder = builder.add_extension(x509.OCSPNonce(secrets.token_bytes(16)), critical=False)
+        der = builder.build().public_bytes(serialization.Encoding.DER)
+        out.append("/ocsp/" + quote(base64.b64encode(der).decode(), safe=""))
+    return out
+
+
+def in_process_signing(env: BenchEnv, issuer: x509.Certificate, serials: list[str], count: int = 2000) -> float:
+    """Responses built and signed per second on one core, no HTTP, no database (the floor)."""
+    from ca_service.pki.ocsp import build_response, parse_request
+    from ca_service.services import ocsp_signer
+    from ca_service.services.context import build_context
+    from config.settings import load_settings
+
+    ctx = build_context(load_settings(env.env()), pool_size=1)
+    issuer_id = env.issuing_ca_id()
+    responder = ocsp_signer.responder_for(ctx, issuer_id)
+    paths = request_paths(issuer, serials[:count], nonce=True)
+    parsed = [parse_request(base64.b64decode(p[len("/ocsp/") :].replace("%2B", "+").replace("%2F", "/").replace("%3D", "=")))
+              for p in paths]  # fmt: skip
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = time.perf_counter()
+    for req in parsed:
+        build_response(
+            request=req, issuer_cert=issuer, responder_cert=responder.certificate, responder_key=responder.key,
+            status="good", revoked_at=None, reason=None, this_update=now, next_update=now + timedelta(hours=1),
+        )  # fmt: skip
+    rate = len(parsed) / (time.perf_counter() - start)
+    ctx.engine.dispose()
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stored", type=int, default=100_000, help="certificates in the database")
+    parser.add_argument("--distinct", type=int, default=5000, help="distinct serials asked about")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: the production setting)")
+    args = parser.parse_args()
+
+    redis_url = os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/14"
+    redis.Redis.from_url(redis_url).flushdb()
+    env = BenchEnv("ocsp")
+    rows = []
+    try:
+        env.init_ca()
+        load_registry(env, 0)
+        issuer_id = env.issuing_ca_id()
+        print(f"bulk-loading {args.stored:,} stored certificates ...", flush=True)
+        load_stored_certificates(env, args.stored, b"\x30\x00", issuer_id)
+        env.sql("UPDATE certificates SET revoked_at = now(), revocation_reason = 'key_compromise' WHERE id % 10 = 0")
+        _settle(env)
+        issuer = x509.load_der_x509_certificate(
+            bytes(env.scalar(f"SELECT der FROM certificate_authorities WHERE id = {issuer_id}"))  # noqa: S608  # type: ignore[arg-type]
+        )
+        serials = [str(s) for s in _serials(env, args.distinct)]
+        signing = in_process_signing(env, issuer, serials)
+        script = env.workdir / "ocsp.lua"
+        script.write_text(LUA)
+        threads = 2
+        extra = {"CA_GUNICORN_WORKERS": str(args.workers)} if args.workers else {}
+        scenarios = [
+            ("cached (no nonce)", False, redis_url, 0),
+            ("fresh-signed (nonce)", True, redis_url, 1),
+            ("no nonce, Redis down", False, "redis://127.0.0.1:1/0", 2),
+        ]
+        for label, nonce, url, n in scenarios:
+            base = env.start_api(port=18100 + n, REDIS_URL=url, **extra)
+            paths_file = env.workdir / f"paths-{n}.txt"
+            paths_file.write_text("\n".join(request_paths(issuer, serials, nonce=nonce)) + "\n")
+            os.environ.update(BENCH_PATHS=str(paths_file), BENCH_THREADS=str(threads))
+            _check_answers(base, paths_file)
+            if not nonce and n == 0:  # warm the cache: one request per serial
+                run_wrk(base, script, seconds=max(2, args.distinct // 1500), connections=args.connections, threads=threads)
+            result = run_wrk(base, script, seconds=args.seconds, connections=args.connections, threads=threads)
+            rows.append(
+                [label, round(result.requests_per_second, 1), result.p50_ms, result.p90_ms, result.p99_ms, result.non_2xx]
+            )
+            for proc in env.processes:
+                proc.terminate()
+                proc.wait(30)
+            env.processes.clear()
+    finally:
+        env.stop()
+    print_table(
+        f"OCSP over HTTP, {args.stored:,} stored certificates, {args.distinct:,} distinct serials "
+        f"(in-process build+sign: {signing:,.0f}/s on one core)",
+        ["scenario", "responses/s", "p50 ms", "p90 ms", "p99 ms", "non-2xx"],
+        rows,
+    )
+
+
+def _settle(env: BenchEnv) -> None:
+    """VACUUM + CHECKPOINT after the bulk load, so autovacuum does not run during a scenario."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(env.database_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("VACUUM ANALYZE certificates"))
+        conn.execute(text("CHECKPOINT"))
+    engine.dispose()
+
+
+def _check_answers(base: str, paths_file: Path) -> None:
+    """Refuse to time errors: the first requests must get signed good/revoked answers."""
+    import requests
+
+    for path in paths_file.read_text().splitlines()[:20]:
+        resp = ocsp.load_der_ocsp_response(requests.get(base + path, timeout=10).content)
+        if resp.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL or resp.certificate_status == ocsp.OCSPCertStatus.UNKNOWN:
+            raise SystemExit(f"unexpected OCSP answer for {path}: {resp.response_status}")
+
+
+def _serials(env: BenchEnv, count: int) -> list[object]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(env.database_url)
+    with engine.connect() as conn:
+        values = list(conn.execute(text("SELECT serial FROM certificates ORDER BY random() LIMIT :n"), {"n": count}).scalars())
+    engine.dispose()
+    return values
+
+
+if __name__ == "__main__":
+    main()
