@@ -76,7 +76,9 @@ def scheduler() -> None:
     configure_logging(context().settings.log_level)
     while True:  # as the worker: wait out a Redis outage; SIGTERM ends start() normally
         try:
-            build_scheduler().start()
+            periodic = build_scheduler()
+            log.info("scheduler running %d periodic jobs", len(periodic.get_jobs()))
+            periodic.start()
             return
         except RedisError as exc:
             log.warning("scheduler: Redis unavailable (%s); retrying in 2 s", type(exc).__name__)

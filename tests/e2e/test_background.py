@@ -207,7 +207,8 @@ def test_expiry_notice_email_once_with_retry_after_smtp_outage(api, ctx, clock, 
     assert "ログイン後の画面から電子証明書を更新してください" in body and "renew it from the screen after login" in body
     assert f"{alice['not_after'][:4]}年" in body
     assert "2 notices created" not in run_cli("notices", "scan", env=test_env.env()).stdout  # rerun: nothing new
-    time.sleep(2)
+    wait_for(lambda: _email_state(ctx, "alice") == ("sent", 1), timeout=15)
+    time.sleep(2)  # a duplicate email, if the rerun queued one, would arrive in this time
     assert len(smtp.messages) == 1
     with ctx.sessions() as s:
         statuses = {n.login_id: (n.email_status, n.email_attempts) for n in s.scalars(select(Notice))}
@@ -222,10 +223,12 @@ def test_expiry_notice_email_once_with_retry_after_smtp_outage(api, ctx, clock, 
     api.issue("bob", make_csr()[1])
     clock.travel(days=330)
     run_cli("notices", "scan", env=test_env.env(**env))  # the retry schedule is fixed when the job is enqueued
-    wait_for(lambda: _attempts(ctx, "bob") >= 1, timeout=30)
+    wait_for(lambda: _email_state(ctx, "bob")[1] >= 1, timeout=30)
     time.sleep(1.5)
     smtp.start()
     wait_for(lambda: any(m["To"] == "bob@example.com" for m in smtp.messages), timeout=45)
+    # the job records `sent` after the SMTP server has accepted the message: wait for the record
+    wait_for(lambda: _email_state(ctx, "bob")[0] == "sent", timeout=15)
     with ctx.sessions() as s:
         bob = s.scalars(select(Notice).where(Notice.login_id == "bob")).one()
     assert bob.email_status == "sent" and bob.email_attempts >= 2 and bob.email_last_error is None
@@ -234,10 +237,11 @@ def test_expiry_notice_email_once_with_retry_after_smtp_outage(api, ctx, clock, 
     redis.stop()
 
 
-def _attempts(ctx, login_id: str) -> int:
+def _email_state(ctx, login_id: str) -> tuple[str | None, int]:
+    """(email_status, email_attempts) of the login ID's notice."""
     with ctx.sessions() as s:
         notice = s.scalars(select(Notice).where(Notice.login_id == login_id)).first()
-        return notice.email_attempts if notice else 0
+        return (notice.email_status, notice.email_attempts) if notice else (None, 0)
 
 
 def test_notices_disappear_after_renewal_and_revocation(api, clock, test_env):

@@ -36,6 +36,10 @@ def test_sigterm_under_load_stops_everything_cleanly_and_loses_nothing(live_proc
     base = live_processes.start_api(workers=2, name="api-term")
     worker = live_processes.start("worker-term", ["worker"])
     scheduler = live_processes.start("scheduler-term", ["scheduler"])
+    # up and running first: a process still importing (slow on a busy CI machine) dies of the
+    # signal before it can handle it, which is harmless but not what this test is about
+    worker.wait_for_log("worker listening on")
+    scheduler.wait_for_log("scheduler running")
     api = type(live_processes.api())(live_processes.tokens, base_url=base)
     api.org("acme")
     api.user("boss", "acme", role="master")

@@ -38,6 +38,14 @@ class ManagedProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+        """Until the process has logged `text` (e.g. it is past start-up and handles SIGTERM)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if not self.alive() or time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} never logged {text!r}:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         if self.alive():
             self.proc.send_signal(sig)
