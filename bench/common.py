@@ -15,14 +15,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from bench import bulk
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -45,6 +46,24 @@ def machine() -> str:
         f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
         f"cryptography {cryptography.__version__}, {backend.openssl_version_text()}"
     )
+
+
+def certificate_columns(tag: str, login_prefix: str, *, current: bool) -> dict[str, str]:
+    """SQL for the columns every generated certificate row needs (bench/bulk.py), per row number
+    `i`: distinct pseudo-random serials and key hashes (md5 of the tag and i), login ID
+    `login_prefix` + i in the organisation `bench`, a placeholder DER, and the issuer from the
+    `issuer_id` parameter. Callers add the dates (and revocation columns)."""
+    return {
+        "serial": f"ltrim(md5('{tag}s' || i) || left(md5('{tag}t' || i), 8), '0')",
+        "issuer_id": "%(issuer_id)s",
+        "login_id": f"'{login_prefix}' || i",
+        "org_id": "'bench'",
+        "current_login_id": f"'{login_prefix}' || i" if current else "NULL",
+        "spki_sha256": f"md5('{tag}k' || i) || md5('{tag}l' || i)",
+        "fingerprint_sha256": f"md5('{tag}f' || i) || md5('{tag}g' || i)",
+        "key_description": "'EC P-256'",
+        "der": "'\\x3000'::bytea",
+    }
 
 
 def peak_rss_mb(children: bool = False) -> float:
@@ -108,48 +127,26 @@ class BenchEnv:
         )
         return str(json.loads(out.stdout)["token"])
 
-    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> int:
-        """Bulk-load with PostgreSQL COPY (seconds for millions of rows, not the API)."""
-        import psycopg
-
-        url = make_url(self.database_url)
-        count = 0
-        with psycopg.connect(host=url.host, port=url.port, user=url.username, dbname=url.database) as conn:
-            with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-                    count += 1
-            conn.commit()
-        return count
+    def generate(self, table: str, columns: Mapping[str, str], count: int, **params: object) -> None:
+        """Bulk-load `count` generated rows into `table` (bench/bulk.py: server-side generation,
+        indexes rebuilt after the load), with progress on stderr for the large sizes."""
+        with bulk.connect(self.database_url) as conn, bulk.indexes_deferred(conn, table):
+            bulk.generate(conn, table, columns, count, params)
 
     def issuing_ca_id(self) -> int:
         return int(str(self.scalar("SELECT id FROM certificate_authorities WHERE kind='issuing' AND active")))
 
     def load_users(self, prefix: str, count: int, *, with_org: bool = True, email_every: int = 0) -> None:
-        """The organisation `bench` (certificate method) and users prefix0..prefixN, by COPY."""
-        now = datetime.now(UTC)
+        """The organisation `bench` (certificate method) and users prefix0..prefixN."""
         if with_org:
-            self.copy_rows(
-                "organizations",
-                ["org_id", "name", "login_method", "created_at", "updated_at"],
-                [("bench", "Bench", "certificate", now, now)],
+            self.sql(
+                "INSERT INTO organizations (org_id, name, login_method, created_at, updated_at) "
+                "VALUES ('bench', 'Bench', 'certificate', now(), now())"
             )
-        self.copy_rows(
-            "users",
-            ["login_id", "org_id", "role", "email", "display_name", "created_at", "updated_at"],
-            (
-                (
-                    f"{prefix}{i}",
-                    "bench",
-                    "general",
-                    f"{prefix}{i}@example.com" if email_every and i % email_every else None,
-                    None,
-                    now,
-                    now,
-                )
-                for i in range(count)
-            ),
-        )
+        email = f"CASE WHEN mod(i, {email_every}) <> 0 THEN %(prefix)s || i || '@example.com' END" if email_every else "NULL"
+        columns = {"login_id": "%(prefix)s || i", "org_id": "'bench'", "role": "'general'", "email": email,
+                   "display_name": "NULL", "created_at": "now()", "updated_at": "now()"}  # fmt: skip
+        self.generate("users", columns, count, prefix=prefix)
 
     def sql(self, statement: str) -> None:
         engine = create_engine(self.database_url)

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 
-from bench.common import BenchEnv, print_table
+from bench.common import BenchEnv, certificate_columns, print_table
 from bench.crl_build import _openssl_gencrl
 
 REASONS = ["key_compromise", "affiliation_changed", "superseded", "cessation_of_operation", "unspecified"]
@@ -33,26 +31,15 @@ print(json.dumps({"seconds": time.perf_counter() - t, "entries": result.entries,
 
 
 def load_revoked(env: BenchEnv, count: int) -> None:
-    issuer_id = env.issuing_ca_id()
-    now = datetime.now(UTC)
+    """`count` revoked certificates, revoked one second apart from a day ago, reasons in turn."""
     env.load_users("r", count)
-
-    def rows():
-        for i in range(count):
-            at = now - timedelta(days=1, seconds=i)
-            serial = secrets.token_hex(20).lstrip("0") or "1"
-            yield (
-                serial, issuer_id, f"r{i}", "bench", secrets.token_hex(32), secrets.token_hex(32),
-                "EC P-256", at, at, at + timedelta(days=365), b"\x30\x00", at, REASONS[i % 5],
-            )  # fmt: skip
-
-    env.copy_rows(
-        "certificates",
-        ["serial", "issuer_id", "login_id", "org_id", "spki_sha256", "fingerprint_sha256", "key_description",
-         "issued_at", "not_before", "not_after", "der", "revoked_at", "revocation_reason"],
-        rows(),
-    )  # fmt: skip
-    env.sql("ANALYZE certificates")
+    at = "now() - interval '1 day' - make_interval(secs => i)"
+    reasons = "ARRAY[" + ", ".join(f"'{r}'" for r in REASONS) + "]"
+    columns = certificate_columns("crl", "r", current=False) | {
+        "issued_at": at, "not_before": at, "not_after": f"{at} + interval '365 days'",
+        "revoked_at": at, "revocation_reason": f"({reasons})[mod(i, {len(REASONS)}) + 1]",
+    }  # fmt: skip
+    env.generate("certificates", columns, count, issuer_id=env.issuing_ca_id())
 
 
 def main() -> None:

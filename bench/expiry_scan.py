@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 
-from bench.common import BenchEnv, print_table
+from bench.common import BenchEnv, certificate_columns, print_table
 
 CHILD = """
 import json, resource, time
@@ -32,26 +30,15 @@ print(json.dumps({"seconds": t1 - t, "rerun_seconds": time.perf_counter() - t1, 
 
 
 def load(env: BenchEnv, count: int, due: int) -> None:
-    issuer_id = env.issuing_ca_id()
-    now = datetime.now(UTC)
+    """`due` current certificates expire within the next 40 days, the rest between 41 and 365."""
     env.load_users("u", count, email_every=10)  # every tenth user has no email address
-
-    def rows():
-        spread = (count - due) or 1
-        for i in range(count):
-            # `due` certificates expire within the next 40 days, the rest between 41 and 365 days
-            not_after = now + (timedelta(days=1 + 39 * i / due) if i < due else timedelta(days=41 + 324 * (i - due) / spread))
-            issued = not_after - timedelta(days=365)
-            yield (secrets.token_hex(20).lstrip("0") or "1", issuer_id, f"u{i}", "bench", f"u{i}", secrets.token_hex(32),
-                   secrets.token_hex(32), "EC P-256", issued, issued, not_after, b"\x30\x00")  # fmt: skip
-
-    env.copy_rows(
-        "certificates",
-        ["serial", "issuer_id", "login_id", "org_id", "current_login_id", "spki_sha256", "fingerprint_sha256", "key_description",
-         "issued_at", "not_before", "not_after", "der"],
-        rows(),
-    )  # fmt: skip
-    env.sql("ANALYZE certificates; ANALYZE users")
+    days = "CASE WHEN i < %(due)s THEN 1 + 39.0 * i / %(due)s ELSE 41 + 324.0 * (i - %(due)s) / %(spread)s END"
+    not_after = f"now() + make_interval(secs => 86400 * ({days})::double precision)"
+    issued = f"{not_after} - interval '365 days'"
+    columns = certificate_columns("scan", "u", current=True) | {
+        "issued_at": issued, "not_before": issued, "not_after": not_after,
+    }  # fmt: skip
+    env.generate("certificates", columns, count, issuer_id=env.issuing_ca_id(), due=due, spread=(count - due) or 1)
 
 
 def main() -> None:

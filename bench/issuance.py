@@ -10,20 +10,17 @@ request carries a fresh pre-generated P-256 CSR for a different login ID.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import secrets
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bench.common import BenchEnv, print_table, run_wrk
+from bench.common import BenchEnv, certificate_columns, print_table, run_wrk
 
 LUA = r"""
 local bodies, paths = {}, {}
@@ -92,29 +89,17 @@ def load_registry(env: BenchEnv, users: int) -> None:
     env.load_users("u", users)
 
 
-def load_stored_certificates(env: BenchEnv, count: int, template_der: bytes, issuer_id: int) -> None:
-    """`count` already-issued certificates for other login IDs (their own users), for growth runs."""
+def load_stored_certificates(env: BenchEnv, count: int, issuer_id: int) -> None:
+    """`count` already-issued, current certificates for other login IDs (their own users
+    s0..s{count}), issued one per second back from now, for growth runs."""
     if count <= 0:
         return
-    now = datetime.now(UTC)
     env.load_users("s", count, with_org=False)
-
-    def rows():
-        for i in range(count):
-            issued = now - timedelta(seconds=i)
-            fingerprint = hashlib.sha256(str(i).encode()).hexdigest()
-            yield (
-                secrets.token_hex(20).lstrip("0"), issuer_id, f"s{i}", "bench", f"s{i}", secrets.token_hex(32),
-                fingerprint, "EC P-256", issued, issued, issued + timedelta(days=365), template_der,
-            )  # fmt: skip
-
-    env.copy_rows(
-        "certificates",
-        ["serial", "issuer_id", "login_id", "org_id", "current_login_id", "spki_sha256", "fingerprint_sha256",
-         "key_description", "issued_at", "not_before", "not_after", "der"],
-        rows(),
-    )  # fmt: skip
-    env.sql("ANALYZE certificates; ANALYZE users")
+    issued = "now() - make_interval(secs => i)"
+    columns = certificate_columns("stored", "s", current=True) | {
+        "issued_at": issued, "not_before": issued, "not_after": f"{issued} + interval '365 days'",
+    }  # fmt: skip
+    env.generate("certificates", columns, count, issuer_id=issuer_id)
 
 
 def main() -> None:
@@ -140,7 +125,7 @@ def main() -> None:
                 issuer_id = env.issuing_ca_id()
                 print(f"bulk-loading {stored:,} stored certificates ...", flush=True)
                 t = time.perf_counter()
-                load_stored_certificates(env, stored, b"\x30\x00", issuer_id)
+                load_stored_certificates(env, stored, issuer_id)
                 print(f"  loaded in {time.perf_counter() - t:.1f}s", flush=True)
             bodies = env.workdir / "bodies.tsv"
             bodies.write_text("".join(f"u{i}\t{json.dumps({'csr': c})}\n" for i, c in enumerate(csrs)))
@@ -168,5 +153,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    Path(__file__)  # keep import of Path used for type clarity
     main()

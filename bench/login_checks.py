@@ -79,7 +79,7 @@ def main() -> None:
             if stored:
                 issuer_id = env.issuing_ca_id()
                 t = time.perf_counter()
-                load_stored_certificates(env, stored, b"\x30\x00", issuer_id)
+                load_stored_certificates(env, stored, issuer_id)
                 print(f"bulk-loaded {stored:,} certificates in {time.perf_counter() - t:.1f}s", flush=True)
             bodies = env.workdir / "checks.jsonl"
             bodies.write_text(

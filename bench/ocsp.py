@@ -109,7 +109,7 @@ def main() -> None:
         load_registry(env, 0)
         issuer_id = env.issuing_ca_id()
         print(f"bulk-loading {args.stored:,} stored certificates ...", flush=True)
-        load_stored_certificates(env, args.stored, b"\x30\x00", issuer_id)
+        load_stored_certificates(env, args.stored, issuer_id)
         env.sql("UPDATE certificates SET revoked_at = now(), revocation_reason = 'key_compromise' WHERE id % 10 = 0")
         _settle(env)
         issuer = x509.load_der_x509_certificate(
