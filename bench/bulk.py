@@ -91,7 +91,7 @@ def generate(
         start = time.perf_counter()
         for lo in range(0, count, CHUNK):
             hi = min(count, lo + CHUNK) - 1
-            conn.execute(statement, {**(params or {}), "lo": lo, "hi": hi})  # type: ignore[arg-type]
+            conn.execute(statement, {**(params or {}), "lo": lo, "hi": hi})
             if count > CHUNK:
                 print(f"  {table}: {hi + 1:,}/{count:,} rows, {time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)
     finally:

@@ -211,6 +211,14 @@ class WrkResult:
     p99_ms: float
     non_2xx: int
     total: int
+    cpu_ms_per_request: float  # CPU of the whole machine (service, PostgreSQL, Redis, wrk) per request
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time spent by every process on the machine so far (/proc/stat, all cores, not idle)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def _ms(value: str) -> float:
@@ -221,6 +229,11 @@ def _ms(value: str) -> float:
     return number / 1000 if unit == "us" else number * 1000 if unit == "s" else number
 
 
+def _first(pattern: str, text: str, default: str) -> str:
+    match = re.search(pattern, text)
+    return match.group(1) if match else default
+
+
 def run_wrk(url: str, script: Path, *, seconds: int, connections: int, threads: int = 2, rate: int | None = None) -> WrkResult:
     """wrk (or wrk2-style fixed rate if `rate` and the binary supports -R) as the load process."""
     binary = shutil.which("wrk")
@@ -229,12 +242,15 @@ def run_wrk(url: str, script: Path, *, seconds: int, connections: int, threads: 
     argv = [binary, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script), url]
     if rate is not None:
         argv[1:1] = ["-R", str(rate)]
+    busy_before = busy_cpu_seconds()
     out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) if "Requests/sec" in out else 0.0
+    busy = busy_cpu_seconds() - busy_before
+    rps = float(_first(r"Requests/sec:\s+([\d.]+)", out, "0"))
     lat = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
-    non2xx = int(re.search(r"Non-2xx or 3xx responses: (\d+)", out).group(1)) if "Non-2xx" in out else 0
-    total = int(re.search(r"(\d+) requests in", out).group(1)) if "requests in" in out else 0
-    return WrkResult(rps, _ms(lat.get("50", "")), _ms(lat.get("90", "")), _ms(lat.get("99", "")), non2xx, total)
+    non2xx = int(_first(r"Non-2xx or 3xx responses: (\d+)", out, "0"))
+    total = int(_first(r"(\d+) requests in", out, "0"))
+    cpu_ms = 1000 * busy / total if total else float("nan")
+    return WrkResult(rps, _ms(lat.get("50", "")), _ms(lat.get("90", "")), _ms(lat.get("99", "")), non2xx, total, cpu_ms)
 
 
 def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
