@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, json
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from ca_service.errors import ServiceError
@@ -67,6 +68,17 @@ def register(app: Flask) -> None:
         if status == 413:
             detail = f"request body larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
         return problem(status, code, exc.name, detail)
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc: OperationalError) -> Response:
+        # The driver's message only (connection refused, server closed the connection, database
+        # locked): str(exc) would carry the statement's parameters (CSRs, audit details) into the log.
+        log.warning(
+            "database unavailable: %s", str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig)
+        )
+        resp = problem(503, "database-unavailable", "Database unavailable", "the database cannot be reached; try again shortly")
+        resp.headers["Retry-After"] = "5"
+        return resp
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
