@@ -6,7 +6,8 @@ module lets cryptography build and sign everything it builds well — the TBSCer
 issuer, dates and extensions (CRL Number, AKI) — for an empty CRL, and encodes only the
 `revokedCertificates` list itself, whose DER is fixed by RFC 5280 §5.1.2.6 (serial, revocation
 date, optional reasonCode). It then signs the spliced TBSCertList with the CA key through
-cryptography and checks the result by loading it with cryptography and verifying the signature.
+cryptography and checks the result by loading it with cryptography and verifying the signature
+over the spliced TBSCertList.
 tests/unit/test_pki_crl_fast.py proves the spliced TBSCertList byte-identical to the builder's.
 """
 
@@ -16,10 +17,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from ca_service.pki.signing import CAPrivateKey, hash_for_key
+from ca_service.pki.signing import CAPrivateKey, sign_bytes, verify_bytes
 
 # reasonCode values (RFC 5280 §5.3.1); `unspecified` is omitted from the entry.
 _REASON_CODES = {
@@ -107,20 +108,20 @@ def splice_crl(template: x509.CertificateRevocationList, revoked: bytes, issuer_
         _t, content, size = _read_header(tbs, pos)
         pos = content + size
     new_tbs = _tlv(0x30, tbs[start:pos] + revoked + tbs[pos : start + length])
-    algorithm = hash_for_key(issuer_key)
-    if isinstance(issuer_key, ec.EllipticCurvePrivateKey):
-        signature = issuer_key.sign(new_tbs, ec.ECDSA(algorithm))
-    elif isinstance(issuer_key, rsa.RSAPrivateKey):
-        signature = issuer_key.sign(new_tbs, padding.PKCS1v15(), algorithm)
-    else:  # pragma: no cover - the KeyBackend only holds EC and RSA CA keys
-        raise TypeError("unsupported CA key type")
+    signature = sign_bytes(issuer_key, new_tbs)
     whole = template.public_bytes(serialization.Encoding.DER)
     _t, outer, _n = _read_header(whole, 0)
     _t, tbs_content, tbs_size = _read_header(whole, outer)
     _t, alg_content, alg_size = _read_header(whole, tbs_content + tbs_size)
     signature_algorithm = whole[tbs_content + tbs_size : alg_content + alg_size]
     der = _tlv(0x30, new_tbs + signature_algorithm + _tlv(0x03, b"\x00" + signature))
-    crl = x509.load_der_x509_crl(der)
-    if not crl.is_signature_valid(issuer_key.public_key()):
-        raise ValueError("spliced CRL does not verify")
+    # The check before anyone sees it: cryptography parses the whole CRL, every entry included
+    # (0.13 s at 1M entries), and the signature verifies over exactly the TBS bytes a relying
+    # party hashes. (CertificateRevocationList.is_signature_valid would re-encode the parsed TBS
+    # first: 1.5 s at 1M entries, for the same answer.)
+    try:
+        x509.load_der_x509_crl(der)
+        verify_bytes(issuer_key, signature, new_tbs)
+    except (ValueError, InvalidSignature) as exc:
+        raise ValueError(f"spliced CRL does not verify: {exc or type(exc).__name__}") from None
     return der

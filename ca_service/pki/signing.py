@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 CAPrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 CAPublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
@@ -21,3 +21,20 @@ def hash_for_key(private_key: CAPrivateKey) -> hashes.SHA256 | hashes.SHA384:
             return hashes.SHA384()
         raise ValueError(f"unsupported CA key curve {private_key.curve.name}")
     raise TypeError(f"unsupported CA key type {type(private_key).__name__}")
+
+
+def sign_bytes(private_key: CAPrivateKey, data: bytes) -> bytes:
+    """A signature over `data` as X.509 structures carry it (ECDSA, or RSA PKCS#1 v1.5), with the
+    key's hash."""
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return private_key.sign(data, padding.PKCS1v15(), hash_for_key(private_key))
+    return private_key.sign(data, ec.ECDSA(hash_for_key(private_key)))
+
+
+def verify_bytes(private_key: CAPrivateKey, signature: bytes, data: bytes) -> None:
+    """Check a sign_bytes signature with the key's public half; InvalidSignature if it is wrong."""
+    public_key = private_key.public_key()
+    if isinstance(public_key, rsa.RSAPublicKey):
+        public_key.verify(signature, data, padding.PKCS1v15(), hash_for_key(private_key))
+    else:
+        public_key.verify(signature, data, ec.ECDSA(hash_for_key(private_key)))

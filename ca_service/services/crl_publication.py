@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cryptography import x509
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from ca_service import metrics
 from ca_service.errors import NotFound, Unavailable
@@ -81,7 +81,10 @@ class _Counter:
 
 
 def _latest(session: Session, issuer_id: int) -> Crl | None:
-    return session.scalars(select(Crl).where(Crl.issuer_id == issuer_id).order_by(Crl.crl_number.desc()).limit(1)).first()
+    """The CA's newest CRL row; its DER (50 MB at 1M entries) is loaded only when read."""
+    return session.scalars(
+        select(Crl).where(Crl.issuer_id == issuer_id).order_by(Crl.crl_number.desc()).limit(1).options(defer(Crl.der))
+    ).first()
 
 
 def _publish_one(ctx: ServiceContext, kind: str, *, force: bool, actor: Actor, ca_id: int | None = None) -> CrlResult:

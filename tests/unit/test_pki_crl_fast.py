@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ca_service.pki.crl import RevokedEntry, as_text_entries, build_crl, build_large_crl
+from ca_service.pki.crl_fast import splice_crl
 from ca_service.pki.hierarchy import build_root, ca_name
 from ca_service.pki.reasons import REASONS
 from tests.support.pki import openssl
@@ -56,3 +57,13 @@ def test_rsa_issuer(tmp_path):
     )
     crl = x509.load_der_x509_crl(der)
     assert crl.is_signature_valid(key.public_key()) and crl.get_revoked_certificate_by_serial_number(7) is not None
+
+
+def test_a_splice_that_does_not_parse_is_refused(hierarchy):
+    h = hierarchy
+    now = datetime.now(UTC).replace(microsecond=0)
+    dates = {"this_update": now, "next_update": now + timedelta(days=1)}
+    empty = build_crl(issuer_cert=h.issuing, issuer_key=h.issuing_key, entries=(), crl_number=1, **dates)
+    broken_list = b"\x30\x03\x02\x01"  # a SEQUENCE that claims 3 content bytes but holds a truncated INTEGER
+    with pytest.raises(ValueError, match="spliced CRL does not verify"):
+        splice_crl(x509.load_der_x509_crl(empty), broken_list, h.issuing_key)
