@@ -214,7 +214,11 @@ def test_get_has_rfc5019_caching_headers_and_etag(api, leaf, issuer):
     assert "public" in cache_control and 0 < max_age <= 3600
     assert r.headers["ETag"] and r.headers["Last-Modified"] and r.headers["Expires"]
     again = api.get(path, role=None, headers={"If-None-Match": r.headers["ETag"]})
-    assert again.status == 304
+    assert again.status == 304 and again.content == b"" and again.headers["ETag"] == r.headers["ETag"]
+    assert api.get(path, role=None, headers={"If-Modified-Since": r.headers["Last-Modified"]}).status == 304
+    older = api.get(path, role=None, headers={"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"})
+    assert older.status == 200 and older.content
+    assert api.get(path, role=None, headers={"If-None-Match": '"another"'}).status == 200
     with_nonce = api.get("/ocsp/" + base64.urlsafe_b64encode(ocsp_request(leaf, issuer, nonce=b"n" * 16)).decode(), role=None)
     assert with_nonce.headers["Cache-Control"] == "no-store" and "ETag" not in with_nonce.headers
 
