@@ -133,6 +133,16 @@ class BenchEnv:
         with bulk.connect(self.database_url) as conn, bulk.indexes_deferred(conn, table):
             bulk.generate(conn, table, columns, count, params)
 
+    def settle(self, *tables: str) -> None:
+        """VACUUM ANALYZE the freshly loaded tables and CHECKPOINT, so that neither a vacuum nor the
+        write-back of the load's dirty pages runs during the measurement."""
+        engine = create_engine(self.database_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            for table in tables:
+                conn.execute(text(f"VACUUM ANALYZE {table}"))
+            conn.execute(text("CHECKPOINT"))
+        engine.dispose()
+
     def issuing_ca_id(self) -> int:
         return int(str(self.scalar("SELECT id FROM certificate_authorities WHERE kind='issuing' AND active")))
 

@@ -1,0 +1,84 @@
+"""Limits measured in the same run as an HTTP benchmark, to say how far the service is from what
+this machine can do at all:
+
+- the issuance transaction alone: the service's own compiled statements (lock the user row,
+  insert the certificate, insert the audit event, commit: the same five round trips) driven by
+  raw psycopg from as many processes as gunicorn has workers: no HTTP, no Flask, no SQLAlchemy
+  at run time, no signing;
+- `/healthz` through gunicorn: one Flask request that touches neither the database nor a key.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
+
+from bench.common import BenchEnv, run_wrk
+
+HEALTHZ_LUA = 'wrk.method = "GET"\n'
+
+
+def _compiled_sql() -> tuple[str, str, list[str], str, list[str]]:
+    from ca_service.services import audit, issuance
+
+    dialect = postgresql.dialect()
+    lock = str(issuance._LOCK_FOR_ISSUANCE.compile(dialect=dialect))
+    cert_keys = list(issuance._INSERT_COLUMNS)
+    cert = str(issuance._INSERT_CERTIFICATE.compile(dialect=dialect, column_keys=cert_keys))
+    audit_keys = ["occurred_at", "client_name", "acting_login_id", "action", "target_type", "target_id", "details", "request_id"]
+    event = str(audit._INSERT_EVENT.compile(dialect=dialect, column_keys=audit_keys))
+    return lock, cert, cert_keys, event, audit_keys
+
+
+def _run_transactions(job: tuple[str, list[str], int]) -> int:
+    dsn, logins, issuer_id = job
+    lock, cert_sql, cert_keys, event_sql, audit_keys = _compiled_sql()
+    now = datetime.now(UTC).replace(microsecond=0)
+    der = os.urandom(650)  # the size of an issued client certificate
+    with psycopg.connect(dsn) as conn:
+        for login in logins:
+            row = conn.execute(lock, {"login_id": login}, prepare=True).fetchone()
+            assert row is not None, login
+            values: dict[str, Any] = dict.fromkeys(cert_keys)
+            values.update(
+                serial=secrets.token_hex(20), issuer_id=issuer_id, login_id=login, org_id=row[1], current_login_id=login,
+                spki_sha256=secrets.token_hex(32), fingerprint_sha256=secrets.token_hex(32), key_description="EC P-256",
+                issued_at=now, not_before=now - timedelta(minutes=5), not_after=now + timedelta(days=365), der=der,
+            )  # fmt: skip
+            conn.execute(cert_sql, values, prepare=True)
+            event = dict.fromkeys(audit_keys)
+            event.update(occurred_at=now, client_name="floor", action="certificate.issued", target_type="certificate",
+                         target_id=values["serial"], details="{}")  # fmt: skip
+            conn.execute(event_sql, event, prepare=True)
+            conn.commit()
+    return len(logins)
+
+
+def issuance_transaction_floor(env: BenchEnv, prefix: str, count: int, *, processes: int) -> float:
+    """Issuance transactions per second with everything but the database taken away, for the
+    already loaded users `prefix`0..`prefix`{count - 1}."""
+    dsn = make_url(env.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    logins = [f"{prefix}{i}" for i in range(count)]
+    slices = processes * 4  # small slices, one at a time: every process stays busy to the end
+    jobs = [(dsn, logins[s::slices], env.issuing_ca_id()) for s in range(slices)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        pool.map(_run_transactions, [(dsn, [], 0)] * processes, chunksize=1)  # processes started and imported
+        start = time.perf_counter()
+        done = sum(pool.map(_run_transactions, jobs, chunksize=1))
+        return done / (time.perf_counter() - start)
+
+
+def healthz_floor(env: BenchEnv, base: str, *, seconds: int, connections: int) -> float:
+    """Requests per second gunicorn + Flask serve when the view does nothing but answer."""
+    script = Path(env.workdir) / "healthz.lua"
+    script.write_text(HEALTHZ_LUA)
+    return run_wrk(base + "/healthz", script, seconds=seconds, connections=connections).requests_per_second
