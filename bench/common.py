@@ -218,10 +218,22 @@ class WrkResult:
     requests_per_second: float
     p50_ms: float
     p90_ms: float
+    p95_ms: float
     p99_ms: float
     non_2xx: int
     total: int
     cpu_ms_per_request: float  # CPU of the whole machine (service, PostgreSQL, Redis, wrk) per request
+    worker_peak_mb: float  # the largest peak RSS (VmHWM) of one server process, if the server was given
+
+
+# Appended to every wrk script: wrk's own text output has no p95.
+PERCENTILES_LUA = """
+function done(summary, latency, requests)
+  for _, p in ipairs({50, 90, 95, 99}) do
+    io.write(string.format("PERCENTILE %d %d\\n", p, latency:percentile(p)))
+  end
+end
+"""
 
 
 def busy_cpu_seconds() -> float:
@@ -231,36 +243,45 @@ def busy_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-def _ms(value: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", value.strip())
-    if not match:
-        return float("nan")
-    number, unit = float(match.group(1)), match.group(2)
-    return number / 1000 if unit == "us" else number * 1000 if unit == "s" else number
-
-
 def _first(pattern: str, text: str, default: str) -> str:
     match = re.search(pattern, text)
     return match.group(1) if match else default
 
 
-def run_wrk(url: str, script: Path, *, seconds: int, connections: int, threads: int = 2, rate: int | None = None) -> WrkResult:
-    """wrk (or wrk2-style fixed rate if `rate` and the binary supports -R) as the load process."""
+def peak_rss_mb_of_tree(pid: int) -> float:
+    """The largest peak resident set (VmHWM) among `pid` and its children (gunicorn's workers)."""
+    pids = [pid] + [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    peaks = []
+    for one in pids:
+        try:
+            status = Path(f"/proc/{one}/status").read_text()
+        except OSError:
+            continue
+        peaks.append(int(_first(r"VmHWM:\s+(\d+) kB", status, "0")) / 1024)
+    return max(peaks, default=float("nan"))
+
+
+def run_wrk(
+    url: str, script: Path, *, seconds: int, connections: int, threads: int = 2, server: subprocess.Popen[bytes] | None = None
+) -> WrkResult:
+    """wrk as the separate load process; percentiles from its Lua `done` hook (microseconds)."""
     binary = shutil.which("wrk")
     if binary is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
-    argv = [binary, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script), url]
-    if rate is not None:
-        argv[1:1] = ["-R", str(rate)]
+    full_script = script.with_name(script.stem + ".percentiles.lua")
+    full_script.write_text(script.read_text() + PERCENTILES_LUA)
+    argv = [binary, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "-s", str(full_script), url]
     busy_before = busy_cpu_seconds()
     out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
     busy = busy_cpu_seconds() - busy_before
     rps = float(_first(r"Requests/sec:\s+([\d.]+)", out, "0"))
-    lat = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
+    pct = {int(p): int(us) / 1000 for p, us in re.findall(r"^PERCENTILE (\d+) (\d+)$", out, re.M)}
     non2xx = int(_first(r"Non-2xx or 3xx responses: (\d+)", out, "0"))
     total = int(_first(r"(\d+) requests in", out, "0"))
     cpu_ms = 1000 * busy / total if total else float("nan")
-    return WrkResult(rps, _ms(lat.get("50", "")), _ms(lat.get("90", "")), _ms(lat.get("99", "")), non2xx, total, cpu_ms)
+    peak = peak_rss_mb_of_tree(server.pid) if server is not None else float("nan")
+    nan = float("nan")
+    return WrkResult(rps, pct.get(50, nan), pct.get(90, nan), pct.get(95, nan), pct.get(99, nan), non2xx, total, cpu_ms, peak)
 
 
 def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

@@ -49,8 +49,8 @@ end
 """
 
 
-HEADERS = ["data", "issued/s", "p50 ms", "p90 ms", "p99 ms", "non-2xx", "CPU ms/issuance", "SQL-only floor/s", "/healthz/s",
-           "ratio to limit"]  # fmt: skip
+HEADERS = ["data", "issued/s", "p50 ms", "p95 ms", "p99 ms", "non-2xx", "CPU ms/issuance", "worker peak MB", "SQL-only floor/s",
+           "/healthz/s", "ratio to limit"]  # fmt: skip
 
 
 def make_csrs(count: int) -> list[str]:
@@ -143,14 +143,17 @@ def main() -> None:
             threads = 2
             os.environ.update(BENCH_BODIES=str(bodies), BENCH_TOKEN=token, BENCH_THREADS=str(threads))
             seconds = min(args.seconds, max(1, args.requests // 2500))
-            result = run_wrk(base, script, seconds=seconds, connections=args.connections, threads=threads)
+            result = run_wrk(
+                base, script, seconds=seconds, connections=args.connections, threads=threads, server=env.processes[-1]
+            )
             healthz = healthz_floor(env, base, seconds=3, connections=args.connections)
             workers = args.workers or load_settings().gunicorn_workers  # as many processes as gunicorn has
             sql_only = issuance_transaction_floor(env, "floor", args.requests, processes=workers)
             rows.append(
                 [
-                    f"{stored:,} stored", round(result.requests_per_second, 1), result.p50_ms, result.p90_ms, result.p99_ms,
-                    result.non_2xx, f"{result.cpu_ms_per_request:.2f}", round(sql_only, 1), round(healthz, 1),
+                    f"{stored:,} stored", round(result.requests_per_second, 1), result.p50_ms, result.p95_ms, result.p99_ms,
+                    result.non_2xx, f"{result.cpu_ms_per_request:.2f}", round(result.worker_peak_mb), round(sql_only, 1),
+                    round(healthz, 1),
                     f"{result.requests_per_second / limit:.2f}",
                 ]
             )  # fmt: skip

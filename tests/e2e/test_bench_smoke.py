@@ -1,5 +1,7 @@
 """A smoke run of every benchmark with tiny sizes, so the scripts stay runnable. The figures are
-not checked (no timing assertions); only that each script runs and prints its table."""
+not checked (no timing assertions); only that each script runs and prints a complete table:
+every figure measured (no `nan`: wrk's percentiles, CPU and memory readings all arrived) and,
+where requests were counted, none answered with an error."""
 
 from __future__ import annotations
 
@@ -21,6 +23,14 @@ def _bench(*args: str) -> str:
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "| " in proc.stdout and "machine:" in proc.stdout, proc.stdout
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert rows, proc.stdout
+    for row in rows:
+        assert "nan" not in row, f"a figure was not measured: {row}"
+        if "non-2xx" in header:
+            assert row[header.index("non-2xx")] == "0", proc.stdout
     return proc.stdout
 
 
@@ -36,6 +46,6 @@ def test_database_benches():
 
 @pytest.mark.skipif(not ON_POSTGRES or shutil.which("wrk") is None, reason="needs PostgreSQL and wrk")
 def test_http_benches():
-    _bench("bench.issuance", "--requests", "300", "--seconds", "1", "--connections", "4")
+    _bench("bench.issuance", "--requests", "2500", "--seconds", "1", "--connections", "4")  # one distinct user per request
     _bench("bench.login_checks", "--users", "100", "--seconds", "1", "--connections", "4")
     _bench("bench.ocsp", "--stored", "300", "--distinct", "50", "--seconds", "1", "--connections", "4")
