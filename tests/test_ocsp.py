@@ -36,7 +36,7 @@ MIME = "application/ocsp-response"
 def _forget_responders(ctx: ServiceContext) -> None:
     """conftest deletes responder rows between tests under this long-lived process (production
     never deletes them): drop the per-process choice so each test starts from the database."""
-    for key in ("ocsp_responders", "ocsp_issuers"):
+    for key in ("ocsp_responders", "ocsp_issuers", "ocsp_local_cache"):
         ctx.cache.pop(key, None)
 
 
@@ -258,6 +258,39 @@ def test_a_cached_good_is_never_served_after_a_revocation_even_without_invalidat
     revoke_in_db(ctx, leaf, "unspecified", now().replace(microsecond=0))  # and Redis never told
     resp = verify_response(post(api, body).content, issuer, now())
     assert resp.certificate_status == ocsp.OCSPCertStatus.REVOKED
+
+
+def test_a_response_cached_in_process_is_served_without_redis_and_without_signing(ctx, leaf, issuer):
+    down = dataclasses.replace(ctx.settings, redis_url="redis://127.0.0.1:1/0")  # nothing listens on port 1
+    dead = ServiceContext(settings=down, clock=ctx.clock, engine=ctx.engine, sessions=ctx.sessions, key_backend=ctx.keys)
+    first = ocsp_responder.answer(dead, ocsp_request(leaf, issuer))
+    hits = _hits()
+    again = ocsp_responder.answer(dead, ocsp_request(leaf, issuer))
+    assert again.from_cache and again.der == first.der and _hits() == hits + 1  # the same signed bytes
+    revoke_in_db(ctx, leaf, "key_compromise", now().replace(microsecond=0))  # no invalidation reaches this cache
+    resp = verify_response(ocsp_responder.answer(dead, ocsp_request(leaf, issuer)).der, issuer, now())
+    assert resp.certificate_status == ocsp.OCSPCertStatus.REVOKED
+
+
+def test_a_cached_response_dated_in_the_clocks_future_is_not_served(api, leaf, issuer, clock):
+    body = ocsp_request(leaf, issuer)
+    clock.travel(hours=2)
+    ahead = verify_response(post(api, body).content, issuer, clock.now())
+    clock.reset()
+    resp = verify_response(post(api, body).content, issuer, clock.now())  # fails if the +2 h answer came back
+    assert resp.this_update_utc < ahead.this_update_utc
+
+
+def test_the_in_process_cache_is_a_bounded_lru():
+    lru = ocsp_cache._LocalCache(2)
+    entry = ocsp_cache.CachedResponse("good", datetime.now(UTC), b"der")
+    lru.put("a", entry)
+    lru.put("b", entry)
+    assert lru.get("a") is entry  # now the most recently used
+    lru.put("c", entry)
+    assert lru.get("b") is None and lru.get("a") is entry and lru.get("c") is entry
+    lru.drop(["a", "zz"])
+    assert lru.get("a") is None and len(lru.entries) == 1
 
 
 def test_redis_down_answers_from_the_database(ctx, leaf, issuer):

@@ -1,4 +1,6 @@
-"""Redis cache of signed OCSP responses, keyed by (issuer, serial) and the CertID hash algorithm.
+"""Cache of signed OCSP responses, keyed by (issuer, serial) and the CertID hash algorithm: in
+Redis, shared by every process, and in front of it a bounded in-process LRU (a Redis round trip
+costs more CPU than a P-256 signature; the local hit costs a dict lookup).
 
 A cached response is only served when its certStatus equals the status the database gives now
 (the responder reads it on every request, a point lookup), so a missed invalidation can never
@@ -6,13 +8,16 @@ serve a stale `good` for a revoked certificate; `invalidate` (called after a rev
 just drops the entries at once. Entries live until nextUpdate minus a margin, checked against the
 service clock as well as the Redis TTL. Redis is optional on this path: on any Redis error the
 responder signs from the database, and Redis is skipped for a few seconds (circuit breaker) so an
-outage costs no timeouts per request.
+outage costs no timeouts per request. The local copies need no cross-process invalidation for
+the same reason Redis needs none for correctness: the status is compared on every request.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -28,6 +33,7 @@ log = logging.getLogger("ca_service.ocsp")
 
 HASH_NAMES = ("sha1", "sha224", "sha256", "sha384", "sha512")
 BREAKER_SECONDS = 5.0
+LOCAL_ENTRIES = 20_000  # per process: ~10 MB of signed responses
 _ERRORS = (RedisError, OSError, RuntimeError)  # RuntimeError: REDIS_URL not set
 
 
@@ -36,6 +42,45 @@ class CachedResponse:
     status: str
     next_update: datetime
     der: bytes
+
+
+class _LocalCache:
+    """A thread-safe LRU of CachedResponse by cache key (gthread workers share one per process)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[str, CachedResponse] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> CachedResponse | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+            return found
+
+    def put(self, key: str, value: CachedResponse) -> None:
+        with self.lock:
+            self.entries[key] = value
+            self.entries.move_to_end(key)
+            if len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
+    def drop(self, keys: list[str]) -> None:
+        with self.lock:
+            for key in keys:
+                self.entries.pop(key, None)
+
+
+def _local(ctx: ServiceContext) -> _LocalCache:
+    return cast(_LocalCache, ctx.cache.setdefault("ocsp_local_cache", _LocalCache(LOCAL_ENTRIES)))
+
+
+def _fresh(ctx: ServiceContext, next_update: datetime) -> bool:
+    """Inside [thisUpdate, nextUpdate - margin) by the service clock (a clock moved back by an
+    operator, or by the tests, never gets a response dated in its future)."""
+    now = ctx.clock.now()
+    return next_update - timedelta(minutes=ctx.settings.ocsp_validity_minutes) <= now < next_update - margin(ctx)
 
 
 def issuer_tag(ctx: ServiceContext, issuer_id: int) -> str:
@@ -75,10 +120,14 @@ def _failed(ctx: ServiceContext, exc: Exception, what: str) -> None:
 
 
 def get(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str) -> CachedResponse | None:
+    key = cache_key(ctx, issuer_id, serial, hash_name)
+    local = _local(ctx).get(key)
+    if local is not None and _fresh(ctx, local.next_update):
+        return local
     if not _available(ctx):
         return None
     try:
-        raw = ctx.redis().get(cache_key(ctx, issuer_id, serial, hash_name))
+        raw = ctx.redis().get(key)
     except _ERRORS as exc:
         _failed(ctx, exc, "read")
         return None
@@ -89,20 +138,24 @@ def get(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str) -> Cac
         next_update = datetime.fromtimestamp(int(stamp), UTC)
     except ValueError:
         return None
-    if ctx.clock.now() >= next_update - margin(ctx):
+    if not _fresh(ctx, next_update):
         return None
-    return CachedResponse(status.decode(), next_update, der)
+    found = CachedResponse(status.decode(), next_update, der)
+    _local(ctx).put(key, found)
+    return found
 
 
 def put(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str, status: str, next_update: datetime, der: bytes) -> None:
-    if not _available(ctx):
-        return
     ttl = int((next_update - margin(ctx) - ctx.clock.now()).total_seconds())
     if ttl <= 0:
         return
+    key = cache_key(ctx, issuer_id, serial, hash_name)
+    _local(ctx).put(key, CachedResponse(status, next_update, der))
+    if not _available(ctx):
+        return
     value = b"%s %d %s" % (status.encode(), int(next_update.timestamp()), der)
     try:
-        ctx.redis().set(cache_key(ctx, issuer_id, serial, hash_name), value, ex=ttl)
+        ctx.redis().set(key, value, ex=ttl)
     except _ERRORS as exc:
         _failed(ctx, exc, "write")
 
@@ -110,9 +163,10 @@ def put(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str, status
 def invalidate(ctx: ServiceContext, issuer_id: int, serial: str) -> None:
     """Drop the cached responses for one certificate (after its revocation commits). Never raises:
     the responder checks the status in the database anyway."""
-    if ctx.settings.redis_url is None:
-        return
     try:
-        ctx.redis().delete(*(cache_key(ctx, issuer_id, serial, name) for name in HASH_NAMES))
+        keys = [cache_key(ctx, issuer_id, serial, name) for name in HASH_NAMES]
+        _local(ctx).drop(keys)  # this process's copies; the others' are never served (status compared)
+        if ctx.settings.redis_url is not None:
+            ctx.redis().delete(*keys)
     except Exception as exc:
         log.warning("OCSP cache invalidation for %s failed (%s); entries expire on their own", serial, type(exc).__name__)
