@@ -33,7 +33,7 @@ log = logging.getLogger("ca_service.ocsp")
 
 HASH_NAMES = ("sha1", "sha224", "sha256", "sha384", "sha512")
 BREAKER_SECONDS = 5.0
-LOCAL_ENTRIES = 20_000  # per process: ~10 MB of signed responses
+LOCAL_ENTRIES = 20_000  # per process: ~20 MB (a response with its responder certificate is ~1 KB)
 _ERRORS = (RedisError, OSError, RuntimeError)  # RuntimeError: REDIS_URL not set
 
 
