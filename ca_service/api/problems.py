@@ -71,12 +71,12 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def _database_unavailable(exc: OperationalError) -> Response:
-        # The driver's message only (connection refused, server closed the connection, database
-        # locked): str(exc) would carry the statement's parameters (CSRs, audit details) into the log.
-        log.warning(
-            "database unavailable: %s", str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig)
-        )
-        resp = problem(503, "database-unavailable", "Database unavailable", "the database cannot be reached; try again shortly")
+        # Unreachable, restarting, locked past the timeout, a deadlock victim: all retryable. Log the
+        # driver's first line only: str(exc) carries the statement's parameters (CSRs, audit details).
+        reason = next(iter(str(exc.orig).strip().splitlines()), type(exc.orig).__name__)
+        log.warning("database unavailable: %s", reason)
+        detail = "the database could not complete the request (unreachable, restarting or busy); try again shortly"
+        resp = problem(503, "database-unavailable", "Database unavailable", detail)
         resp.headers["Retry-After"] = "5"
         return resp
 
