@@ -69,7 +69,8 @@ def issuance_transaction_floor(env: BenchEnv, prefix: str, count: int, *, proces
     dsn = make_url(env.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     logins = [f"{prefix}{i}" for i in range(count)]
     slices = processes * 4  # small slices, one at a time: every process stays busy to the end
-    jobs = [(dsn, logins[s::slices], env.issuing_ca_id()) for s in range(slices)]
+    issuer_id = env.issuing_ca_id()
+    jobs = [(dsn, logins[s::slices], issuer_id) for s in range(slices)]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         pool.map(_run_transactions, [(dsn, [], 0)] * processes, chunksize=1)  # processes started and imported
         start = time.perf_counter()

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bench.common import BenchEnv, certificate_columns, print_table, run_wrk
+from bench.common import WRK_HEADERS, BenchEnv, certificate_columns, print_table, run_wrk
 from bench.floors import healthz_floor, issuance_transaction_floor
 from config.settings import load_settings
 
@@ -49,8 +49,7 @@ end
 """
 
 
-HEADERS = ["data", "issued/s", "p50 ms", "p95 ms", "p99 ms", "non-2xx", "CPU ms/issuance", "worker peak MB", "SQL-only floor/s",
-           "/healthz/s", "ratio to limit"]  # fmt: skip
+HEADERS = ["data", "issued/s", *WRK_HEADERS, "SQL-only floor/s", "/healthz/s", "ratio to limit"]
 
 
 def make_csrs(count: int) -> list[str]:
@@ -149,14 +148,8 @@ def main() -> None:
             healthz = healthz_floor(env, base, seconds=3, connections=args.connections)
             workers = args.workers or load_settings().gunicorn_workers  # as many processes as gunicorn has
             sql_only = issuance_transaction_floor(env, "floor", args.requests, processes=workers)
-            rows.append(
-                [
-                    f"{stored:,} stored", round(result.requests_per_second, 1), result.p50_ms, result.p95_ms, result.p99_ms,
-                    result.non_2xx, f"{result.cpu_ms_per_request:.2f}", round(result.worker_peak_mb), round(sql_only, 1),
-                    round(healthz, 1),
-                    f"{result.requests_per_second / limit:.2f}",
-                ]
-            )  # fmt: skip
+            ratio = f"{result.requests_per_second / limit:.2f}"
+            rows.append([f"{stored:,} stored", *result.cells(), round(sql_only, 1), round(healthz, 1), ratio])
         finally:
             env.stop()
     print_table(f"Issuance over HTTP (in-process parse+verify+sign limit {limit:,.0f}/s on one core)", HEADERS, rows)

@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from bench.common import BenchEnv, print_table, run_wrk
+from bench.common import WRK_HEADERS, BenchEnv, print_table, run_wrk
 from bench.issuance import load_registry, load_stored_certificates
 from ca_service.pki.ocsp import issuer_hashes
 
@@ -146,18 +146,7 @@ def main() -> None:
             result = run_wrk(
                 base, script, seconds=args.seconds, connections=args.connections, threads=threads, server=env.processes[-1]
             )
-            rows.append(
-                [
-                    label,
-                    round(result.requests_per_second, 1),
-                    result.p50_ms,
-                    result.p95_ms,
-                    result.p99_ms,
-                    result.non_2xx,
-                    f"{result.cpu_ms_per_request:.2f}",
-                    round(result.worker_peak_mb),
-                ]
-            )
+            rows.append([label, *result.cells()])
             for proc in env.processes:
                 proc.terminate()
                 proc.wait(30)
@@ -167,7 +156,7 @@ def main() -> None:
     print_table(
         f"OCSP over HTTP, {args.stored:,} stored certificates, {args.distinct:,} distinct serials "
         f"(in-process build+sign: {signing:,.0f}/s on one core)",
-        ["scenario", "responses/s", "p50 ms", "p95 ms", "p99 ms", "non-2xx", "CPU ms/response", "worker peak MB"],
+        ["scenario", "responses/s", *WRK_HEADERS],
         rows,
     )
 
