@@ -76,11 +76,16 @@ def _local(ctx: ServiceContext) -> _LocalCache:
     return cast(_LocalCache, ctx.cache.setdefault("ocsp_local_cache", _LocalCache(LOCAL_ENTRIES)))
 
 
+def this_update_of(ctx: ServiceContext, next_update: datetime) -> datetime:
+    """A cached response's thisUpdate (only its nextUpdate is stored: responses are signed with
+    nextUpdate = thisUpdate + CA_OCSP_VALIDITY_MINUTES)."""
+    return next_update - timedelta(minutes=ctx.settings.ocsp_validity_minutes)
+
+
 def _fresh(ctx: ServiceContext, next_update: datetime) -> bool:
     """Inside [thisUpdate, nextUpdate - margin) by the service clock (a clock moved back by an
     operator, or by the tests, never gets a response dated in its future)."""
-    now = ctx.clock.now()
-    return next_update - timedelta(minutes=ctx.settings.ocsp_validity_minutes) <= now < next_update - margin(ctx)
+    return this_update_of(ctx, next_update) <= ctx.clock.now() < next_update - margin(ctx)
 
 
 def issuer_tag(ctx: ServiceContext, issuer_id: int) -> str:
@@ -121,7 +126,8 @@ def _failed(ctx: ServiceContext, exc: Exception, what: str) -> None:
 
 def get(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str) -> CachedResponse | None:
     key = cache_key(ctx, issuer_id, serial, hash_name)
-    local = _local(ctx).get(key)
+    local_cache = _local(ctx)
+    local = local_cache.get(key)
     if local is not None and _fresh(ctx, local.next_update):
         return local
     if not _available(ctx):
@@ -141,7 +147,7 @@ def get(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str) -> Cac
     if not _fresh(ctx, next_update):
         return None
     found = CachedResponse(status.decode(), next_update, der)
-    _local(ctx).put(key, found)
+    local_cache.put(key, found)
     return found
 
 

@@ -176,7 +176,7 @@ def _answer(ctx: ServiceContext, req: ParsedOCSPRequest) -> OCSPAnswer:
     cached = ocsp_cache.get(ctx, issuer_id, serial, hash_name)
     if cached is not None and cached.status == st.status:
         metrics.OCSP_CACHE.labels("hit").inc()
-        this_update = cached.next_update - timedelta(minutes=ctx.settings.ocsp_validity_minutes)
+        this_update = ocsp_cache.this_update_of(ctx, cached.next_update)
         return OCSPAnswer(cached.der, st.status, this_update, cached.next_update, cacheable=True, from_cache=True)
     metrics.OCSP_CACHE.labels("stale" if cached is not None else "miss").inc()
     result = _sign(ctx, req, signer_issuer_id, st)
