@@ -123,5 +123,5 @@ def splice_crl(template: x509.CertificateRevocationList, revoked: bytes, issuer_
         x509.load_der_x509_crl(der)
         verify_bytes(issuer_key, signature, new_tbs)
     except (ValueError, InvalidSignature) as exc:
-        raise ValueError(f"spliced CRL does not verify: {exc or type(exc).__name__}") from None
+        raise ValueError(f"spliced CRL does not verify: {str(exc) or type(exc).__name__}") from None
     return der
