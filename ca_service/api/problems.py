@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import Flask, Response, json
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from ca_service.errors import ServiceError
+from ca_service.services.context import DatabaseUnavailable
 
 PROBLEM_TYPE_BASE = "https://ca-service.invalid/problems/"
 log = logging.getLogger("ca_service.api")
@@ -69,10 +69,9 @@ def register(app: Flask) -> None:
             detail = f"request body larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
         return problem(status, code, exc.name, detail)
 
-    @app.errorhandler(OperationalError)
-    def _database_unavailable(exc: OperationalError) -> Response:
-        # Unreachable, restarting, locked past the timeout, a deadlock victim: all retryable. Log the
-        # driver's first line only: str(exc) carries the statement's parameters (CSRs, audit details).
+    @app.errorhandler(DatabaseUnavailable)
+    def _database_unavailable(exc: DatabaseUnavailable) -> Response:
+        # Log the driver's first line only: str(exc) carries the statement's parameters (CSRs, audit details).
         reason = next(iter(str(exc.orig).strip().splitlines()), type(exc.orig).__name__)
         log.warning("database unavailable: %s", reason)
         detail = "the database could not complete the request (unreachable, restarting or busy); try again shortly"

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ca_service.clock import Clock, clock_from_settings
 from ca_service.pki.keys import EncryptedFileKeyBackend, KeyBackend
+from ca_service.store.db import DatabaseUnavailable as DatabaseUnavailable  # re-exported: the api maps it to 503
 from ca_service.store.db import make_engine, make_session_factory
 from config.settings import Settings
 

@@ -10,6 +10,10 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
+# What the database raises when it cannot do the work now (unreachable, restarting, locked past the
+# timeout, a deadlock victim): retryable, answered with 503 database-unavailable by the API.
+DatabaseUnavailable = exc.OperationalError
+
 # A pooled connection that sat idle longer than this is pinged before use (see _ping_when_idle).
 PING_AFTER_IDLE_SECONDS = 1.0
 
