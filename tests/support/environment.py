@@ -1,7 +1,7 @@
 """The test environment: a database, Redis and data dir per pytest(-xdist) worker.
 
 With DATABASE_URL / REDIS_URL set (CI), tests use that PostgreSQL server (one fresh database
-per worker) and that Redis server (one database number per worker). Without them, SQLite and
+per worker) and that Redis server (one database number per worker and run, claimed in db 0). Without them, SQLite and
 an embedded redis-server on a unix socket, so the suite runs on a machine that has neither.
 """
 
@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -28,10 +29,13 @@ class TestEnvironment:
     clock_file: Path
     embedded_redis: EmbeddedRedis | None
     admin_url: str | None = None  # PostgreSQL: where to drop the run's database afterwards
+    redis_claim: RedisClaim | None = None  # shared Redis: the database number this worker holds
 
     def close(self) -> None:
         if self.embedded_redis is not None:
             self.embedded_redis.stop()
+        if self.redis_claim is not None:
+            self.redis_claim.release()
         if self.admin_url is not None:
             admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
@@ -53,10 +57,6 @@ class TestEnvironment:
         return env
 
 
-def _worker_number(worker_id: str) -> int:
-    return int(worker_id[2:]) if worker_id.startswith("gw") else 0
-
-
 def _postgres_database(base_url: str, worker_id: str) -> str:
     url = make_url(base_url)
     if url.drivername == "postgresql":
@@ -71,12 +71,42 @@ def _postgres_database(base_url: str, worker_id: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
-def _redis_url(base_url: str, worker_id: str) -> str:
-    url = make_url(base_url.replace("redis://", "redis+x://", 1)) if base_url.startswith("redis://") else None
-    if url is None:
-        return base_url
-    db = 1 + _worker_number(worker_id)  # keep the worker's queues apart from anything on db 0
-    return f"redis://{url.host or '127.0.0.1'}:{url.port or 6379}/{db}"
+CLAIM_KEY = "ca-service-tests:db:{}"  # in db 0: which test worker holds database number N
+CLAIM_SECONDS = 6 * 3600  # a run killed without cleaning up frees its database after this
+
+
+@dataclass
+class RedisClaim:
+    """One Redis database number held by one test worker of one run, so that two runs against the
+    same Redis (a developer's and CI's, or two worktrees) never share queues or caches. Claimed
+    with SET NX in db 0, flushed before use, released (only if still ours) at the end."""
+
+    base_url: str
+    db: int
+    token: str
+
+    def url(self) -> str:
+        return f"{self.base_url}/{self.db}"
+
+    def release(self) -> None:
+        conn = redis.Redis.from_url(f"{self.base_url}/0")
+        key = CLAIM_KEY.format(self.db)
+        if conn.get(key) == self.token.encode():
+            conn.delete(key)
+
+
+def _claim_redis_db(base_url: str) -> RedisClaim:
+    """The first free database number 1..(databases - 1) of the Redis at `base_url`."""
+    url = make_url(base_url.replace("redis://", "redis+x://", 1))
+    base = f"redis://{url.host or '127.0.0.1'}:{url.port or 6379}"
+    conn = redis.Redis.from_url(f"{base}/0")
+    databases = int(conn.config_get("databases").get("databases", 16))
+    token = secrets.token_hex(8)
+    for db in range(1, databases):
+        if conn.set(CLAIM_KEY.format(db), token, nx=True, ex=CLAIM_SECONDS):
+            redis.Redis.from_url(f"{base}/{db}").flushdb()
+            return RedisClaim(base, db, token)
+    raise RuntimeError(f"every Redis database 1..{databases - 1} at {base} is held by another test run; wait or flush db 0")
 
 
 def create_environment(root: Path, worker_id: str) -> TestEnvironment:
@@ -90,9 +120,14 @@ def create_environment(root: Path, worker_id: str) -> TestEnvironment:
     else:
         database_url = f"sqlite:///{data_dir / 'ca.sqlite3'}"
     embedded = None
-    if os.environ.get("REDIS_URL"):
-        redis_url = _redis_url(os.environ["REDIS_URL"], worker_id)
+    claim = None
+    base_redis = os.environ.get("REDIS_URL", "")
+    if base_redis.startswith("redis://"):
+        claim = _claim_redis_db(base_redis)
+        redis_url = claim.url()
+    elif base_redis:
+        redis_url = base_redis
     else:
         embedded = EmbeddedRedis(root / "redis")
         redis_url = embedded.start()
-    return TestEnvironment(data_dir, database_url, redis_url, root / "clock-offset", embedded, admin_url)
+    return TestEnvironment(data_dir, database_url, redis_url, root / "clock-offset", embedded, admin_url, claim)
