@@ -15,6 +15,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from ca_service.pki.signer import KeySigner, Signer
 from ca_service.pki.signing import CAPrivateKey
 
 
@@ -32,6 +33,8 @@ class KeyBackend(Protocol):
     def check(self, key_ref: str) -> None: ...
 
     def check_all(self) -> None: ...
+
+    def signer(self, key_ref: str) -> Signer: ...
 
 
 def new_private_key(algorithm: str) -> CAPrivateKey:
@@ -93,6 +96,10 @@ class EncryptedFileKeyBackend:
         """Every key file in the directory: mode 600 (a backup or retired key is still a key)."""
         for path in sorted(self.directory.glob("*.key.pem")) if self.directory.exists() else []:
             self.check(path.name.removesuffix(".key.pem"))
+
+    def signer(self, key_ref: str) -> Signer:
+        """The key as a Signer (ca_service.pki.signer): what callers should use instead of load()."""
+        return KeySigner(key_ref, self.load(key_ref))
 
     def load(self, key_ref: str) -> CAPrivateKey:
         cached = self._cache.get(key_ref)
