@@ -30,8 +30,9 @@ def _child(entries: int, mode: str) -> None:
 
     from ca_service.pki.crl import RevokedEntry, as_text_entries, build_crl, build_large_crl
     from ca_service.pki.hierarchy import build_root, ca_name
+    from ca_service.pki.signer import KeySigner
 
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = KeySigner("bench", ec.generate_private_key(ec.SECP256R1()))
     now = datetime.now(UTC).replace(microsecond=0)
     ca = build_root(key=key, subject=ca_name("Bench", "Bench CA"), serial=1, not_before=now, not_after=now + timedelta(days=365))
     rows = [RevokedEntry(int.from_bytes(secrets.token_bytes(19), "big") | 1, now, REASONS[i % 5]) for i in range(entries)]

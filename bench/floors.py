@@ -28,14 +28,14 @@ HEALTHZ_LUA = 'wrk.method = "GET"\n'
 
 
 def _compiled_sql() -> tuple[str, str, list[str], str, list[str]]:
-    from ca_service.services import audit, issuance
+    from ca_service.store import audit_log, certificates, users
 
     dialect = postgresql.dialect()
-    lock = str(issuance._LOCK_FOR_ISSUANCE.compile(dialect=dialect))
-    cert_keys = list(issuance._INSERT_COLUMNS)
-    cert = str(issuance._INSERT_CERTIFICATE.compile(dialect=dialect, column_keys=cert_keys))
+    lock = str(users._LOCK_FOR_ISSUANCE.compile(dialect=dialect))
+    cert_keys = list(certificates._INSERT_COLUMNS)
+    cert = str(certificates._INSERT_CERTIFICATE.compile(dialect=dialect, column_keys=cert_keys))
     audit_keys = ["occurred_at", "client_name", "acting_login_id", "action", "target_type", "target_id", "details", "request_id"]
-    event = str(audit._INSERT_EVENT.compile(dialect=dialect, column_keys=audit_keys))
+    event = str(audit_log._INSERT_EVENT.compile(dialect=dialect, column_keys=audit_keys))
     return lock, cert, cert_keys, event, audit_keys
 
 

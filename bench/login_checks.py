@@ -46,8 +46,8 @@ def verify_floor(certs: list[x509.Certificate], issuer: x509.Certificate) -> flo
 
 def issue_in_process(env: BenchEnv, count: int) -> tuple[list[str], x509.Certificate]:
     """Issue `count` real certificates through the issuance service (not HTTP) for u0..u{count}."""
+    from ca_service.context import Actor, build_context
     from ca_service.services.authorities import active_issuer
-    from ca_service.services.context import Actor, build_context
     from ca_service.services.issuance import issue_certificate
     from config.settings import load_settings
 

@@ -68,9 +68,9 @@ def request_paths(issuer: x509.Certificate, serials: list[str], *, nonce: bool) 
 
 def in_process_signing(env: BenchEnv, issuer: x509.Certificate, serials: list[str], count: int = 2000) -> float:
     """Responses built and signed per second on one core, no HTTP, no database (the floor)."""
+    from ca_service.context import build_context
     from ca_service.pki.ocsp import build_response, parse_request
     from ca_service.services import ocsp_signer
-    from ca_service.services.context import build_context
     from config.settings import load_settings
 
     ctx = build_context(load_settings(env.env()), pool_size=1)
@@ -88,7 +88,7 @@ def in_process_signing(env: BenchEnv, issuer: x509.Certificate, serials: list[st
             request=req,
             issuer_cert=issuer,
             responder_cert=responder.certificate,
-            responder_key=responder.key,
+            responder_key=responder.signer,
             status="good",
             revoked_at=None,
             reason=None,

@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
-from sqlalchemy import select
 
-from ca_service.services.authorities import active_ca
-from ca_service.services.context import ServiceContext
-from ca_service.store.models import Crl
+from ca_service.constants import QueueName
+from ca_service.context import ServiceContext
+from ca_service.services.crl_publication import ca_states
 
-QUEUES = ("crl", "mail", "default")
+QUEUES = tuple(QueueName)
 SCHEDULER_HEARTBEAT_SECONDS = 120  # a scheduler beats at least every outbox-sweep interval (10 s)
 log = logging.getLogger("ca_service.metrics")
 
@@ -38,22 +37,16 @@ class StateCollector(Collector):
             "ca_certificate_expiry_seconds", "Seconds until the active CA certificate expires", labels=["ca"]
         )
         try:
-            with self.ctx.sessions() as session:
-                for kind in ("issuing", "root"):
-                    ca = active_ca(session, kind)
-                    if ca is None:
-                        continue
-                    ca_left.add_metric([kind], (ca.not_after - now).total_seconds())
-                    crl = session.scalars(
-                        select(Crl).where(Crl.issuer_id == ca.id).order_by(Crl.crl_number.desc()).limit(1)
-                    ).first()
-                    if crl is None:
-                        continue
-                    number.add_metric([kind], crl.crl_number)
-                    age.add_metric([kind], (now - crl.this_update).total_seconds())
-                    entries.add_metric([kind], crl.entries)
-                    expiry.add_metric([kind], (crl.next_update - now).total_seconds())
-                    validity.add_metric([kind], (crl.next_update - crl.this_update).total_seconds())
+            for state in ca_states(self.ctx):
+                kind, crl = state.kind, state.crl
+                ca_left.add_metric([kind], (state.ca_not_after - now).total_seconds())
+                if crl is None:
+                    continue
+                number.add_metric([kind], crl.crl_number)
+                age.add_metric([kind], (now - crl.this_update).total_seconds())
+                entries.add_metric([kind], crl.entries)
+                expiry.add_metric([kind], (crl.next_update - now).total_seconds())
+                validity.add_metric([kind], (crl.next_update - crl.this_update).total_seconds())
         except Exception:  # the database being down must not break the scrape of everything else
             log.warning("metrics: database unavailable for the CRL and CA gauges", exc_info=True)
         yield from (number, age, entries, expiry, validity, ca_left)

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from ca_service.api.app import create_app
+from ca_service.context import Actor, ServiceContext, build_context
 from ca_service.services import authorities, clients
-from ca_service.services.context import Actor, ServiceContext, build_context
 from ca_service.store.migrate import upgrade_to_head
 from ca_service.store.models import Base
 from config.settings import load_settings

@@ -12,10 +12,10 @@ import pytest
 from cryptography import x509
 from sqlalchemy import delete, insert, select, update
 
+from ca_service.context import build_context
 from ca_service.outbox import relay
 from ca_service.services import authorities, crl_publication
 from ca_service.services.authorities import active_ca
-from ca_service.services.context import build_context
 from ca_service.store.models import Certificate, CertificateAuthority, Crl, OutboxEntry
 from tests.support.cli import run_cli
 from tests.support.live import free_port
@@ -231,8 +231,9 @@ def test_an_issuing_ca_retired_by_a_rollover_keeps_its_crl(ctx, queues):
     name = f"issuing-old-{secrets.token_hex(3)}"
     with ctx.sessions() as s:
         root = active_ca(s, "root")
-        root_id, root_cert, root_key = root.id, x509.load_der_x509_certificate(root.der), ctx.keys.load(root.key_ref)
-    key = ctx.keys.generate(name, "ec-p256")
+        root_id, root_cert, root_key = root.id, x509.load_der_x509_certificate(root.der), ctx.keys.signer(root.key_ref)
+    ctx.keys.generate(name, "ec-p256")
+    key = ctx.keys.signer(name)
     cert = build_issuing(
         key=key, subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), root_cert=root_cert,
         root_key=root_key, serial=x509.random_serial_number(), not_before=now - timedelta(days=1),

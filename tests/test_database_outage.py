@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from ca_service.api.app import create_app
-from ca_service.services.context import ServiceContext
+from ca_service.context import ServiceContext
 from ca_service.store.db import make_engine, make_session_factory
 
 

@@ -22,9 +22,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, ObjectIdent
 from sqlalchemy import select, update
 
 from ca_service import metrics
+from ca_service.context import Lru, ServiceContext
 from ca_service.services import ocsp_cache, ocsp_responder, ocsp_signer
 from ca_service.services.authorities import active_issuer
-from ca_service.services.context import ServiceContext
 from ca_service.store.models import Certificate, CertificateAuthority
 from tests.support.pki import make_csr
 
@@ -36,8 +36,9 @@ MIME = "application/ocsp-response"
 def _forget_responders(ctx: ServiceContext) -> None:
     """conftest deletes responder rows between tests under this long-lived process (production
     never deletes them): drop the per-process choice so each test starts from the database."""
-    for key in ("ocsp_responders", "ocsp_issuers", "ocsp_local_cache"):
-        ctx.cache.pop(key, None)
+    ctx.ocsp.responders.clear()
+    ctx.ocsp.issuers = None
+    ctx.ocsp.local.clear()
 
 
 # --- helpers (also used by tests/e2e/test_ocsp_openssl.py) -------------------------------------
@@ -282,7 +283,7 @@ def test_a_cached_response_dated_in_the_clocks_future_is_not_served(api, leaf, i
 
 
 def test_the_in_process_cache_is_a_bounded_lru():
-    lru = ocsp_cache._LocalCache(2)
+    lru = Lru[str, ocsp_cache.CachedResponse](2)  # the class of ctx.ocsp.local
     entry = ocsp_cache.CachedResponse("good", datetime.now(UTC), b"der")
     lru.put("a", entry)
     lru.put("b", entry)
@@ -307,13 +308,13 @@ def test_a_dropped_database_connection_is_replaced(ctx, leaf, issuer):
         pytest.skip("PostgreSQL only: the held autocommit read connection")
     body = ocsp_request(leaf, issuer, nonce=b"d" * 16)
     assert verify_response(ocsp_responder.answer(ctx, body).der, issuer, now()).certificate_status == ocsp.OCSPCertStatus.GOOD
-    held = ctx.cache["hot_reader"].conn
+    held = ctx.hot_reader.conn
     pid = held.exec_driver_sql("SELECT pg_backend_pid()").scalar()
     with ctx.engine.connect() as admin:
         assert admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})").scalar()
     answer = ocsp_responder.answer(ctx, body)  # the read fails once, reconnects, answers
     assert verify_response(answer.der, issuer, now()).certificate_status == ocsp.OCSPCertStatus.GOOD
-    assert ctx.cache["hot_reader"].conn is not held
+    assert ctx.hot_reader.conn is not held
 
 
 # --- the delegated responder certificate ------------------------------------------------------

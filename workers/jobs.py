@@ -8,9 +8,9 @@ from typing import Any
 
 from rq import get_current_job
 
+from ca_service.context import ServiceContext
 from ca_service.outbox import relay
 from ca_service.services import audit, crl_publication, mailer, notices
-from ca_service.services.context import ServiceContext
 from config.logging import bind as bind_log
 from workers.queues import context
 

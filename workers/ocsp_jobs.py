@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ca_service.context import ServiceContext, build_context
 from ca_service.services import ocsp_signer
-from ca_service.services.context import ServiceContext, build_context
 from config.settings import load_settings
 
 

@@ -21,8 +21,8 @@ from ca_service.api import (
 )
 from ca_service.api.auth import check_request
 from ca_service.api.openapi import make_openapi_app
+from ca_service.context import ServiceContext, build_context
 from ca_service.errors import InvalidInput, ServiceError
-from ca_service.services.context import ServiceContext, build_context
 from config.logging import bind as bind_log
 from config.logging import configure as configure_logging
 from config.settings import load_settings
@@ -42,7 +42,7 @@ def _before_request() -> None:
         data = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
         if data:
             if request.mimetype != "application/json":
-                raise ServiceError("send the body as application/json", code="unsupported-media-type", status=415)
+                raise ServiceError("send the body as application/json", code="unsupported-media-type")
             try:
                 json.loads(data)
             except (ValueError, UnicodeDecodeError):

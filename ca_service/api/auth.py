@@ -7,20 +7,20 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 
+from ca_service.context import Actor
 from ca_service.errors import ServiceError
 from ca_service.services.clients import ClientInfo, authenticate
-from ca_service.services.context import Actor
 
 F = TypeVar("F", bound=Callable[..., Any])
 PUBLIC = "public"
 
 
 class Unauthenticated(ServiceError):
-    status, code, title = 401, "unauthenticated", "Authentication required"
+    code, title = "unauthenticated", "Authentication required"
 
 
 class Forbidden(ServiceError):
-    status, code, title = 403, "forbidden", "Forbidden for this API client's role"
+    code, title = "forbidden", "Forbidden for this API client's role"
 
 
 def roles(*allowed: str) -> Callable[[F], F]:

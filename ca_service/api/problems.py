@@ -9,8 +9,7 @@ from flask import Flask, Response, json
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ca_service.errors import ServiceError
-from ca_service.services.context import DatabaseUnavailable
+from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted, ServiceError, Unavailable
 
 PROBLEM_TYPE_BASE = "https://ca-service.invalid/problems/"
 log = logging.getLogger("ca_service.api")
@@ -26,6 +25,36 @@ _HTTP_CODES = {
     415: "unsupported-media-type",
     429: "too-many-requests",
 }
+
+
+# The HTTP status of a domain error: by its code where the code says more than its kind, else by
+# its kind (the nearest class in _STATUS_BY_KIND).
+_STATUS_BY_CODE = {
+    "database-unavailable": 503,  # store.errors.Unavailable: the database is down or busy
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "unsupported-media-type": 415,
+}
+_STATUS_BY_KIND: dict[type[ServiceError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    NotPermitted: 403,
+    InvalidInput: 400,
+    Unavailable: 503,
+    ServiceError: 400,
+}
+RETRY_AFTER_SECONDS = {"database-unavailable": "5"}
+
+
+def status_of(exc: ServiceError) -> int:
+    by_code = _STATUS_BY_CODE.get(exc.code)
+    if by_code is not None:
+        return by_code
+    for kind in type(exc).__mro__:
+        status = _STATUS_BY_KIND.get(kind)
+        if status is not None:
+            return status
+    return 400
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Response:
@@ -54,7 +83,15 @@ def register(app: Flask) -> None:
         extra = dict(exc.extra)
         fields = extra.pop("fields", None)
         errors = [{"field": k, "message": v} for k, v in fields.items()] if fields else None
-        return problem(exc.status, exc.code, exc.title, exc.detail, errors=errors, **extra)
+        reason = getattr(exc, "reason", None)
+        if exc.code == "database-unavailable":
+            # The driver's first line only: the full error carries the statement's parameters (CSRs, audit details).
+            log.warning("database unavailable: %s", reason)
+        resp = problem(status_of(exc), exc.code, exc.title, exc.detail, errors=errors, **extra)
+        retry_after = RETRY_AFTER_SECONDS.get(exc.code)
+        if retry_after is not None:
+            resp.headers["Retry-After"] = retry_after
+        return resp
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
@@ -68,16 +105,6 @@ def register(app: Flask) -> None:
         if status == 413:
             detail = f"request body larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
         return problem(status, code, exc.name, detail)
-
-    @app.errorhandler(DatabaseUnavailable)
-    def _database_unavailable(exc: DatabaseUnavailable) -> Response:
-        # Log the driver's first line only: str(exc) carries the statement's parameters (CSRs, audit details).
-        reason = next(iter(str(exc.orig).strip().splitlines()), type(exc.orig).__name__)
-        log.warning("database unavailable: %s", reason)
-        detail = "the database could not complete the request (unreachable, restarting or busy); try again shortly"
-        resp = problem(503, "database-unavailable", "Database unavailable", detail)
-        resp.headers["Retry-After"] = "5"
-        return resp
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, current_app, json
 from pydantic import BaseModel
 
-from ca_service.services.context import ServiceContext
+from ca_service.context import ServiceContext
 
 
 def ctx() -> ServiceContext:

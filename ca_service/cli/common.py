@@ -16,9 +16,9 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from ca_service.context import Actor, ServiceContext, build_context
 from ca_service.errors import ServiceError
 from ca_service.pki.keys import KeyError_
-from ca_service.services.context import Actor, ServiceContext, build_context
 from config.settings import Settings, SettingsError, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])

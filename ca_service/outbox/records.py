@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.orm import Session
-
-from ca_service.services.context import Actor, ServiceContext
+from ca_service.context import Actor, ServiceContext
+from ca_service.store import outbox as store
+from ca_service.store.db import Tx
 from ca_service.store.models import OutboxEntry
 
 CRL_PUBLISH = "crl.publish"
 NOTICE_EMAIL = "notice.email"
 
 
-def add(session: Session, ctx: ServiceContext, actor: Actor | None, kind: str, **payload: Any) -> OutboxEntry:
+def add(session: Tx, ctx: ServiceContext, actor: Actor | None, kind: str, **payload: Any) -> OutboxEntry:
     entry = OutboxEntry(
         created_at=ctx.clock.now(),
         kind=kind,
@@ -23,16 +22,15 @@ def add(session: Session, ctx: ServiceContext, actor: Actor | None, kind: str, *
         request_id=actor.request_id if actor else None,
         attempts=0,
     )
-    session.add(entry)
-    return entry
+    return store.add(session, entry)
 
 
-def add_many(session: Session, ctx: ServiceContext, actor: Actor | None, kind: str, payloads: list[dict[str, Any]]) -> None:
+def add_many(session: Tx, ctx: ServiceContext, actor: Actor | None, kind: str, payloads: list[dict[str, Any]]) -> None:
     """Many entries of one kind in one INSERT (the expiry scan queues thousands of emails)."""
     now = ctx.clock.now()
     request_id = actor.request_id if actor else None
-    session.execute(
-        insert(OutboxEntry),
+    store.add_many(
+        session,
         [
             {"created_at": now, "kind": kind, "payload": json.dumps(p, sort_keys=True), "request_id": request_id, "attempts": 0}
             for p in payloads

@@ -22,10 +22,10 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import select
 
+from ca_service.context import ServiceContext
 from ca_service.outbox import records
-from ca_service.services.context import ServiceContext
+from ca_service.store import outbox as store
 from ca_service.store.db import transaction
 from ca_service.store.models import OutboxEntry
 
@@ -82,10 +82,7 @@ def dispatch_pending(ctx: ServiceContext, *, limit: int = 500) -> int:
     dispatched = 0
     crl_job: str | None = None  # one publication covers every CRL entry of this batch
     with transaction(ctx.sessions) as session:
-        stmt = select(OutboxEntry).where(OutboxEntry.dispatched_at.is_(None)).order_by(OutboxEntry.id).limit(limit)
-        if ctx.is_postgres:
-            stmt = stmt.with_for_update(skip_locked=True)
-        for entry in session.scalars(stmt):
+        for entry in store.pending(session, limit):
             if entry.kind not in ROUTES:
                 continue
             try:

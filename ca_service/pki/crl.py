@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ca_service.pki.crl_fast import encode_entries, splice_crl, utc_timestamp_text
 from ca_service.pki.reasons import REASONS, to_reason_flag
-from ca_service.pki.signing import CAPrivateKey, hash_for_key
+from ca_service.pki.signer import Signer
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ def _revoked_certificates(entries: Iterable[RevokedEntry]) -> list[x509.RevokedC
 def build_crl(
     *,
     issuer_cert: x509.Certificate,
-    issuer_key: CAPrivateKey,
+    issuer_key: Signer,
     entries: Iterable[RevokedEntry],
     crl_number: int,
     this_update: datetime,
@@ -105,14 +105,14 @@ def build_crl(
         .add_extension(x509.CRLNumber(crl_number), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
     )
-    crl = builder.sign(issuer_key, hash_for_key(issuer_key))
+    crl = issuer_key.sign_crl(builder)
     return crl.public_bytes(serialization.Encoding.DER)
 
 
 def build_large_crl(
     *,
     issuer_cert: x509.Certificate,
-    issuer_key: CAPrivateKey,
+    issuer_key: Signer,
     entries: Iterable[tuple[str, str, str]],
     crl_number: int,
     this_update: datetime,

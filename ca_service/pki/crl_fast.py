@@ -6,7 +6,7 @@ module lets cryptography build and sign everything it builds well — the TBSCer
 issuer, dates and extensions (CRL Number, AKI) — for an empty CRL, and encodes only the
 `revokedCertificates` list itself, whose DER is fixed by RFC 5280 §5.1.2.6 (serial, revocation
 date, optional reasonCode). It then signs the spliced TBSCertList with the CA key through
-cryptography and checks the result by loading it with cryptography and verifying the signature
+the issuer's Signer and checks the result by loading it with cryptography and verifying the signature
 over the spliced TBSCertList.
 tests/unit/test_pki_crl_fast.py proves the spliced TBSCertList byte-identical to the builder's.
 """
@@ -20,22 +20,19 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from ca_service.pki.signing import CAPrivateKey, sign_bytes, verify_bytes
+from ca_service.pki.reasons import REASONS, to_reason_flag
+from ca_service.pki.signer import Signer
 
-# reasonCode values (RFC 5280 §5.3.1); `unspecified` is omitted from the entry.
-_REASON_CODES = {
-    "key_compromise": 1,
-    "affiliation_changed": 3,
-    "superseded": 4,
-    "cessation_of_operation": 5,
-    "privilege_withdrawn": 9,
-}
-# crlEntryExtensions: SEQUENCE { SEQUENCE { OID 2.5.29.21, OCTET STRING { ENUMERATED code } } }
+# crlEntryExtensions: SEQUENCE { SEQUENCE { OID 2.5.29.21, OCTET STRING { ENUMERATED reasonCode } } }
+# per API reason (RFC 5280 §5.3.1); `unspecified` is omitted from the entry. The ENUMERATED is
+# cryptography's own encoding of the reason.
 _REASON_EXT = {
-    name: bytes([0x30, 0x0C, 0x30, 0x0A, 0x06, 0x03, 0x55, 0x1D, 0x15, 0x04, 0x03, 0x0A, 0x01, code])
-    for name, code in _REASON_CODES.items()
+    name: b""
+    if name == "unspecified"
+    else bytes([0x30, 0x0C, 0x30, 0x0A, 0x06, 0x03, 0x55, 0x1D, 0x15, 0x04, 0x03])
+    + x509.CRLReason(to_reason_flag(name)).public_bytes()
+    for name in REASONS
 }
-_REASON_EXT["unspecified"] = b""
 
 
 def _length(n: int) -> bytes:
@@ -97,7 +94,7 @@ def encode_entries(entries: Iterable[tuple[str, str, str]]) -> bytes:
     return _tlv(0x30, bytes(out)) if out else b""
 
 
-def splice_crl(template: x509.CertificateRevocationList, revoked: bytes, issuer_key: CAPrivateKey) -> bytes:
+def splice_crl(template: x509.CertificateRevocationList, revoked: bytes, issuer_key: Signer) -> bytes:
     """Insert `revoked` into the TBSCertList of an empty `template` CRL, sign it, return DER."""
     tbs = template.tbs_certlist_bytes
     _tag, start, length = _read_header(tbs, 0)
@@ -108,7 +105,7 @@ def splice_crl(template: x509.CertificateRevocationList, revoked: bytes, issuer_
         _t, content, size = _read_header(tbs, pos)
         pos = content + size
     new_tbs = _tlv(0x30, tbs[start:pos] + revoked + tbs[pos : start + length])
-    signature = sign_bytes(issuer_key, new_tbs)
+    signature = issuer_key.sign_bytes(new_tbs)
     whole = template.public_bytes(serialization.Encoding.DER)
     _t, outer, _n = _read_header(whole, 0)
     _t, tbs_content, tbs_size = _read_header(whole, outer)
@@ -121,7 +118,7 @@ def splice_crl(template: x509.CertificateRevocationList, revoked: bytes, issuer_
     # first: 1.5 s at 1M entries, for the same answer.)
     try:
         x509.load_der_x509_crl(der)
-        verify_bytes(issuer_key, signature, new_tbs)
+        issuer_key.verify_bytes(signature, new_tbs)
     except (ValueError, InvalidSignature) as exc:
         raise ValueError(f"spliced CRL does not verify: {str(exc) or type(exc).__name__}") from None
     return der

@@ -8,7 +8,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
-from ca_service.pki.signing import CAPrivateKey, hash_for_key
+from ca_service.pki.signer import Signer
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ def ca_name(organization: str, common_name: str) -> x509.Name:
     )
 
 
-def _ca_extensions(builder: x509.CertificateBuilder, key: CAPrivateKey, path_length: int | None) -> x509.CertificateBuilder:
+def _ca_extensions(builder: x509.CertificateBuilder, key: Signer, path_length: int | None) -> x509.CertificateBuilder:
     return (
         builder.add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
@@ -47,9 +47,8 @@ def _ca_extensions(builder: x509.CertificateBuilder, key: CAPrivateKey, path_len
     )
 
 
-def build_root(
-    *, key: CAPrivateKey, subject: x509.Name, serial: int, not_before: datetime, not_after: datetime
-) -> x509.Certificate:
+def build_root(*, key: Signer, subject: x509.Name, serial: int, not_before: datetime, not_after: datetime) -> x509.Certificate:
+    """A self-signed root CA certificate, signed by `key` (the root's own signer)."""
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -59,15 +58,15 @@ def build_root(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
     )
-    return _ca_extensions(builder, key, None).sign(key, hash_for_key(key))
+    return key.sign_certificate(_ca_extensions(builder, key, None))
 
 
 def build_issuing(
     *,
-    key: CAPrivateKey,
+    key: Signer,
     subject: x509.Name,
     root_cert: x509.Certificate,
-    root_key: CAPrivateKey,
+    root_key: Signer,
     serial: int,
     not_before: datetime,
     not_after: datetime,
@@ -103,4 +102,4 @@ def build_issuing(
             critical=False,
         )
     )
-    return builder.sign(root_key, hash_for_key(root_key))
+    return root_key.sign_certificate(builder)

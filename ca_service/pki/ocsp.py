@@ -24,7 +24,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ca_service.pki.profile import DIGITAL_SIGNATURE_ONLY
 from ca_service.pki.reasons import to_reason_flag
-from ca_service.pki.signing import CAPrivateKey, CAPublicKey, hash_for_key
+from ca_service.pki.signer import Signer
+from ca_service.pki.signing import CAPublicKey
 
 OCSPStatus = Literal["good", "revoked", "unknown"]
 ErrorStatus = Literal[
@@ -153,7 +154,7 @@ def build_response(
     request: ParsedOCSPRequest,
     issuer_cert: x509.Certificate,
     responder_cert: x509.Certificate,
-    responder_key: CAPrivateKey,
+    responder_key: Signer,
     status: OCSPStatus,
     revoked_at: datetime | None,
     reason: str | None,
@@ -211,7 +212,7 @@ def build_response(
     )
     if request.nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(request.nonce), critical=False)
-    return builder.sign(responder_key, hash_for_key(responder_key)).public_bytes(serialization.Encoding.DER)
+    return responder_key.sign_ocsp_response(builder).public_bytes(serialization.Encoding.DER)
 
 
 def build_error_response(status: ErrorStatus) -> bytes:
@@ -226,7 +227,7 @@ def build_error_response(status: ErrorStatus) -> bytes:
 def build_responder_certificate(
     *,
     issuer_cert: x509.Certificate,
-    issuer_key: CAPrivateKey,
+    issuer_key: Signer,
     responder_public_key: CAPublicKey,
     subject_cn: str,
     serial: int,
@@ -263,4 +264,4 @@ def build_responder_certificate(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(responder_public_key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
     )
-    return builder.sign(issuer_key, hash_for_key(issuer_key))
+    return issuer_key.sign_certificate(builder)

@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from ca_service.pki.csr import ClientPublicKey
-from ca_service.pki.signing import CAPrivateKey, hash_for_key
+from ca_service.pki.signer import Signer
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,7 @@ class IssuerContext:
     """What signing needs of an issuing CA, prepared once per process."""
 
     certificate: x509.Certificate
-    key: CAPrivateKey
+    signer: Signer  # the issuing CA's key, by reference
     aki: x509.AuthorityKeyIdentifier
     crl_url: str
     ocsp_url: str
@@ -36,12 +36,12 @@ class IssuerContext:
 
 
 def make_issuer_context(
-    certificate: x509.Certificate, key: CAPrivateKey, *, crl_url: str, ocsp_url: str, ca_cert_url: str
+    certificate: x509.Certificate, signer: Signer, *, crl_url: str, ocsp_url: str, ca_cert_url: str
 ) -> IssuerContext:
     ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     return IssuerContext(
         certificate=certificate,
-        key=key,
+        signer=signer,
         aki=x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
         crl_url=crl_url,
         ocsp_url=ocsp_url,
@@ -105,4 +105,4 @@ def build_client_certificate(req: ClientCertRequest, issuer: IssuerContext) -> x
             critical=False,
         )
     )
-    return builder.sign(issuer.key, hash_for_key(issuer.key))
+    return issuer.signer.sign_certificate(builder)

@@ -12,16 +12,9 @@ from typing import Final
 
 from cryptography import x509
 
-_FLAGS: Final = MappingProxyType(
-    {
-        "unspecified": x509.ReasonFlags.unspecified,
-        "key_compromise": x509.ReasonFlags.key_compromise,
-        "affiliation_changed": x509.ReasonFlags.affiliation_changed,
-        "superseded": x509.ReasonFlags.superseded,
-        "cessation_of_operation": x509.ReasonFlags.cessation_of_operation,
-        "privilege_withdrawn": x509.ReasonFlags.privilege_withdrawn,
-    }
-)
+from ca_service.constants import RevocationReason
+
+_FLAGS: Final = MappingProxyType({str(reason): x509.ReasonFlags[reason.value] for reason in RevocationReason})
 REASONS: Final[tuple[str, ...]] = tuple(_FLAGS)
 _NAMES: Final = MappingProxyType({flag: name for name, flag in _FLAGS.items()})
 

@@ -9,29 +9,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.orm import Session
-
-from ca_service.services.context import Actor, ServiceContext
-from ca_service.store.db import transaction
+from ca_service.context import Actor, ServiceContext
+from ca_service.store import audit_log
+from ca_service.store.db import Tx, reading, transaction
 from ca_service.store.models import AuditEvent
 
-_SEAL_LOCK_KEY = 0x6361_7564  # "caud": advisory lock id on PostgreSQL
 GENESIS = "0" * 64
-_INSERT_EVENT = insert(AuditEvent)
 
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def record(
-    session: Session, ctx: ServiceContext, actor: Actor, action: str, target_type: str, target_id: str, **details: Any
-) -> None:
-    """Write one audit event in the caller's transaction (a Core INSERT compiled once: no ORM
-    bookkeeping, no per-call statement cache key)."""
-    session.connection().execute(
-        _INSERT_EVENT,
+def record(session: Tx, ctx: ServiceContext, actor: Actor, action: str, target_type: str, target_id: str, **details: Any) -> None:
+    """Write one audit event in the caller's transaction."""
+    audit_log.insert_event(
+        session,
         {
             "occurred_at": ctx.clock.now(),
             "client_name": actor.client_name,
@@ -64,33 +57,16 @@ def event_hash(ev: AuditEvent, chain_index: int, prev_hash: str) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def _take_seal_lock(session: Session, ctx: ServiceContext, wait: bool) -> bool:
-    if not ctx.is_postgres:
-        return True  # SQLite write transactions are already serialised (BEGIN IMMEDIATE)
-    if wait:
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SEAL_LOCK_KEY})
-        return True
-    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _SEAL_LOCK_KEY}).scalar())
-
-
 def seal_pending(ctx: ServiceContext, *, wait: bool = False, batch: int = 5000) -> int:
     """Chain every unsealed event, oldest id first. Without `wait`, gives up at once if another
     process is sealing (it will pick up our events, or the next call will). Returns how many."""
     sealed = 0
     while True:
         with transaction(ctx.sessions) as session:
-            if not _take_seal_lock(session, ctx, wait):
+            if not audit_log.take_seal_lock(session, wait=wait):
                 return sealed
-            last = session.execute(
-                select(AuditEvent.chain_index, AuditEvent.hash)
-                .where(AuditEvent.chain_index.is_not(None))
-                .order_by(AuditEvent.chain_index.desc())
-                .limit(1)
-            ).first()
-            index, prev = (last[0], last[1]) if last else (0, GENESIS)
-            pending = session.scalars(
-                select(AuditEvent).where(AuditEvent.chain_index.is_(None)).order_by(AuditEvent.id).limit(batch)
-            ).all()
+            index, prev = audit_log.chain_head(session) or (0, GENESIS)
+            pending = audit_log.unsealed(session, batch)
             for ev in pending:
                 index += 1
                 ev.chain_index, ev.prev_hash = index, prev
@@ -113,15 +89,9 @@ def verify_chain(ctx: ServiceContext) -> VerifyResult:
     """Recompute the chain from the start; report the first event that does not match."""
     seal_pending(ctx, wait=True)
     checked, prev, expected_index = 0, GENESIS, 1
-    with ctx.sessions() as session:
-        unsealed = session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.chain_index.is_(None))) or 0
-        rows = session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.chain_index.is_not(None))
-            .order_by(AuditEvent.chain_index)
-            .execution_options(yield_per=2000)
-        )
-        for ev in rows:
+    with reading(ctx.sessions) as session:
+        unsealed = audit_log.count_unsealed(session)
+        for ev in audit_log.sealed_in_order(session):
             problem = None
             if ev.chain_index != expected_index:
                 problem = f"chain index {ev.chain_index} where {expected_index} was expected (event missing)"
@@ -155,8 +125,8 @@ def event_dict(ev: AuditEvent) -> dict[str, Any]:
 
 
 def list_events(ctx: ServiceContext, *, after_id: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
-    with ctx.sessions() as session:
-        rows = session.scalars(select(AuditEvent).where(AuditEvent.id > after_id).order_by(AuditEvent.id).limit(limit + 1)).all()
+    with reading(ctx.sessions) as session:
+        rows = audit_log.after_id(session, after_id, limit + 1)
     items = [event_dict(ev) for ev in rows[:limit]]
     next_after = items[-1]["id"] if len(rows) > limit else None
     return items, next_after

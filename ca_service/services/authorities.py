@@ -7,19 +7,19 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from ca_service.constants import CaKind
+from ca_service.context import Actor, ServiceContext
 from ca_service.errors import NotFound, Unavailable
 from ca_service.pki.dates import add_years
 from ca_service.pki.hierarchy import CAUrls, build_issuing, build_root, ca_name
 from ca_service.pki.keys import KeyError_
 from ca_service.pki.profile import IssuerContext, make_issuer_context
-from ca_service.pki.signing import CAPrivateKey
+from ca_service.pki.signer import Signer
 from ca_service.services import audit
-from ca_service.services.context import Actor, ServiceContext
 from ca_service.services.post_commit import after_commit
-from ca_service.store.db import transaction
+from ca_service.store import authorities as cas
+from ca_service.store.db import Tx, reading, transaction
 from ca_service.store.models import CertificateAuthority
 
 KEY_ALGORITHMS = {"ec": ("ec-p384", "ec-p256"), "rsa": ("rsa-4096", "rsa-3072")}  # (root, issuing)
@@ -40,27 +40,22 @@ def ski_hex(cert: x509.Certificate) -> str:
     return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
 
 
-def active_ca(session: Session, kind: str) -> CertificateAuthority | None:
-    return session.scalars(
-        select(CertificateAuthority)
-        .where(CertificateAuthority.kind == kind, CertificateAuthority.active.is_(True))
-        .order_by(CertificateAuthority.id.desc())
-        .limit(1)
-    ).first()
+active_ca = cas.active_ca  # (session, kind): the newest active CA of that kind
 
 
-def _next_name(session: Session, kind: str) -> str:
-    count = len(session.scalars(select(CertificateAuthority.id).where(CertificateAuthority.kind == kind)).all())
-    return f"{kind}-{count + 1}"
+def _next_name(session: Tx, kind: str) -> str:
+    return f"{kind}-{cas.count_of_kind(session, kind) + 1}"
 
 
-def _key(ctx: ServiceContext, key_ref: str, algorithm: str) -> CAPrivateKey:
+def _key(ctx: ServiceContext, key_ref: str, algorithm: str) -> Signer:
     # A key without a row is ours from an init that died before commit: reuse it.
-    return ctx.keys.load(key_ref) if ctx.keys.exists(key_ref) else ctx.keys.generate(key_ref, algorithm)
+    if not ctx.keys.exists(key_ref):
+        ctx.keys.generate(key_ref, algorithm)
+    return ctx.keys.signer(key_ref)
 
 
 def store_ca(
-    session: Session,
+    session: Tx,
     ctx: ServiceContext,
     *,
     name: str,
@@ -84,9 +79,7 @@ def store_ca(
         active=True,
         created_at=ctx.clock.now(),
     )
-    session.add(row)
-    session.flush()
-    return row
+    return cas.insert_ca(session, row)
 
 
 def ensure_hierarchy(ctx: ServiceContext, actor: Actor) -> InitResult:
@@ -96,9 +89,9 @@ def ensure_hierarchy(ctx: ServiceContext, actor: Actor) -> InitResult:
     created: list[str] = []
     now = ctx.clock.now().replace(microsecond=0)
     with transaction(ctx.sessions) as session:
-        root = active_ca(session, "root")
+        root = active_ca(session, CaKind.ROOT)
         if root is None:
-            name = _next_name(session, "root")
+            name = _next_name(session, CaKind.ROOT)
             key = _key(ctx, name, root_alg)
             cert = build_root(
                 key=key,
@@ -107,19 +100,21 @@ def ensure_hierarchy(ctx: ServiceContext, actor: Actor) -> InitResult:
                 not_before=now - timedelta(minutes=5),
                 not_after=add_years(now, s.root_validity_years),
             )
-            root = store_ca(session, ctx, name=name, kind="root", cert=cert, key_algorithm=root_alg, parent_id=None)
-            audit.record(session, ctx, actor, "ca.created", "ca", name, kind="root", serial=root.serial, subject=root.subject)
+            root = store_ca(session, ctx, name=name, kind=CaKind.ROOT, cert=cert, key_algorithm=root_alg, parent_id=None)
+            audit.record(
+                session, ctx, actor, "ca.created", "ca", name, kind=CaKind.ROOT, serial=root.serial, subject=root.subject
+            )
             created.append(name)
-        issuing = active_ca(session, "issuing")
+        issuing = active_ca(session, CaKind.ISSUING)
         if issuing is None:
-            name = _next_name(session, "issuing")
+            name = _next_name(session, CaKind.ISSUING)
             key = _key(ctx, name, issuing_alg)
             root_cert = x509.load_der_x509_certificate(root.der)
             cert = build_issuing(
                 key=key,
                 subject=ca_name(s.organization_name, f"{s.organization_name} Client Issuing CA {name.split('-')[-1]}"),
                 root_cert=root_cert,
-                root_key=ctx.keys.load(root.key_ref),
+                root_key=ctx.keys.signer(root.key_ref),
                 serial=x509.random_serial_number(),
                 not_before=now - timedelta(minutes=5),
                 not_after=min(add_years(now, s.issuing_validity_years), root.not_after),
@@ -127,9 +122,11 @@ def ensure_hierarchy(ctx: ServiceContext, actor: Actor) -> InitResult:
                     crl_url=f"{s.public_base_url}/crl/{root.name}.crl", issuer_cert_url=f"{s.public_base_url}/ca/{root.name}.crt"
                 ),
             )
-            issuing = store_ca(session, ctx, name=name, kind="issuing", cert=cert, key_algorithm=issuing_alg, parent_id=root.id)
+            issuing = store_ca(
+                session, ctx, name=name, kind=CaKind.ISSUING, cert=cert, key_algorithm=issuing_alg, parent_id=root.id
+            )
             audit.record(
-                session, ctx, actor, "ca.created", "ca", name, kind="issuing", serial=issuing.serial, subject=issuing.subject
+                session, ctx, actor, "ca.created", "ca", name, kind=CaKind.ISSUING, serial=issuing.serial, subject=issuing.subject
             )
             created.append(name)
         result = InitResult(root.name, issuing.name, tuple(created))
@@ -147,53 +144,49 @@ class ActiveIssuer:
 
 
 def active_issuer(ctx: ServiceContext) -> ActiveIssuer:
-    """The signing CA, with its key loaded and decrypted once per process."""
-    cached = ctx.cache.get("issuer")
-    if isinstance(cached, ActiveIssuer):
-        return cached
-    with ctx.lock:
-        cached = ctx.cache.get("issuer")
-        if isinstance(cached, ActiveIssuer):
-            return cached
-        with ctx.sessions() as session:
-            issuing = active_ca(session, "issuing")
-            root = session.get(CertificateAuthority, issuing.parent_id) if issuing and issuing.parent_id else None
-        if issuing is None or root is None:
-            raise Unavailable("the CA hierarchy is not initialised: run `ca-service init`", code="ca-not-initialised")
-        try:
-            key = ctx.keys.load(issuing.key_ref)
-        except KeyError_ as exc:
-            raise Unavailable(str(exc), code="ca-key-unavailable") from None
-        cert = x509.load_der_x509_certificate(issuing.der)
-        base = ctx.settings.public_base_url
-        issuer = ActiveIssuer(
-            id=issuing.id,
-            name=issuing.name,
-            context=make_issuer_context(
-                cert,
-                key,
-                crl_url=f"{base}/crl/{issuing.name}.crl",
-                ocsp_url=f"{base}/ocsp",
-                ca_cert_url=f"{base}/ca/{issuing.name}.crt",
-            ),
-            chain_pem=(
-                cert.public_bytes(serialization.Encoding.PEM)
-                + x509.load_der_x509_certificate(root.der).public_bytes(serialization.Encoding.PEM)
-            ).decode(),
-            not_after=issuing.not_after,
-        )
-        ctx.cache["issuer"] = issuer
-        return issuer
+    """The signing CA, with its key's signer obtained (and a file key decrypted) once per process."""
+    return ctx.issuer.get(lambda: _load_active_issuer(ctx))
+
+
+def _load_active_issuer(ctx: ServiceContext) -> ActiveIssuer:
+    with reading(ctx.sessions) as session:
+        issuing = active_ca(session, CaKind.ISSUING)
+        root = cas.get_ca(session, issuing.parent_id) if issuing and issuing.parent_id else None
+    if issuing is None or root is None:
+        raise Unavailable("the CA hierarchy is not initialised: run `ca-service init`", code="ca-not-initialised")
+    try:
+        signer = ctx.keys.signer(issuing.key_ref)
+    except KeyError_ as exc:
+        raise Unavailable(str(exc), code="ca-key-unavailable") from None
+    cert = x509.load_der_x509_certificate(issuing.der)
+    base = ctx.settings.public_base_url
+    issuer = ActiveIssuer(
+        id=issuing.id,
+        name=issuing.name,
+        context=make_issuer_context(
+            cert,
+            signer,
+            crl_url=f"{base}/crl/{issuing.name}.crl",
+            ocsp_url=f"{base}/ocsp",
+            ca_cert_url=f"{base}/ca/{issuing.name}.crt",
+        ),
+        chain_pem=(
+            cert.public_bytes(serialization.Encoding.PEM)
+            + x509.load_der_x509_certificate(root.der).public_bytes(serialization.Encoding.PEM)
+        ).decode(),
+        not_after=issuing.not_after,
+    )
+    return issuer
 
 
 def ca_certificate_der(ctx: ServiceContext, name: str) -> tuple[bytes, datetime]:
     """DER of a CA certificate by name; `issuing` and `root` name the active ones."""
-    with ctx.sessions() as session:
-        if name in {"issuing", "root"}:
+    with reading(ctx.sessions) as session:
+        if name in {CaKind.ISSUING, CaKind.ROOT}:
             row = active_ca(session, name)
         else:
-            row = session.scalars(select(CertificateAuthority).where(CertificateAuthority.name == name)).first()
-            if row is not None and row.kind not in {"issuing", "root"}:
+            row = cas.by_name(session, name)
+            if row is not None and row.kind not in {CaKind.ISSUING, CaKind.ROOT}:
                 row = None
     if row is None:
         raise NotFound(f"no CA certificate named {name!r}", code="ca-not-found")
@@ -202,9 +195,9 @@ def ca_certificate_der(ctx: ServiceContext, name: str) -> tuple[bytes, datetime]
 
 def check_ca_keys(ctx: ServiceContext) -> None:
     """Raise KeyError_ if an active CA key is missing, exposed, or cannot be decrypted."""
-    with ctx.sessions() as session:
-        rows = session.scalars(select(CertificateAuthority).where(CertificateAuthority.active.is_(True))).all()
-    if not any(r.kind == "issuing" for r in rows):
+    with reading(ctx.sessions) as session:
+        rows = cas.active_cas(session)
+    if not any(r.kind == CaKind.ISSUING for r in rows):
         raise KeyError_("the CA hierarchy is not initialised: run `ca-service init`")
     ctx.keys.check_all()
     for row in rows:

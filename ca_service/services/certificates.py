@@ -10,20 +10,15 @@ from zoneinfo import ZoneInfo
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
 
+from ca_service.context import ServiceContext
 from ca_service.errors import InvalidInput, NotFound
-from ca_service.services.context import ServiceContext
+from ca_service.store import certificates as store
+from ca_service.store.db import Tx, reading
 from ca_service.store.models import Certificate
+from ca_service.store.validity import STATUSES, status_of
 
-STATUSES = ("active", "revoked", "expired")
-
-
-def status_of(row: Certificate, now: datetime) -> str:
-    if row.revoked_at is not None:
-        return "revoked"
-    return "expired" if now >= row.not_after else "active"
+__all__ = ["STATUSES", "CertificateView", "days_remaining", "find_by_serial", "status_of", "view_of"]
 
 
 def days_remaining(not_after: datetime, now: datetime, tz: ZoneInfo) -> int:
@@ -79,21 +74,16 @@ def view_of(row: Certificate, ctx: ServiceContext, now: datetime | None = None) 
     )
 
 
-def find_by_serial(session: Session, serial: str, *, for_update: bool = False) -> Certificate:
-    stmt = select(Certificate).where(Certificate.serial == normalise_serial(serial))
-    row = session.scalars(stmt.with_for_update() if for_update else stmt).first()
+def find_by_serial(session: Tx, serial: str, *, for_update: bool = False) -> Certificate:
+    row = store.by_serial(session, normalise_serial(serial), for_update=for_update)
     if row is None:
         raise NotFound(f"no certificate with serial {serial[:64]}", code="certificate-not-found")
     return row
 
 
 def get_certificate(ctx: ServiceContext, serial: str) -> CertificateView:
-    with ctx.sessions() as session:
+    with reading(ctx.sessions) as session:
         return view_of(find_by_serial(session, serial), ctx)
-
-
-def current_certificate(session: Session, login_id: str) -> Certificate | None:
-    return session.scalars(select(Certificate).where(Certificate.current_login_id == login_id)).first()
 
 
 def _encode_cursor(last_id: int) -> str:
@@ -122,31 +112,12 @@ class CertificateFilter:
     cursor: str | None = None
 
 
-def filtered_query(f: CertificateFilter, now: datetime) -> Select[tuple[Certificate]]:
-    stmt = select(Certificate)
-    if f.login_id:
-        stmt = stmt.where(Certificate.login_id == f.login_id)
-    if f.org_id:
-        stmt = stmt.where(Certificate.org_id == f.org_id)
-    if f.status == "revoked":
-        stmt = stmt.where(Certificate.revoked_at.is_not(None))
-    elif f.status == "active":
-        stmt = stmt.where(Certificate.revoked_at.is_(None), Certificate.not_after > now)
-    elif f.status == "expired":
-        stmt = stmt.where(Certificate.revoked_at.is_(None), Certificate.not_after <= now)
-    if f.expiring_before is not None:
-        stmt = stmt.where(Certificate.not_after < f.expiring_before)
-    return stmt
-
-
 def list_certificates(ctx: ServiceContext, f: CertificateFilter) -> tuple[list[CertificateView], str | None]:
     now = ctx.clock.now()
-    stmt = filtered_query(f, now)
-    if f.cursor:
-        stmt = stmt.where(Certificate.id > _decode_cursor(f.cursor))
-    stmt = stmt.order_by(Certificate.id).limit(f.limit + 1)
-    with ctx.sessions() as session:
-        rows = session.scalars(stmt).all()
+    after_id = _decode_cursor(f.cursor) if f.cursor else None
+    query = store.PageQuery(f.login_id, f.org_id, f.status, f.expiring_before, after_id, f.limit)
+    with reading(ctx.sessions) as session:
+        rows = store.page(session, query, now)
     page = rows[: f.limit]
     next_cursor = _encode_cursor(page[-1].id) if len(rows) > f.limit else None
     return [view_of(r, ctx, now) for r in page], next_cursor

@@ -9,17 +9,17 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-
+from ca_service.constants import CLIENT_ROLES
+from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound
 from ca_service.services import audit
-from ca_service.services.context import Actor, ServiceContext
 from ca_service.services.post_commit import after_commit
-from ca_service.store.db import transaction
+from ca_service.store import clients as store
+from ca_service.store.db import reading, transaction
+from ca_service.store.errors import DuplicateName
 from ca_service.store.models import ApiClient
 
-ROLES = ("frontend", "operator", "auditor")
+ROLES = CLIENT_ROLES
 TOKEN_PREFIX = "cas_"  # noqa: S105 - a marker, not a secret
 _CACHE_SECONDS = 5.0  # a disabled client is refused within this many seconds in every process
 
@@ -51,24 +51,22 @@ def create_client(ctx: ServiceContext, actor: Actor, name: str, role: str) -> tu
     row = ApiClient(client_id=secrets.token_hex(8), name=name, role=role, token_hash=_hash(token), created_at=ctx.clock.now())
     try:
         with transaction(ctx.sessions) as session:
-            session.add(row)
+            store.add(session, row)
             audit.record(session, ctx, actor, "api_client.created", "api_client", row.client_id, name=name, role=role)
-    except IntegrityError:
+    except DuplicateName:
         raise Conflict(f"an API client named {name!r} already exists", code="client-exists") from None
     after_commit(ctx)
     return _info(row), token
 
 
 def list_clients(ctx: ServiceContext) -> list[ClientInfo]:
-    with ctx.sessions() as session:
-        return [_info(r) for r in session.scalars(select(ApiClient).order_by(ApiClient.created_at))]
+    with reading(ctx.sessions) as session:
+        return [_info(r) for r in store.all_clients(session)]
 
 
 def disable_client(ctx: ServiceContext, actor: Actor, name_or_id: str) -> ClientInfo:
     with transaction(ctx.sessions) as session:
-        row = session.scalars(
-            select(ApiClient).where((ApiClient.name == name_or_id) | (ApiClient.client_id == name_or_id)).with_for_update()
-        ).first()
+        row = store.by_name_or_id(session, name_or_id, for_update=True)
         if row is None:
             raise NotFound(f"no API client {name_or_id!r}", code="client-not-found")
         if row.disabled_at is None:
@@ -83,14 +81,14 @@ def authenticate(ctx: ServiceContext, token: str) -> ClientInfo | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = _hash(token)
-    cache: dict[str, tuple[float, ClientInfo | None, str]] = ctx.cache.setdefault("auth", {})  # type: ignore[assignment]
+    cache = ctx.auth_cache
     hit = cache.get(digest)
     now = time.monotonic()
     if hit is not None and hit[0] > now:
         info, stored = hit[1], hit[2]
     else:
-        with ctx.sessions() as session:
-            row = session.scalars(select(ApiClient).where(ApiClient.token_hash == digest)).first()
+        with reading(ctx.sessions) as session:
+            row = store.by_token_hash(session, digest)
         info = _info(row) if row is not None and row.disabled_at is None else None
         stored = row.token_hash if row is not None else ""
         if len(cache) > 10_000:

@@ -1,5 +1,6 @@
 """CRL publication (DESIGN §3): the issuing CA's CRL from the database, numbered, stored, and
-written atomically to CA_DATA_DIR/public for a static web server; the root CA's CRL likewise.
+written to CA_DATA_DIR/public for a static web server once committed (services/crl_files.py);
+the root CA's CRL likewise.
 
 Correctness under concurrency rests on one lock: the CA's row. Every revocation increments the
 CA's `revocation_count` under that row's lock until it commits; a publication takes the same
@@ -21,19 +22,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
-from sqlalchemy import select
-from sqlalchemy.orm import Session, defer
 
 from ca_service import metrics
+from ca_service.constants import CaKind
+from ca_service.context import Actor, ServiceContext
 from ca_service.errors import NotFound, Unavailable
 from ca_service.pki.crl import RevokedEntry, build_crl, build_large_crl
 from ca_service.services import audit
 from ca_service.services.authorities import active_ca
-from ca_service.services.context import Actor, ServiceContext
 from ca_service.services.post_commit import after_commit
-from ca_service.store.crl_entries import revoked_entries
-from ca_service.store.db import transaction
-from ca_service.store.models import CertificateAuthority, Crl
+from ca_service.store import authorities as cas
+from ca_service.store import crls
+from ca_service.store.db import reading, transaction
+from ca_service.store.models import Crl
 
 log = logging.getLogger("ca_service.crl")
 SYSTEM = Actor(client_name="crl-publisher", role="system")
@@ -80,13 +81,6 @@ class _Counter:
             yield row
 
 
-def _latest(session: Session, issuer_id: int) -> Crl | None:
-    """The CA's newest CRL row; its DER (50 MB at 1M entries) is loaded only when read."""
-    return session.scalars(
-        select(Crl).where(Crl.issuer_id == issuer_id).order_by(Crl.crl_number.desc()).limit(1).options(defer(Crl.der))
-    ).first()
-
-
 def _publish_one(ctx: ServiceContext, kind: str, *, force: bool, actor: Actor, ca_id: int | None = None) -> CrlResult:
     """Publish the CRL of the active CA of `kind` (also under the alias `<kind>.crl`), or of the
     CA `ca_id` (an issuing CA retired by a rollover: under its own name only)."""
@@ -99,21 +93,21 @@ def _publish_one(ctx: ServiceContext, kind: str, *, force: bool, actor: Actor, c
             names = [active.name, kind]
         else:
             names = []
-        ca = session.get(CertificateAuthority, ca_id, with_for_update=True, populate_existing=True)
+        ca = cas.lock_ca(session, ca_id)
         assert ca is not None
-        latest = _latest(session, ca.id)
+        latest = crls.latest(session, ca.id)
         now = ctx.clock.now().replace(microsecond=0)
         if latest is not None and not force and latest.revocation_count == ca.revocation_count and latest.next_update > now:
             return CrlResult(ca.name, latest.crl_number, latest.this_update, latest.next_update, latest.entries, False)
-        number = (latest.crl_number + 1) if latest else 1
+        number = crls.next_crl_number(latest)
         next_update = now + timedelta(hours=ctx.settings.crl_validity_hours)
         issuer_cert = x509.load_der_x509_certificate(ca.der)
-        key = ctx.keys.load(ca.key_ref)
-        if kind == "issuing":
-            counted = _Counter(revoked_entries(session, ca.id, now))  # streamed: encoded as they arrive
+        signer = ctx.keys.signer(ca.key_ref)
+        if kind == CaKind.ISSUING:
+            counted = _Counter(crls.revoked_entries(session, ca.id, now))  # streamed: encoded as they arrive
             der = build_large_crl(
                 issuer_cert=issuer_cert,
-                issuer_key=key,
+                issuer_key=signer,
                 entries=counted,
                 crl_number=number,
                 this_update=now,
@@ -121,28 +115,25 @@ def _publish_one(ctx: ServiceContext, kind: str, *, force: bool, actor: Actor, c
             )
             count = counted.count
         else:  # the root's CRL lists revoked issuing CAs
-            revoked_cas = session.scalars(
-                select(CertificateAuthority).where(
-                    CertificateAuthority.parent_id == ca.id, CertificateAuthority.revoked_at.is_not(None)
-                )
-            ).all()
+            revoked_cas = cas.revoked_children(session, ca.id)
             root_entries = [
                 RevokedEntry(int(c.serial, 16), c.revoked_at or now, c.revocation_reason or "unspecified") for c in revoked_cas
             ]
             count = len(revoked_cas)
             der = build_crl(
                 issuer_cert=issuer_cert,
-                issuer_key=key,
+                issuer_key=signer,
                 crl_number=number,
                 this_update=now,
                 next_update=next_update,
                 entries=root_entries,
             )
-        session.add(
+        crls.insert_crl(
+            session,
             Crl(
                 issuer_id=ca.id, crl_number=number, this_update=now, next_update=next_update, entries=count,
                 revocation_count=ca.revocation_count, der=der, created_at=now,
-            )
+            ),
         )  # fmt: skip
         audit.record(session, ctx, actor, "crl.published", "ca", ca.name, crl_number=number, entries=count)
         result = CrlResult(ca.name, number, now, next_update, count, True)
@@ -156,11 +147,11 @@ def _publish_one(ctx: ServiceContext, kind: str, *, force: bool, actor: Actor, c
 def seconds_since_pending_publication(ctx: ServiceContext) -> float | None:
     """None if every revocation is on the issuing CA's latest CRL; else how long ago that CRL
     was published (infinity if there is none). A cheap read, no lock."""
-    with ctx.sessions() as session:
-        ca = active_ca(session, "issuing")
+    with reading(ctx.sessions) as session:
+        ca = active_ca(session, CaKind.ISSUING)
         if ca is None:
             return None
-        latest = _latest(session, ca.id)
+        latest = crls.latest(session, ca.id)
         if latest is None:
             return float("inf")
         if latest.revocation_count == ca.revocation_count:
@@ -189,27 +180,20 @@ def publish(
         if since is not None:
             # a clock moved backwards (tests) counts as "just published": wait at most the interval
             time.sleep(max(settle_seconds, min(min_interval_seconds, min_interval_seconds - since)))
-    results = [_publish_one(ctx, "issuing", force=force, actor=actor), _publish_one(ctx, "root", force=force, actor=actor)]
+    results = [
+        _publish_one(ctx, CaKind.ISSUING, force=force, actor=actor),
+        _publish_one(ctx, CaKind.ROOT, force=force, actor=actor),
+    ]
     for ca_id in _retired_issuing_cas(ctx):
-        results.append(_publish_one(ctx, "issuing", force=force, actor=actor, ca_id=ca_id))
+        results.append(_publish_one(ctx, CaKind.ISSUING, force=force, actor=actor, ca_id=ca_id))
     return results
 
 
 def _retired_issuing_cas(ctx: ServiceContext) -> list[int]:
     """Issuing CAs replaced by a rollover whose certificates may still be in use (the CA has not
     expired, so neither have they): their CRLs stay published (docs/operations.md)."""
-    with ctx.sessions() as session:
-        return list(
-            session.scalars(
-                select(CertificateAuthority.id)
-                .where(
-                    CertificateAuthority.kind == "issuing",
-                    CertificateAuthority.active.is_(False),
-                    CertificateAuthority.not_after > ctx.clock.now(),
-                )
-                .order_by(CertificateAuthority.id)
-            )
-        )
+    with reading(ctx.sessions) as session:
+        return cas.issuing_ids_valid_after(session, ctx.clock.now(), retired_only=True)
 
 
 @dataclass(frozen=True)
@@ -224,12 +208,37 @@ class CrlDocument:
 
 def latest_crl(ctx: ServiceContext, name: str) -> CrlDocument:
     """The newest CRL of a CA by name (`issuing` and `root` name the active ones)."""
-    with ctx.sessions() as session:
-        if name in ("issuing", "root"):
+    with reading(ctx.sessions) as session:
+        if name in (CaKind.ISSUING, CaKind.ROOT):
             ca = active_ca(session, name)
         else:
-            ca = session.scalars(select(CertificateAuthority).where(CertificateAuthority.name == name)).first()
-        crl = _latest(session, ca.id) if ca is not None and ca.kind in ("issuing", "root") else None
+            ca = cas.by_name(session, name)
+        crl = crls.latest(session, ca.id) if ca is not None and ca.kind in (CaKind.ISSUING, CaKind.ROOT) else None
         if ca is None or crl is None:
             raise NotFound(f"no CRL published for {name!r} yet", code="crl-not-found")
         return CrlDocument(ca.name, crl.crl_number, crl.this_update, crl.next_update, crl.entries, crl.der)
+
+
+@dataclass(frozen=True)
+class CaState:
+    """What the metrics gauges show of an active CA (kind: issuing | root) and its latest CRL."""
+
+    kind: str
+    ca_not_after: datetime
+    crl: CrlResult | None
+
+
+def ca_states(ctx: ServiceContext) -> list[CaState]:
+    """The active issuing and root CAs with their latest CRLs (a cheap read, no lock)."""
+    states = []
+    with reading(ctx.sessions) as session:
+        for kind in (CaKind.ISSUING, CaKind.ROOT):
+            ca = active_ca(session, kind)
+            if ca is None:
+                continue
+            crl = crls.latest(session, ca.id)
+            result = None
+            if crl is not None:
+                result = CrlResult(ca.name, crl.crl_number, crl.this_update, crl.next_update, crl.entries, True)
+            states.append(CaState(kind, ca.not_after, result))
+    return states

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
-
+from ca_service.context import ServiceContext
 from ca_service.errors import ServiceError
 from ca_service.pki.keys import KeyError_
 from ca_service.services.authorities import check_ca_keys
-from ca_service.services.context import ServiceContext
+from ca_service.store.db import ping
 from ca_service.store.migrate import schema_is_current
 from config.settings import SettingsError
 
@@ -25,8 +24,7 @@ def redis_status(ctx: ServiceContext) -> str:
 def readiness(ctx: ServiceContext) -> tuple[bool, dict[str, str]]:
     checks: dict[str, str] = {}
     try:
-        with ctx.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        ping(ctx.engine)
         checks["database"] = "ok"
         checks["schema"] = "ok" if schema_is_current(ctx.engine) else "behind: run `ca-service init`"
     except Exception as exc:

@@ -10,16 +10,15 @@ the caller gets 409 key-reused (no extra query on the hot path).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Row, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from ca_service import metrics
+from ca_service.constants import LoginMethod, RevocationReason
+from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, Unavailable
 from ca_service.outbox import records as outbox
 from ca_service.pki.csr import CheckedCSR, CSRRejected, check_csr
@@ -27,17 +26,15 @@ from ca_service.pki.dates import add_months
 from ca_service.pki.profile import ClientCertRequest, build_client_certificate
 from ca_service.services import audit, ocsp_cache
 from ca_service.services.authorities import ActiveIssuer, active_issuer, serial_hex
-from ca_service.services.certificates import (
-    CertificateView,
-    find_by_serial,
-    status_of,
-    view_of,
-)
-from ca_service.services.context import Actor, ServiceContext
+from ca_service.services.certificates import CertificateView, find_by_serial, status_of, view_of
 from ca_service.services.post_commit import after_commit
 from ca_service.services.revocation import mark_revoked
-from ca_service.store.db import transaction
-from ca_service.store.models import Certificate, Organization, User
+from ca_service.store import certificates as certs
+from ca_service.store.db import Tx, reading, transaction
+from ca_service.store.errors import ActiveCertificateExists, KeyReused, SerialCollision
+from ca_service.store.models import Certificate
+from ca_service.store.users import IssuanceSubject, lock_user_for_issuance
+from ca_service.store.validity import is_valid
 
 
 def _checked_csr(csr_pem: str) -> CheckedCSR:
@@ -48,7 +45,7 @@ def _checked_csr(csr_pem: str) -> CheckedCSR:
 
 
 def _require_certificate_method(org_id: str, login_method: str | None) -> None:
-    if login_method != "certificate":
+    if login_method != LoginMethod.CERTIFICATE:
         raise Conflict(
             f"organisation {org_id} uses the {login_method} login method; certificates are issued only "
             "to organisations on the certificate method",
@@ -56,54 +53,21 @@ def _require_certificate_method(org_id: str, login_method: str | None) -> None:
         )
 
 
-_USERS, _ORGS, _CERTS = User.__table__, Organization.__table__, Certificate.__table__
-# The first statement of an issuance or renewal, compiled once: lock the user row (FOR UPDATE), key-share the
-# organisation row (see _lock_user) and read the login ID's current certificate, in one round
-# trip. A concurrent issuance that committed while this one waited for the lock is not in this
-# statement's snapshot; the UNIQUE current_login_id then refuses the second insert, which
-# _with_retry reports as active-certificate-exists (tests/e2e/test_issuance_race.py).
-_LOCK_FOR_ISSUANCE = (
-    select(
-        _USERS.c.login_id,
-        _USERS.c.org_id,
-        _ORGS.c.login_method,
-        _CERTS.c.id.label("current_id"),
-        _CERTS.c.serial.label("current_serial"),
-        _CERTS.c.not_after.label("current_not_after"),
-        _CERTS.c.revoked_at.label("current_revoked_at"),
-    )
-    .select_from(
-        _USERS.join(_ORGS, _ORGS.c.org_id == _USERS.c.org_id).outerjoin(_CERTS, _CERTS.c.current_login_id == _USERS.c.login_id)
-    )
-    .where(_USERS.c.login_id == bindparam("login_id"))
-    .with_for_update(of=_USERS)
-    .suffix_with("FOR KEY SHARE OF organizations", dialect="postgresql")
-)
-
-
-def _lock_user(session: Session, login_id: str) -> Row[Any]:
-    """Run _LOCK_FOR_ISSUANCE: the user row locked, the organisation key-shared (a login-method
-    switch, FOR UPDATE on it, waits for this transaction and this one for a switch in flight),
-    the current certificate read. Refuses unknown login IDs and organisations not on certificates."""
-    user = session.connection().execute(_LOCK_FOR_ISSUANCE, {"login_id": login_id}).first()
+def _lock_user(session: Tx, login_id: str) -> IssuanceSubject:
+    """Lock the user for this issuance (store.users.lock_user_for_issuance); refuses unknown
+    login IDs and organisations not on certificates."""
+    user = lock_user_for_issuance(session, login_id)
     if user is None:
         raise NotFound(f"login ID {login_id} is not registered", code="user-not-found")
     _require_certificate_method(user.org_id, user.login_method)
     return user
 
 
-_RELEASE_CURRENT = update(Certificate).where(Certificate.id == bindparam("cert_id")).values(current_login_id=None)
-
-
-_INSERT_COLUMNS = [c.key for c in _CERTS.columns if c.key != "id"]
-_INSERT_CERTIFICATE = insert(Certificate)
-
-
 def _sign_and_insert(
-    session: Session,
+    session: Tx,
     ctx: ServiceContext,
     issuer: ActiveIssuer,
-    user: Row[Any],
+    user: IssuanceSubject,
     csr: CheckedCSR,
     renewal_of: str | None,
 ) -> Certificate:
@@ -143,31 +107,27 @@ def _sign_and_insert(
         der=der,
         renewal_of=renewal_of,
     )
-    # A Core INSERT compiled once: the row object above stays transient (it only feeds the
-    # response view), which spares the ORM unit of work on the hot path.
-    session.connection().execute(_INSERT_CERTIFICATE, {key: getattr(row, key) for key in _INSERT_COLUMNS})
+    certs.insert_certificate(session, row)  # the row stays transient: it only feeds the response view
     return row
 
 
-def _with_retry(ctx: ServiceContext, op: str, login_id: str, attempt: object) -> CertificateView:
+def _with_retry(ctx: ServiceContext, op: str, login_id: str, attempt: Callable[[], CertificateView]) -> CertificateView:
     """Run `attempt` (a transaction) and map constraint races to the contract's errors."""
     for _ in range(3):
         try:
-            return attempt()  # type: ignore[operator]
-        except IntegrityError as exc:
-            message = str(exc.orig)
-            if "spki_sha256" in message:
-                raise Conflict("this public key was already certified; generate a new key pair", code="key-reused") from None
-            if "current_login_id" in message:
-                with ctx.sessions() as session:  # the winner committed: name its certificate, as the contract says
-                    winner = session.scalar(select(Certificate.serial).where(Certificate.current_login_id == login_id))
-                raise Conflict(
-                    f"a concurrent {op} already gave login ID {login_id} valid certificate {winner}; revoke it or renew it first",
-                    code="active-certificate-exists",
-                    serial=winner,
-                ) from None
-            if "serial" not in message:
-                raise
+            return attempt()
+        except KeyReused:
+            raise Conflict("this public key was already certified; generate a new key pair", code="key-reused") from None
+        except ActiveCertificateExists:
+            with reading(ctx.sessions) as session:  # the winner committed: name its certificate, as the contract says
+                winner = certs.current_serial(session, login_id)
+            raise Conflict(
+                f"a concurrent {op} already gave login ID {login_id} valid certificate {winner}; revoke it or renew it first",
+                code="active-certificate-exists",
+                serial=winner,
+            ) from None
+        except SerialCollision:
+            continue
     raise Unavailable("could not allocate a unique serial number; try again", code="serial-collision")
 
 
@@ -180,14 +140,15 @@ def issue_certificate(ctx: ServiceContext, actor: Actor, login_id: str, csr_pem:
         with transaction(ctx.sessions) as session:
             user = _lock_user(session, login_id)
             now = ctx.clock.now()
-            if user.current_id is not None:
-                if user.current_revoked_at is None and now < user.current_not_after:
+            current = user.current
+            if current is not None:
+                if is_valid(current, now):
                     raise Conflict(
-                        f"login ID {login_id} already holds valid certificate {user.current_serial}; revoke it or renew it first",
+                        f"login ID {login_id} already holds valid certificate {current.serial}; revoke it or renew it first",
                         code="active-certificate-exists",
-                        serial=user.current_serial,
+                        serial=current.serial,
                     )
-                session.connection().execute(_RELEASE_CURRENT, {"cert_id": user.current_id})  # expired: no longer blocks (R8)
+                certs.release_current(session, current.id)  # expired: no longer blocks (R8)
             row = _sign_and_insert(session, ctx, issuer, user, csr, renewal_of=None)
             audit.record(
                 session,
@@ -213,7 +174,7 @@ def renew_certificate(ctx: ServiceContext, actor: Actor, serial: str, csr_pem: s
     """Renew inside the window (R6): successor issued, predecessor revoked as superseded, atomically."""
     csr = _checked_csr(csr_pem)
     issuer = active_issuer(ctx)
-    with ctx.sessions() as session:
+    with reading(ctx.sessions) as session:
         predecessor = find_by_serial(session, serial)
         login_id, predecessor_issuer = predecessor.login_id, predecessor.issuer_id
 
@@ -236,12 +197,10 @@ def renew_certificate(ctx: ServiceContext, actor: Actor, serial: str, csr_pem: s
                     code="renewal-not-open",
                     opens_at=opens_at,
                 )
-            old.current_login_id = None
-            session.flush()
+            certs.release_before_renewal(session, old)
             row = _sign_and_insert(session, ctx, issuer, user, csr, renewal_of=old.serial)
-            mark_revoked(session, ctx, actor, old, "superseded", None, now)
-            old.superseded_by = row.serial
-            session.flush()
+            mark_revoked(session, ctx, actor, old, RevocationReason.SUPERSEDED, None, now)
+            certs.mark_superseded(session, old, row.serial)
             audit.record(
                 session,
                 ctx,
@@ -259,7 +218,7 @@ def renew_certificate(ctx: ServiceContext, actor: Actor, serial: str, csr_pem: s
 
     view = _with_retry(ctx, "renewal", login_id, attempt)
     metrics.CERTIFICATES_ISSUED.labels("renewal").inc()
-    metrics.CERTIFICATES_REVOKED.labels("superseded").inc()
+    metrics.CERTIFICATES_REVOKED.labels(RevocationReason.SUPERSEDED).inc()
     if view.renewal_of is not None:
         ocsp_cache.invalidate(ctx, predecessor_issuer, view.renewal_of)
     after_commit(ctx, outbox=True)

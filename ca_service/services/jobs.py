@@ -9,8 +9,8 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from ca_service.context import ServiceContext
 from ca_service.errors import NotFound, Unavailable
-from ca_service.services.context import ServiceContext
 
 _STATES = {
     JobStatus.QUEUED: "queued",

@@ -4,25 +4,22 @@ signature verification, no writes, no signing."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import bindparam, select
 
 from ca_service import metrics
+from ca_service.context import ServiceContext
 from ca_service.errors import InvalidInput
 from ca_service.services.authorities import serial_hex
 from ca_service.services.certificates import days_remaining
-from ca_service.services.context import ServiceContext
-from ca_service.services.hot_reads import read_rows
 from ca_service.services.notices import notice_dict
-from ca_service.store.models import Certificate, CertificateAuthority, Notice, Organization, User
-
-_ISSUERS_TTL = 60.0
+from ca_service.store.authorities import issuing_certificates
+from ca_service.store.db import reading
+from ca_service.store.hot_reads import login_check_rows
 
 
 @dataclass(frozen=True)
@@ -33,19 +30,17 @@ class LoginCheck:
     notices: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _issuing_cas(ctx: ServiceContext) -> list[x509.Certificate]:
+def _issuing_cas(ctx: ServiceContext) -> tuple[x509.Certificate, ...]:
     """Every issuing CA this service holds (older ones too, after a rollover), cached briefly."""
-    cached = ctx.cache.get("login_check_issuers")
-    if isinstance(cached, tuple) and cached[0] > time.monotonic():
-        return list(cached[1])
-    with ctx.sessions() as session:
-        ders = session.scalars(select(CertificateAuthority.der).where(CertificateAuthority.kind == "issuing")).all()
-    cas = [x509.load_der_x509_certificate(der) for der in ders]
-    ctx.cache["login_check_issuers"] = (time.monotonic() + _ISSUERS_TTL, tuple(cas))
-    return cas
+
+    def load() -> tuple[x509.Certificate, ...]:
+        with reading(ctx.sessions) as session:
+            return tuple(x509.load_der_x509_certificate(der) for _id, der in issuing_certificates(session))
+
+    return ctx.login_check_issuers.get(load)
 
 
-def _chains_to_us(cert: x509.Certificate, cas: list[x509.Certificate]) -> bool:
+def _chains_to_us(cert: x509.Certificate, cas: tuple[x509.Certificate, ...]) -> bool:
     for ca in cas:
         if ca.subject != cert.issuer:
             continue
@@ -72,38 +67,12 @@ def check_login(ctx: ServiceContext, login_id: str, method: str, certificate_pem
     return result
 
 
-# The whole check is one indexed read, compiled once: the user and its organisation's method, the
-# presented certificate as stored (by serial) and that certificate's notices. A valid certificate
-# of this login ID can only be the presented one (at most one per login ID), so its notices are
-# exactly what `current_notices` would list for an allowed login.
-_USERS, _ORGS, _CERTS, _NOTICES = User.__table__, Organization.__table__, Certificate.__table__, Notice.__table__
-_CHECK = (
-    select(
-        _ORGS.c.login_method,
-        _CERTS.c.serial,
-        _CERTS.c.login_id.label("certificate_login_id"),
-        _CERTS.c.der,
-        _CERTS.c.revoked_at,
-        _CERTS.c.not_after,
-        _NOTICES.c.kind.label("notice_kind"),
-        _NOTICES.c.created_at.label("notice_created_at"),
-    )
-    .select_from(
-        _USERS.join(_ORGS, _ORGS.c.org_id == _USERS.c.org_id)
-        .outerjoin(_CERTS, _CERTS.c.serial == bindparam("serial"))
-        .outerjoin(_NOTICES, _NOTICES.c.serial == _CERTS.c.serial)
-    )
-    .where(_USERS.c.login_id == bindparam("login_id"))
-    .order_by(_NOTICES.c.id)
-)
-
-
 def _check(ctx: ServiceContext, login_id: str, method: str, certificate_pem: str | None) -> LoginCheck:
     now = ctx.clock.now()
     presented = _parse(certificate_pem) if method == "certificate" else None
-    issuers = _issuing_cas(ctx) if presented is not None else []
+    issuers = _issuing_cas(ctx) if presented is not None else ()
     serial = serial_hex(presented.serial_number) if presented is not None else None
-    rows = read_rows(ctx, _CHECK, {"login_id": login_id, "serial": serial})
+    rows = login_check_rows(ctx.hot_reader, login_id, serial)  # the whole check: one indexed read
     if not rows:
         return LoginCheck(False, "user-not-found")
     first = rows[0]
@@ -115,7 +84,7 @@ def _check(ctx: ServiceContext, login_id: str, method: str, certificate_pem: str
         return LoginCheck(False, "unknown-issuer")
     stored = first if first.serial is not None else None
     summary = None
-    if stored is not None:
+    if stored is not None and stored.not_after is not None:
         summary = {
             "serial": stored.serial,
             "not_after": stored.not_after,
@@ -139,6 +108,6 @@ def _check(ctx: ServiceContext, login_id: str, method: str, certificate_pem: str
         notices = [
             notice_dict(ctx, r.notice_kind, r.serial, r.not_after, r.notice_created_at, now)
             for r in rows
-            if r.notice_kind is not None
+            if r.notice_kind is not None and r.serial is not None and r.not_after is not None and r.notice_created_at is not None
         ]
     return LoginCheck(reason is None, reason, summary, notices)

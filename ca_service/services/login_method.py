@@ -5,19 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from ca_service import metrics
+from ca_service.constants import LoginMethod, RevocationReason
+from ca_service.context import Actor, ServiceContext
 from ca_service.errors import InvalidInput
 from ca_service.outbox import records as outbox
 from ca_service.services import audit, ocsp_cache
 from ca_service.services.certificates import CertificateView, view_of
-from ca_service.services.context import Actor, ServiceContext
 from ca_service.services.post_commit import after_commit
 from ca_service.services.registry import LOGIN_METHODS, get_org_row
 from ca_service.services.revocation import mark_revoked
+from ca_service.store.certificates import valid_certificates_of_org
 from ca_service.store.db import transaction
-from ca_service.store.models import Certificate
 
 
 @dataclass(frozen=True)
@@ -43,19 +42,13 @@ def switch_login_method(ctx: ServiceContext, actor: Actor, org_id: str, login_me
         if previous == login_method:
             return SwitchResult(org_id, login_method, previous, [])
         now = ctx.clock.now()
-        if login_method == "id_password":
-            valid = session.scalars(
-                select(Certificate)
-                .where(Certificate.org_id == org_id, Certificate.revoked_at.is_(None), Certificate.not_after > now)
-                .order_by(Certificate.id)
-                .with_for_update()
-            ).all()
+        if login_method == LoginMethod.ID_PASSWORD:
+            valid = valid_certificates_of_org(session, org_id, now, for_update=True)
             for cert in valid:
-                mark_revoked(session, ctx, actor, cert, "cessation_of_operation", ticket, now)
+                mark_revoked(session, ctx, actor, cert, RevocationReason.CESSATION_OF_OPERATION, ticket, now)
                 touched.append((cert.issuer_id, cert.serial))
             if valid:
                 outbox.add(session, ctx, actor, outbox.CRL_PUBLISH, reason="login-method-switch", org_id=org_id)
-            session.flush()
             revoked = [view_of(c, ctx, now) for c in valid]
         org.login_method, org.updated_at = login_method, now
         audit.record(
@@ -64,6 +57,6 @@ def switch_login_method(ctx: ServiceContext, actor: Actor, org_id: str, login_me
         )  # fmt: skip
     for issuer_id, serial in touched:
         ocsp_cache.invalidate(ctx, issuer_id, serial)
-        metrics.CERTIFICATES_REVOKED.labels("cessation_of_operation").inc()
+        metrics.CERTIFICATES_REVOKED.labels(RevocationReason.CESSATION_OF_OPERATION).inc()
     after_commit(ctx, outbox=bool(touched))
     return SwitchResult(org_id, login_method, previous, revoked)

@@ -18,14 +18,13 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from ca_service import metrics
+from ca_service.context import ServiceContext
 from ca_service.services.certificates import days_remaining
-from ca_service.services.context import ServiceContext
 from ca_service.services.notice_messages import expiry_email
+from ca_service.store import certificates, notices, users
 from ca_service.store.db import transaction
-from ca_service.store.models import Certificate, Notice, User
+from ca_service.store.validity import is_valid
 
 log = logging.getLogger("ca_service.mailer")
 
@@ -54,19 +53,19 @@ def _deliver(ctx: ServiceContext, message: object) -> None:
 def send_notice_email(ctx: ServiceContext, notice_id: int, *, final_attempt: bool = False) -> MailOutcome:
     error: str | None = None
     with transaction(ctx.sessions) as session:
-        notice = session.scalars(select(Notice).where(Notice.id == notice_id).with_for_update()).first()
+        notice = notices.lock(session, notice_id)
         if notice is None:
             return MailOutcome(notice_id, "not-found", 0)
         if notice.email_status in ("sent", "no_email", "cancelled"):
             done = "already-sent" if notice.email_status == "sent" else notice.email_status
             return MailOutcome(notice_id, done, notice.email_attempts)
-        user = session.get(User, notice.login_id)
+        user = users.get_user(session, notice.login_id)
         if user is None or not user.email:
             notice.email_status = "no_email"
             return MailOutcome(notice_id, "no_email", notice.email_attempts)
         now = ctx.clock.now()
-        cert = session.scalars(select(Certificate).where(Certificate.serial == notice.serial)).first()
-        if cert is None or cert.revoked_at is not None or cert.not_after <= now:
+        cert = certificates.by_serial(session, notice.serial)
+        if cert is None or not is_valid(cert, now):
             # renewed, revoked or expired while the email waited (an SMTP or Redis outage): the
             # screen no longer shows the notice, and the email would tell the user to renew it
             notice.email_status = "cancelled"

@@ -8,22 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
-
 from ca_service import metrics
+from ca_service.context import ServiceContext
 from ca_service.outbox import records as outbox
 from ca_service.services.certificates import days_remaining
-from ca_service.services.context import ServiceContext
 from ca_service.services.notice_messages import screen_messages
 from ca_service.services.post_commit import after_commit
-from ca_service.store.db import transaction
-from ca_service.store.models import Certificate, Notice, User
+from ca_service.store import notices as store
+from ca_service.store.db import Tx, reading, transaction
+from ca_service.store.models import Notice
 
 EXPIRING = "certificate_expiring"
-NOTICES: Table = Notice.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -44,22 +39,9 @@ def scan(
     horizon = as_of + timedelta(days=ctx.settings.notice_days)
     cursor: tuple[datetime, int] = (as_of, 2**62)  # keyset (not_after, id); starts after as_of
     examined = created = queued = 0
-    insert = pg_insert if ctx.is_postgres else sqlite_insert
     while True:
         with transaction(ctx.sessions) as session:
-            rows = session.execute(
-                select(Certificate.id, Certificate.serial, Certificate.login_id, Certificate.not_after, User.email)
-                .join(User, User.login_id == Certificate.login_id)
-                .where(
-                    Certificate.revoked_at.is_(None),
-                    Certificate.not_after <= horizon,
-                    # keyset on (not_after, id); the first term keeps it an index range scan
-                    Certificate.not_after >= cursor[0],
-                    or_(Certificate.not_after > cursor[0], Certificate.id > cursor[1]),
-                )
-                .order_by(Certificate.not_after, Certificate.id)
-                .limit(batch)
-            ).all()
+            rows = store.expiring_page(session, as_of, horizon, cursor, batch)
             if not rows:
                 break
             cursor = (rows[-1].not_after, rows[-1].id)
@@ -71,9 +53,7 @@ def scan(
                 }
                 for r in rows
             ]  # fmt: skip
-            # executemany with RETURNING ("insertmanyvalues"): one cached statement for every page
-            stmt = insert(NOTICES).on_conflict_do_nothing(index_elements=["serial", "kind"])
-            new = session.execute(stmt.returning(NOTICES.c.id, NOTICES.c.email_status), values).all()
+            new = store.insert_new(session, values)
             created += len(new)
             emails = [notice_id for notice_id, status in new if status == "pending"]
             if emails:
@@ -101,23 +81,17 @@ def notice_dict(
     }  # fmt: skip
 
 
-def current_notices(ctx: ServiceContext, login_id: str, *, session: Session | None = None) -> list[dict[str, Any]]:
+def current_notices(ctx: ServiceContext, login_id: str, *, session: Tx | None = None) -> list[dict[str, Any]]:
     """The notices to show after login: only for certificates still valid (not renewed, revoked or expired)."""
     now = ctx.clock.now()
-    stmt = (
-        select(Notice.kind, Notice.serial, Notice.not_after, Notice.created_at)
-        .join(Certificate, Certificate.serial == Notice.serial)
-        .where(and_(Notice.login_id == login_id, Certificate.revoked_at.is_(None), Certificate.not_after > now))
-        .order_by(Notice.not_after)
-    )
     if session is not None:
-        rows = session.execute(stmt).all()
+        rows = store.current_for_login(session, login_id, now)
     else:
-        with ctx.sessions() as own:
-            rows = own.execute(stmt).all()
+        with reading(ctx.sessions) as own:
+            rows = store.current_for_login(own, login_id, now)
     return [notice_dict(ctx, r.kind, r.serial, r.not_after, r.created_at, now) for r in rows]
 
 
 def failed_notices(ctx: ServiceContext, limit: int = 200) -> list[Notice]:
-    with ctx.sessions() as session:
-        return list(session.scalars(select(Notice).where(Notice.email_status == "failed").order_by(Notice.id).limit(limit)))
+    with reading(ctx.sessions) as session:
+        return store.failed(session, limit)

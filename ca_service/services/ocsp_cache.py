@@ -15,25 +15,21 @@ the same reason Redis needs none for correctness: the status is compared on ever
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 from redis.exceptions import RedisError
-from sqlalchemy import select
 
 from ca_service import metrics
-from ca_service.services.context import ServiceContext
-from ca_service.store.models import CertificateAuthority
+from ca_service.context import ServiceContext
+from ca_service.store.authorities import ski_of
+from ca_service.store.db import reading
 
 log = logging.getLogger("ca_service.ocsp")
 
 HASH_NAMES = ("sha1", "sha224", "sha256", "sha384", "sha512")
 BREAKER_SECONDS = 5.0
-LOCAL_ENTRIES = 20_000  # per process: ~20 MB (a response with its responder certificate is ~1 KB)
 _ERRORS = (RedisError, OSError, RuntimeError)  # RuntimeError: REDIS_URL not set
 
 
@@ -42,38 +38,6 @@ class CachedResponse:
     status: str
     next_update: datetime
     der: bytes
-
-
-class _LocalCache:
-    """A thread-safe LRU of CachedResponse by cache key (gthread workers share one per process)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.entries: OrderedDict[str, CachedResponse] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: str) -> CachedResponse | None:
-        with self.lock:
-            found = self.entries.get(key)
-            if found is not None:
-                self.entries.move_to_end(key)
-            return found
-
-    def put(self, key: str, value: CachedResponse) -> None:
-        with self.lock:
-            self.entries[key] = value
-            self.entries.move_to_end(key)
-            if len(self.entries) > self.size:
-                self.entries.popitem(last=False)
-
-    def drop(self, keys: list[str]) -> None:
-        with self.lock:
-            for key in keys:
-                self.entries.pop(key, None)
-
-
-def _local(ctx: ServiceContext) -> _LocalCache:
-    return cast(_LocalCache, ctx.cache.setdefault("ocsp_local_cache", _LocalCache(LOCAL_ENTRIES)))
 
 
 def this_update_of(ctx: ServiceContext, next_update: datetime) -> datetime:
@@ -91,11 +55,11 @@ def _fresh(ctx: ServiceContext, next_update: datetime) -> bool:
 def issuer_tag(ctx: ServiceContext, issuer_id: int) -> str:
     """The issuing CA's key identifier (hex), read once per process: unlike the row id it is the
     same in every database, so two deployments (or test runs) sharing a Redis never collide."""
-    tags = cast(dict[int, str], ctx.cache.setdefault("ocsp_issuer_tags", {}))
+    tags = ctx.ocsp.issuer_tags
     tag = tags.get(issuer_id)
     if tag is None:
-        with ctx.sessions() as session:
-            ski = session.scalar(select(CertificateAuthority.ski).where(CertificateAuthority.id == issuer_id))
+        with reading(ctx.sessions) as session:
+            ski = ski_of(session, issuer_id)
         if ski is None:
             return f"id{issuer_id}"
         tag = tags[issuer_id] = ski
@@ -114,19 +78,18 @@ def margin(ctx: ServiceContext) -> timedelta:
 def _available(ctx: ServiceContext) -> bool:
     if ctx.settings.redis_url is None:
         return False
-    until = ctx.cache.get("ocsp_redis_down_until")
-    return not (isinstance(until, float) and time.monotonic() < until)
+    return time.monotonic() >= ctx.ocsp.redis_down_until
 
 
 def _failed(ctx: ServiceContext, exc: Exception, what: str) -> None:
-    ctx.cache["ocsp_redis_down_until"] = time.monotonic() + BREAKER_SECONDS
+    ctx.ocsp.redis_down_until = time.monotonic() + BREAKER_SECONDS
     metrics.OCSP_CACHE.labels("error").inc()
     log.warning("OCSP cache %s failed (%s); answering from the database", what, type(exc).__name__)
 
 
 def get(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str) -> CachedResponse | None:
     key = cache_key(ctx, issuer_id, serial, hash_name)
-    local_cache = _local(ctx)
+    local_cache = ctx.ocsp.local
     local = local_cache.get(key)
     if local is not None and _fresh(ctx, local.next_update):
         return local
@@ -156,7 +119,7 @@ def put(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str, status
     if ttl <= 0:
         return
     key = cache_key(ctx, issuer_id, serial, hash_name)
-    _local(ctx).put(key, CachedResponse(status, next_update, der))
+    ctx.ocsp.local.put(key, CachedResponse(status, next_update, der))
     if not _available(ctx):
         return
     value = b"%s %d %s" % (status.encode(), int(next_update.timestamp()), der)
@@ -171,7 +134,7 @@ def invalidate(ctx: ServiceContext, issuer_id: int, serial: str) -> None:
     the responder checks the status in the database anyway."""
     try:
         keys = [cache_key(ctx, issuer_id, serial, name) for name in HASH_NAMES]
-        _local(ctx).drop(keys)  # this process's copies; the others' are never served (status compared)
+        ctx.ocsp.local.drop(keys)  # this process's copies; the others' are never served (status compared)
         if ctx.settings.redis_url is not None:
             ctx.redis().delete(*keys)
     except Exception as exc:

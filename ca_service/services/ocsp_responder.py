@@ -14,17 +14,15 @@ fresh and never cached.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy import Row, bindparam, select
 
 from ca_service import metrics
+from ca_service.context import ServiceContext
 from ca_service.pki.ocsp import (
     MalformedOCSPRequest,
     OCSPStatus,
@@ -36,9 +34,9 @@ from ca_service.pki.ocsp import (
 )
 from ca_service.services import ocsp_cache, ocsp_signer
 from ca_service.services.authorities import active_issuer, serial_hex
-from ca_service.services.context import ServiceContext
-from ca_service.services.hot_reads import read_rows
-from ca_service.store.models import Certificate, CertificateAuthority
+from ca_service.store.authorities import issuing_certificates
+from ca_service.store.db import reading
+from ca_service.store.hot_reads import certificate_status
 
 log = logging.getLogger("ca_service.ocsp")
 RELOAD_SECONDS = 10.0  # an unmatched issuer re-reads the CA list at most this often
@@ -55,7 +53,7 @@ class OCSPAnswer:
 
 
 @dataclass
-class _IssuerIndex:
+class IssuerIndex:
     """The issuing CAs held, and their CertID hashes per hash algorithm (filled lazily)."""
 
     issuers: list[tuple[int, x509.Certificate]]
@@ -70,27 +68,23 @@ class _IssuerIndex:
         return table.get((name_hash, key_hash))
 
 
-def _load_index(ctx: ServiceContext) -> _IssuerIndex:
-    with ctx.sessions() as session:
-        rows = session.execute(
-            select(CertificateAuthority.id, CertificateAuthority.der).where(CertificateAuthority.kind == "issuing")
-        ).all()
-    return _IssuerIndex([(row.id, x509.load_der_x509_certificate(row.der)) for row in rows], time.monotonic())
+def _load_index(ctx: ServiceContext) -> IssuerIndex:
+    with reading(ctx.sessions) as session:
+        rows = issuing_certificates(session)
+    return IssuerIndex([(ca_id, x509.load_der_x509_certificate(der)) for ca_id, der in rows], time.monotonic())
 
 
 def match_issuer(ctx: ServiceContext, req: ParsedOCSPRequest) -> int | None:
     """The id of the issuing CA the request's CertID names, or None if we do not hold it."""
-    lock = cast(threading.Lock, ctx.cache.setdefault("ocsp_index_lock", threading.Lock()))
-    index = ctx.cache.get("ocsp_issuers")
-    if not isinstance(index, _IssuerIndex):
-        with lock:
-            index = _load_index(ctx)
-            ctx.cache["ocsp_issuers"] = index
+    state = ctx.ocsp
+    index = state.issuers
+    if index is None:
+        with state.issuers_lock:
+            index = state.issuers = _load_index(ctx)
     found = index.match(req.hash_algorithm, req.issuer_name_hash, req.issuer_key_hash)
     if found is None and time.monotonic() - index.loaded_at > RELOAD_SECONDS:
-        with lock:
-            index = _load_index(ctx)  # a CA added since (key rollover)
-            ctx.cache["ocsp_issuers"] = index
+        with state.issuers_lock:
+            index = state.issuers = _load_index(ctx)  # a CA added since (key rollover)
         found = index.match(req.hash_algorithm, req.issuer_name_hash, req.issuer_key_hash)
     return found
 
@@ -102,20 +96,10 @@ class _Status:
     reason: str | None = None
 
 
-_STATUS_QUERY = select(Certificate.issuer_id, Certificate.revoked_at, Certificate.revocation_reason).where(
-    Certificate.serial == bindparam("serial")
-)  # built once: the hot path only binds the serial (UNIQUE index on certificates.serial)
-
-
-def _status_row(ctx: ServiceContext, serial: str) -> Row[Any] | None:
-    rows = read_rows(ctx, _STATUS_QUERY, {"serial": serial})
-    return rows[0] if rows else None
-
-
 def lookup_status(ctx: ServiceContext, issuer_id: int | None, serial: str) -> _Status:
     if issuer_id is None:
         return _Status("unknown")
-    row = _status_row(ctx, serial)
+    row = certificate_status(ctx.hot_reader, serial)
     if row is None or row.issuer_id != issuer_id:
         return _Status("unknown")
     if row.revoked_at is not None:
@@ -143,7 +127,7 @@ def _sign(ctx: ServiceContext, req: ParsedOCSPRequest, signer_issuer_id: int, st
             request=req,
             issuer_cert=issuer_cert,
             responder_cert=responder.certificate,
-            responder_key=responder.key,
+            responder_key=responder.signer,
             status=st.status,
             revoked_at=st.revoked_at,
             reason=st.reason,
@@ -154,8 +138,8 @@ def _sign(ctx: ServiceContext, req: ParsedOCSPRequest, signer_issuer_id: int, st
 
 
 def _issuer_cert(ctx: ServiceContext, issuer_id: int) -> x509.Certificate:
-    index = ctx.cache.get("ocsp_issuers")
-    if isinstance(index, _IssuerIndex):
+    index = ctx.ocsp.issuers
+    if index is not None:
         for known_id, cert in index.issuers:
             if known_id == issuer_id:
                 return cert

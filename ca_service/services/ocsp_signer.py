@@ -15,25 +15,23 @@ a newer responder soon after it exists. It writes only when no usable responder 
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
 from cryptography import x509
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
+from ca_service.constants import CaKind
+from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Unavailable
 from ca_service.pki.keys import KeyError_
 from ca_service.pki.ocsp import build_responder_certificate
-from ca_service.pki.signing import CAPrivateKey
+from ca_service.pki.signer import Signer
 from ca_service.services import audit
 from ca_service.services.authorities import active_ca, serial_hex, store_ca
-from ca_service.services.context import Actor, ServiceContext
 from ca_service.services.post_commit import after_commit
-from ca_service.store.db import transaction
+from ca_service.store import authorities as cas
+from ca_service.store.db import Tx, reading, transaction
 from ca_service.store.models import CertificateAuthority
 
 SYSTEM = Actor(client_name="ocsp-rotation", role="system")
@@ -49,7 +47,7 @@ class Responder:
     name: str
     issuer_id: int
     certificate: x509.Certificate
-    key: CAPrivateKey
+    signer: Signer
     not_before: datetime
     not_after: datetime
 
@@ -75,24 +73,9 @@ def _response_margin(ctx: ServiceContext) -> timedelta:
     return timedelta(minutes=ctx.settings.ocsp_validity_minutes)
 
 
-def _newest(session: Session, issuer_id: int, now: datetime) -> CertificateAuthority | None:
-    """The responder of this issuer that is valid now and lasts longest."""
-    return session.scalars(
-        select(CertificateAuthority)
-        .where(
-            CertificateAuthority.kind == "ocsp",
-            CertificateAuthority.parent_id == issuer_id,
-            CertificateAuthority.not_before <= now,
-            CertificateAuthority.not_after > now,
-        )
-        .order_by(CertificateAuthority.not_after.desc(), CertificateAuthority.id.desc())
-        .limit(1)
-    ).first()
-
-
 def _as_responder(ctx: ServiceContext, row: CertificateAuthority) -> Responder:
     try:
-        key = ctx.keys.load(row.key_ref)
+        signer = ctx.keys.signer(row.key_ref)
     except KeyError_ as exc:
         raise Unavailable(str(exc), code="ca-key-unavailable") from None
     return Responder(
@@ -100,29 +83,30 @@ def _as_responder(ctx: ServiceContext, row: CertificateAuthority) -> Responder:
         name=row.name,
         issuer_id=row.parent_id or 0,
         certificate=x509.load_der_x509_certificate(row.der),
-        key=key,
+        signer=signer,
         not_before=row.not_before,
         not_after=row.not_after,
     )
 
 
-def _issue(session: Session, ctx: ServiceContext, issuer: CertificateAuthority, now: datetime) -> CertificateAuthority:
+def _issue(session: Tx, ctx: ServiceContext, issuer: CertificateAuthority, now: datetime) -> CertificateAuthority:
     issuer_cert = x509.load_der_x509_certificate(issuer.der)
-    issuer_key = ctx.keys.load(issuer.key_ref)
+    issuer_signer = ctx.keys.signer(issuer.key_ref)
     serial = x509.random_serial_number()
     name = f"ocsp-{issuer.name}-{secrets.token_hex(6)}"  # unique: names are never reused, nor key files
-    key = ctx.keys.generate(name, KEY_ALGORITHM)
+    ctx.keys.generate(name, KEY_ALGORITHM)
+    responder_key = ctx.keys.signer(name)
     not_after = min(now + timedelta(days=ctx.settings.ocsp_responder_days), issuer.not_after)
     cert = build_responder_certificate(
         issuer_cert=issuer_cert,
-        issuer_key=issuer_key,
-        responder_public_key=key.public_key(),
+        issuer_key=issuer_signer,
+        responder_public_key=responder_key.public_key(),
         subject_cn=f"{ctx.settings.organization_name} OCSP Responder ({issuer.name})",
         serial=serial,
         not_before=now - BACKDATE,
         not_after=not_after,
     )
-    return store_ca(session, ctx, name=name, kind="ocsp", cert=cert, key_algorithm=KEY_ALGORITHM, parent_id=issuer.id)
+    return store_ca(session, ctx, name=name, kind=CaKind.OCSP, cert=cert, key_algorithm=KEY_ALGORITHM, parent_id=issuer.id)
 
 
 def ensure_responder(ctx: ServiceContext, issuer_id: int | None = None, actor: Actor = SYSTEM) -> RotationResult:
@@ -131,16 +115,15 @@ def ensure_responder(ctx: ServiceContext, issuer_id: int | None = None, actor: A
     now = ctx.clock.now().replace(microsecond=0)
     with transaction(ctx.sessions) as session:
         if issuer_id is None:
-            issuer = active_ca(session, "issuing")
+            issuer = active_ca(session, CaKind.ISSUING)
         else:
-            issuer = session.get(CertificateAuthority, issuer_id)
-        if issuer is None or issuer.kind != "issuing":
+            issuer = cas.get_ca(session, issuer_id)
+        if issuer is None or issuer.kind != CaKind.ISSUING:
             raise Unavailable("the CA hierarchy is not initialised: run `ca-service init`", code="ca-not-initialised")
-        # Serialise concurrent rotations for this issuer (SQLite: BEGIN IMMEDIATE already does).
-        session.execute(select(CertificateAuthority.id).where(CertificateAuthority.id == issuer.id).with_for_update())
+        cas.lock_for_rotation(session, issuer.id)  # concurrent rotations for this issuer run one after the other
         if issuer.not_after <= now + _response_margin(ctx):
             raise Unavailable(f"issuing CA {issuer.name} has expired: it cannot issue a responder", code="ca-expired")
-        row = _newest(session, issuer.id, now)
+        row = cas.newest_responder(session, issuer.id, now)
         if row is not None:
             lifetime = row.not_after - row.not_before
             if row.not_after - now > lifetime / 3:
@@ -149,16 +132,7 @@ def ensure_responder(ctx: ServiceContext, issuer_id: int | None = None, actor: A
             row = _issue(session, ctx, issuer, now)
         except KeyError_ as exc:
             raise Unavailable(str(exc), code="ca-key-unavailable") from None
-        session.execute(
-            update(CertificateAuthority)
-            .where(
-                CertificateAuthority.kind == "ocsp",
-                CertificateAuthority.parent_id == issuer.id,
-                CertificateAuthority.id != row.id,
-                CertificateAuthority.active.is_(True),
-            )
-            .values(active=False)
-        )
+        cas.retire_responders(session, issuer.id, keep_id=row.id)
         audit.record(
             session,
             ctx,
@@ -179,24 +153,14 @@ def ensure_all_responders(ctx: ServiceContext, actor: Actor = SYSTEM) -> list[Ro
     """`ensure_responder` for every issuing CA still valid past one response lifetime (the
     active one and, after a key rollover, older ones whose certificates are still in use)."""
     horizon = ctx.clock.now() + _response_margin(ctx)
-    with ctx.sessions() as session:
-        ids = session.scalars(
-            select(CertificateAuthority.id)
-            .where(CertificateAuthority.kind == "issuing", CertificateAuthority.not_after > horizon)
-            .order_by(CertificateAuthority.id)
-        ).all()
+    with reading(ctx.sessions) as session:
+        ids = cas.issuing_ids_valid_after(session, horizon)
     return [ensure_responder(ctx, issuer_id, actor) for issuer_id in ids]
-
-
-def _lock(ctx: ServiceContext) -> threading.Lock:
-    # Not ctx.lock: ensure_responder -> after_commit takes ctx.lock (not re-entrant).
-    return cast(threading.Lock, ctx.cache.setdefault("ocsp_signer_lock", threading.Lock()))
 
 
 def responder_for(ctx: ServiceContext, issuer_id: int) -> Responder:
     """The responder that signs for this issuing CA, cached per process (see module docstring)."""
-    cache = ctx.cache.setdefault("ocsp_responders", {})
-    assert isinstance(cache, dict)
+    cache = ctx.ocsp.responders
     now = ctx.clock.now()
     margin = _response_margin(ctx)
     entry = cache.get(issuer_id)
@@ -205,18 +169,18 @@ def responder_for(ctx: ServiceContext, issuer_id: int) -> Responder:
         interval = DUE_REFRESH_SECONDS if responder.rotation_due(now) else REFRESH_SECONDS
         if responder.usable(now, margin) and time.monotonic() - checked < interval:
             return responder
-    with _lock(ctx):
-        with ctx.sessions() as session:
-            row = _newest(session, issuer_id, now)
-        responder = _as_responder(ctx, row) if row is not None else None
-        if responder is None or not responder.usable(now, margin):
+    with ctx.ocsp.responders_lock:  # not held by ensure_responder's after_commit (not re-entrant)
+        with reading(ctx.sessions) as session:
+            row = cas.newest_responder(session, issuer_id, now)
+        found = _as_responder(ctx, row) if row is not None else None
+        if found is None or not found.usable(now, margin):
             ensure_responder(ctx, issuer_id)
-            with ctx.sessions() as session:
-                row = _newest(session, issuer_id, now)
+            with reading(ctx.sessions) as session:
+                row = cas.newest_responder(session, issuer_id, now)
             assert row is not None
-            responder = _as_responder(ctx, row)
-        cache[issuer_id] = (responder, time.monotonic())
-        return responder
+            found = _as_responder(ctx, row)
+        cache[issuer_id] = (found, time.monotonic())
+        return found
 
 
 def responder_serial(responder: Responder) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import time
 
+from ca_service.context import ServiceContext
 from ca_service.outbox import relay
 from ca_service.services import audit
-from ca_service.services.context import ServiceContext
 
 log = logging.getLogger("ca_service.post_commit")
 SEAL_INTERVAL = 0.5
@@ -22,11 +22,11 @@ SEAL_INTERVAL = 0.5
 
 def _seal_due(ctx: ServiceContext) -> bool:
     now = time.monotonic()
-    with ctx.lock:
-        last = ctx.cache.get("last_seal")
-        if isinstance(last, float) and now - last < SEAL_INTERVAL:
+    throttle = ctx.seal
+    with throttle.lock:
+        if throttle.last is not None and now - throttle.last < SEAL_INTERVAL:
             return False
-        ctx.cache["last_seal"] = now
+        throttle.last = now
     return True
 
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.orm import Session
-
+from ca_service.constants import LoginMethod, UserRole
+from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound
 from ca_service.services import audit
-from ca_service.services.certificates import CertificateView, current_certificate, view_of
-from ca_service.services.context import Actor, ServiceContext
+from ca_service.services.certificates import CertificateView, view_of
 from ca_service.services.post_commit import after_commit
-from ca_service.store.db import transaction
+from ca_service.store import users
+from ca_service.store.certificates import current_certificate
+from ca_service.store.db import Tx, reading, transaction
 from ca_service.store.models import Organization, User
+from ca_service.store.validity import is_valid
 
-LOGIN_METHODS = ("id_password", "certificate")
-USER_ROLES = ("master", "general")
+LOGIN_METHODS = tuple(LoginMethod)
+USER_ROLES = tuple(UserRole)
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ def org_view(org: Organization) -> OrganizationView:
     return OrganizationView(org.org_id, org.name, org.login_method, org.created_at, org.updated_at)
 
 
-def get_org_row(session: Session, org_id: str, *, for_update: bool = False) -> Organization:
-    org = session.get(Organization, org_id, with_for_update=for_update)
+def get_org_row(session: Tx, org_id: str, *, for_update: bool = False) -> Organization:
+    org = users.get_org(session, org_id, for_update=for_update)
     if org is None:
         raise NotFound(f"organisation {org_id} does not exist", code="organization-not-found")
     return org
@@ -59,12 +61,12 @@ def put_organization(
     Changing the login method of an existing organisation goes through the paper procedure."""
     now = ctx.clock.now()
     with transaction(ctx.sessions) as session:
-        org = session.get(Organization, org_id, with_for_update=True)
+        org = users.get_org(session, org_id, for_update=True)
         if org is None:
             org = Organization(
-                org_id=org_id, name=name, login_method=login_method or "id_password", created_at=now, updated_at=now
+                org_id=org_id, name=name, login_method=login_method or LoginMethod.ID_PASSWORD, created_at=now, updated_at=now
             )
-            session.add(org)
+            users.add(session, org)
             audit.record(
                 session, ctx, actor, "organization.created", "organization", org_id, name=name, login_method=org.login_method
             )
@@ -86,14 +88,14 @@ def put_organization(
 
 
 def get_organization(ctx: ServiceContext, org_id: str) -> OrganizationView:
-    with ctx.sessions() as session:
+    with reading(ctx.sessions) as session:
         return org_view(get_org_row(session, org_id))
 
 
-def _user_view(session: Session, ctx: ServiceContext, user: User, org: Organization) -> UserView:
+def _user_view(session: Tx, ctx: ServiceContext, user: User, org: Organization) -> UserView:
     cert = current_certificate(session, user.login_id)
     now = ctx.clock.now()
-    current = view_of(cert, ctx, now) if cert is not None and cert.revoked_at is None and cert.not_after > now else None
+    current = view_of(cert, ctx, now) if cert is not None and is_valid(cert, now) else None
     return UserView(
         user.login_id,
         user.org_id,
@@ -115,11 +117,11 @@ def put_user(
     now = ctx.clock.now()
     with transaction(ctx.sessions) as session:
         org = get_org_row(session, org_id)
-        user = session.get(User, login_id, with_for_update=True)
+        user = users.get_user(session, login_id, for_update=True)
         fields = {"org_id": org_id, "role": role, "email": email, "display_name": display_name}
         if user is None:
             user = User(login_id=login_id, created_at=now, updated_at=now, **fields)
-            session.add(user)
+            users.add(session, user)
             audit.record(session, ctx, actor, "user.created", "user", login_id, **fields)
             created = True
         else:
@@ -135,15 +137,15 @@ def put_user(
                 user.updated_at = now
                 audit.record(session, ctx, actor, "user.updated", "user", login_id, **changes)
             created = False
-        session.flush()
+        users.flush(session)
         view = _user_view(session, ctx, user, org)
     after_commit(ctx)
     return view, created
 
 
 def get_user(ctx: ServiceContext, login_id: str) -> UserView:
-    with ctx.sessions() as session:
-        user = session.get(User, login_id)
+    with reading(ctx.sessions) as session:
+        user = users.get_user(session, login_id)
         if user is None:
             raise NotFound(f"login ID {login_id} is not registered", code="user-not-found")
         return _user_view(session, ctx, user, get_org_row(session, user.org_id))

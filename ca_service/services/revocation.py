@@ -12,59 +12,53 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
-from sqlalchemy.orm import Session
-
 from ca_service import metrics
+from ca_service.constants import ClientRole, UserRole
+from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotPermitted
 from ca_service.outbox import records as outbox
 from ca_service.pki.reasons import REASONS
 from ca_service.services import audit, ocsp_cache
 from ca_service.services.certificates import CertificateView, find_by_serial, view_of
-from ca_service.services.context import Actor, ServiceContext
 from ca_service.services.post_commit import after_commit
-from ca_service.store.db import transaction
-from ca_service.store.models import Certificate, CertificateAuthority, User
+from ca_service.store import certificates as certs
+from ca_service.store import users
+from ca_service.store.db import Tx, reading, transaction
+from ca_service.store.models import Certificate, User
 
 
 def check_permission(
     *, caller_role: str, acting: User | None, owner: User, ticket: str | None, acting_login_id: str | None
 ) -> None:
     """Raise unless the caller may revoke a certificate of `owner` (DESIGN §4 revocation rules)."""
-    if caller_role == "operator":
-        if owner.role == "master" and not ticket:
+    if caller_role == ClientRole.OPERATOR:
+        if owner.role == UserRole.MASTER and not ticket:
             raise InvalidInput(
                 "a master user's certificate is revoked only on the paper procedure: give the ticket",
                 code="ticket-required",
             )
         return
-    if caller_role != "frontend":
+    if caller_role != ClientRole.FRONTEND:
         raise NotPermitted(f"role {caller_role} may not revoke certificates")
     if not acting_login_id:
         raise NotPermitted("the front end revokes on behalf of a master user: give acting_login_id")
     if acting is None:
         raise NotPermitted(f"acting user {acting_login_id} is not registered")
-    if acting.role != "master":
+    if acting.role != UserRole.MASTER:
         raise NotPermitted(f"acting user {acting.login_id} is not a master user; only master users revoke certificates")
     if acting.org_id != owner.org_id:
         raise NotPermitted(f"acting user {acting.login_id} belongs to another organisation than the certificate's owner")
-    if owner.role != "general":
+    if owner.role != UserRole.GENERAL:
         raise NotPermitted("a master user's certificate is revoked only by the help desk on the paper procedure (R9)")
 
 
 def mark_revoked(
-    session: Session, ctx: ServiceContext, actor: Actor, cert: Certificate, reason: str, ticket: str | None, now: datetime
+    session: Tx, ctx: ServiceContext, actor: Actor, cert: Certificate, reason: str, ticket: str | None, now: datetime
 ) -> None:
-    """Record the revocation on the row and in the audit trail (the caller holds the locks)."""
-    cert.revoked_at, cert.revocation_reason, cert.revocation_ticket = now, reason, ticket
-    cert.revoked_by_client, cert.revoked_by_login_id = actor.client_name, actor.acting_login_id
-    cert.current_login_id = None  # the login ID can be issued a new certificate at once
-    # Under the issuing CA row's lock until commit: a CRL publication (which takes the same lock)
-    # therefore never misses a revocation it has counted. See crl_publication.
-    session.execute(
-        update(CertificateAuthority)
-        .where(CertificateAuthority.id == cert.issuer_id)
-        .values(revocation_count=CertificateAuthority.revocation_count + 1)
+    """Record the revocation on the row and in the audit trail (the caller holds the locks); the
+    login ID can be issued a new certificate at once."""
+    certs.revoke(
+        session, cert, reason=reason, ticket=ticket, client_name=actor.client_name, acting_login_id=actor.acting_login_id, now=now
     )
     audit.record(
         session, ctx, actor, "certificate.revoked", "certificate", cert.serial,
@@ -83,13 +77,13 @@ def revoke(
 ) -> CertificateView:
     if reason not in REASONS:
         raise InvalidInput(f"reason must be one of {', '.join(REASONS)}", fields={"reason": "unknown reason"})
-    with ctx.sessions() as session:
+    with reading(ctx.sessions) as session:
         owner_login = find_by_serial(session, serial).login_id
     with transaction(ctx.sessions) as session:
-        owner = session.get(User, owner_login, with_for_update=True)  # same lock order as issuance
+        owner = users.get_user(session, owner_login, for_update=True)  # same lock order as issuance
         assert owner is not None
         cert = find_by_serial(session, serial, for_update=True)
-        acting = session.get(User, acting_login_id) if acting_login_id else None
+        acting = users.get_user(session, acting_login_id) if acting_login_id else None
         check_permission(caller_role=actor.role, acting=acting, owner=owner, ticket=ticket, acting_login_id=acting_login_id)
         if cert.revoked_at is not None:
             raise Conflict(
@@ -99,7 +93,6 @@ def revoke(
         now = ctx.clock.now()
         mark_revoked(session, ctx, actor, cert, reason, ticket, now)
         outbox.add(session, ctx, actor, outbox.CRL_PUBLISH, reason="revocation", serial=cert.serial)
-        session.flush()
         view = view_of(cert, ctx, now)
         issuer_id = cert.issuer_id
     ocsp_cache.invalidate(ctx, issuer_id, view.serial)

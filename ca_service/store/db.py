@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 
-# What the database raises when it cannot do the work now (unreachable, restarting, locked past the
-# timeout, a deadlock victim): retryable, answered with 503 database-unavailable by the API.
-DatabaseUnavailable = exc.OperationalError
+from ca_service.store.errors import translate
+
+# The unit of work a service holds open and hands to store functions (opaque to services).
+Tx = Session
+Sessions = sessionmaker[Session]
 
 # A pooled connection that sat idle longer than this is pinged before use (see _ping_when_idle).
 PING_AFTER_IDLE_SECONDS = 1.0
@@ -77,6 +79,37 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
-    with factory() as session, session.begin():
-        yield session
+    """One unit of work: commit on success, roll back on any exception. Driver errors leave as
+    the store's errors (store/errors.py): a UNIQUE constraint by name, a lost database as
+    Unavailable."""
+    try:
+        with factory() as session, session.begin():
+            yield session
+    except exc.DBAPIError as err:
+        translated = translate(err)
+        if translated is err:
+            raise
+        raise translated from err
+
+
+@contextmanager
+def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A read-only session (nothing is committed); a lost database raises Unavailable."""
+    try:
+        with factory() as session:
+            yield session
+    except exc.DBAPIError as err:
+        translated = translate(err)
+        if translated is err:
+            raise
+        raise translated from err
+
+
+def ping(engine: Engine) -> None:
+    """One round trip; the driver's error if the database does not answer."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"

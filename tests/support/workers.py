@@ -11,8 +11,8 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import insert, select
 
+from ca_service.context import ServiceContext
 from ca_service.outbox.relay import PENDING_CRL_JOB
-from ca_service.services.context import ServiceContext
 from ca_service.store.models import Certificate, CertificateAuthority, Organization, User
 from tests.support.cli import run_cli
 from tests.support.environment import TestEnvironment

@@ -13,15 +13,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ca_service.pki.hierarchy import CAUrls, build_issuing, build_root, ca_name
 from ca_service.pki.profile import ClientCertRequest, build_client_certificate, make_issuer_context
+from ca_service.pki.signer import KeySigner
 
 
 @dataclass
 class Hierarchy:
     dir: Path
     root: x509.Certificate
-    root_key: ec.EllipticCurvePrivateKey
+    root_key: KeySigner  # the CA keys, as signers (callers never hold a private key)
     issuing: x509.Certificate
-    issuing_key: ec.EllipticCurvePrivateKey
+    issuing_key: KeySigner
 
     def leaf(self, login_id: str = "alice", *, days: int = 365) -> x509.Certificate:
         now = datetime.now(UTC).replace(microsecond=0)
@@ -49,7 +50,7 @@ class Hierarchy:
 @pytest.fixture
 def hierarchy(tmp_path: Path) -> Hierarchy:
     now = datetime.now(UTC).replace(microsecond=0)
-    root_key = ec.generate_private_key(ec.SECP384R1())
+    root_key = KeySigner("root", ec.generate_private_key(ec.SECP384R1()))
     root = build_root(
         key=root_key,
         subject=ca_name("Test Bank", "Test Root"),
@@ -57,7 +58,7 @@ def hierarchy(tmp_path: Path) -> Hierarchy:
         not_before=now - timedelta(days=1),
         not_after=now + timedelta(days=3650),
     )
-    issuing_key = ec.generate_private_key(ec.SECP256R1())
+    issuing_key = KeySigner("issuing", ec.generate_private_key(ec.SECP256R1()))
     issuing = build_issuing(
         key=issuing_key, subject=ca_name("Test Bank", "Test Issuing"), root_cert=root, root_key=root_key, serial=2,
         not_before=now - timedelta(days=1), not_after=now + timedelta(days=1825), urls=CAUrls("http://x/root.crl", "http://x/root.crt"),

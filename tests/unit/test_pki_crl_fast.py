@@ -13,6 +13,7 @@ from ca_service.pki.crl import RevokedEntry, as_text_entries, build_crl, build_l
 from ca_service.pki.crl_fast import splice_crl
 from ca_service.pki.hierarchy import build_root, ca_name
 from ca_service.pki.reasons import REASONS
+from ca_service.pki.signer import KeySigner
 from tests.support.pki import openssl
 
 
@@ -46,10 +47,12 @@ def test_spliced_tbs_is_byte_identical_to_the_builder(hierarchy, count):
 def test_rsa_issuer(tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = datetime.now(UTC).replace(microsecond=0)
-    ca = build_root(key=key, subject=ca_name("B", "RSA CA"), serial=5, not_before=now, not_after=now + timedelta(days=30))
+    ca = build_root(
+        key=KeySigner("rsa", key), subject=ca_name("B", "RSA CA"), serial=5, not_before=now, not_after=now + timedelta(days=30)
+    )
     der = build_large_crl(
         issuer_cert=ca,
-        issuer_key=key,
+        issuer_key=KeySigner("rsa", key),
         entries=[("7", "20261125000000", "superseded")],
         crl_number=1,
         this_update=now,

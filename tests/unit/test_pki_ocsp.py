@@ -30,6 +30,7 @@ from ca_service.pki.ocsp import (
     issuer_hashes,
     parse_request,
 )
+from ca_service.pki.signer import KeySigner
 from tests.support.pki import openssl
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -38,7 +39,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 @pytest.fixture
 def responder(hierarchy):
     h = hierarchy
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = KeySigner("responder", ec.generate_private_key(ec.SECP256R1()))
     cert = build_responder_certificate(
         issuer_cert=h.issuing, issuer_key=h.issuing_key, responder_public_key=key.public_key(), subject_cn="Test OCSP",
         serial=99, not_before=NOW - timedelta(minutes=5), not_after=NOW + timedelta(days=30),
@@ -179,7 +180,7 @@ def test_build_response_refuses_inconsistent_input(hierarchy, responder):
     with pytest.raises(ValueError, match="unknown revocation reason"):
         _respond(h, responder, req, "revoked", revoked_at=NOW, reason="keyCompromise")
     with pytest.raises(ValueError, match="responder_key"):
-        _respond(h, (cert, ec.generate_private_key(ec.SECP256R1())), req, "good")
+        _respond(h, (cert, KeySigner("other", ec.generate_private_key(ec.SECP256R1()))), req, "good")
     with pytest.raises(ValueError, match="not issued by"):
         _respond(h, (h.root, h.root_key), req, "good")
     other = dataclasses.replace(req, serial=req.serial + 1)
@@ -239,7 +240,9 @@ def test_issuer_hashes_match_rfc6960_for_ec_and_rsa(hierarchy):
         name = hashlib.new(algorithm.name, issuing.subject.public_bytes()).digest()
         assert issuer_hashes(issuing, algorithm) == (name, hashlib.new(algorithm.name, point).digest())
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca = build_root(key=key, subject=ca_name("B", "RSA"), serial=3, not_before=NOW, not_after=NOW + timedelta(days=1))
+    ca = build_root(
+        key=KeySigner("rsa", key), subject=ca_name("B", "RSA"), serial=3, not_before=NOW, not_after=NOW + timedelta(days=1)
+    )
     pkcs1 = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
     assert issuer_hashes(ca, hashes.SHA256())[1] == hashlib.sha256(pkcs1).digest()
     with pytest.raises(ValueError):

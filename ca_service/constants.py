@@ -1,0 +1,54 @@
+"""The domain's names, defined once. StrEnums: each member is its own string value, so rows, JSON
+and RQ see the same text as before; the API schemas (api/schemas.py Literals) are checked
+against these in tests/unit/test_constants.py."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RevocationReason(StrEnum):
+    """The API's revocation reasons (RFC 5280 CRLReason names in snake case; pki/reasons.py maps them)."""
+
+    UNSPECIFIED = "unspecified"
+    KEY_COMPROMISE = "key_compromise"
+    AFFILIATION_CHANGED = "affiliation_changed"
+    SUPERSEDED = "superseded"
+    CESSATION_OF_OPERATION = "cessation_of_operation"
+    PRIVILEGE_WITHDRAWN = "privilege_withdrawn"
+
+
+class CaKind(StrEnum):
+    ROOT = "root"
+    ISSUING = "issuing"
+    OCSP = "ocsp"  # a delegated OCSP responder certificate
+
+
+class UserRole(StrEnum):
+    MASTER = "master"
+    GENERAL = "general"
+
+
+class ClientRole(StrEnum):
+    """API client roles (DESIGN §4); SYSTEM is the service's own actor (jobs), never a client."""
+
+    FRONTEND = "frontend"
+    OPERATOR = "operator"
+    AUDITOR = "auditor"
+    SYSTEM = "system"
+
+
+CLIENT_ROLES = (ClientRole.FRONTEND, ClientRole.OPERATOR, ClientRole.AUDITOR)
+
+
+class LoginMethod(StrEnum):
+    ID_PASSWORD = "id_password"  # noqa: S105 - a login method, not a password
+    CERTIFICATE = "certificate"
+
+
+class QueueName(StrEnum):
+    """The RQ queues the workers listen on."""
+
+    CRL = "crl"
+    MAIL = "mail"
+    DEFAULT = "default"

@@ -1,0 +1,29 @@
+"""Published CRLs: every one kept, numbers strictly increasing per issuer (UNIQUE)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, defer
+
+from ca_service.store.crl_entries import revoked_entries as revoked_entries
+from ca_service.store.models import Crl
+
+
+def latest(session: Session, issuer_id: int) -> Crl | None:
+    """The CA's newest CRL row; its DER (50 MB at 1M entries) is loaded only when read."""
+    return session.scalars(
+        select(Crl).where(Crl.issuer_id == issuer_id).order_by(Crl.crl_number.desc()).limit(1).options(defer(Crl.der))
+    ).first()
+
+
+def next_crl_number(latest_crl: Crl | None) -> int:
+    return latest_crl.crl_number + 1 if latest_crl is not None else 1
+
+
+def by_number(session: Session, issuer_id: int, crl_number: int) -> Crl | None:
+    return session.scalars(select(Crl).where(Crl.issuer_id == issuer_id, Crl.crl_number == crl_number)).first()
+
+
+def insert_crl(session: Session, row: Crl) -> None:
+    """Added to the transaction; INSERTed when it commits."""
+    session.add(row)

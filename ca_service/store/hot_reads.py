@@ -1,0 +1,122 @@
+"""Single-statement reads on the hot paths (login checks, OCSP) in one round trip.
+
+A pooled checkout on PostgreSQL costs a pre-ping, a BEGIN and a ROLLBACK around the one query,
+three round trips more than the read itself. A single SELECT is already a consistent snapshot,
+so each thread keeps one autocommit connection for these reads; a dropped connection is
+replaced and the read retried once. SQLite (embedded mode) uses the pool as usual.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Executable, Row, bindparam, select
+from sqlalchemy.exc import DBAPIError
+
+from ca_service.store.errors import translate
+from ca_service.store.models import Certificate, Notice, Organization, User
+
+
+class HotReader(threading.local):
+    """Per thread: the autocommit connection of the hot reads (`conn`, None until first use)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.conn: Connection | None = None
+
+    def rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row[Any]]:
+        """Every row of one read-only statement (build `statement` once, at import, with bindparams).
+        store.errors.Unavailable if the database cannot answer (after one retry on a fresh connection)."""
+        try:
+            return self._rows(statement, params)
+        except DBAPIError as err:
+            translated = translate(err)
+            if translated is err:
+                raise
+            raise translated from err
+
+    def _rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row[Any]]:
+        if self.engine.dialect.name != "postgresql":
+            with self.engine.connect() as pooled:
+                return pooled.execute(statement, params).all()
+        for attempt in (1, 2):
+            conn = self.conn
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                self.conn = conn
+            try:
+                return conn.execute(statement, params).all()
+            except DBAPIError as exc:
+                self.conn = None
+                with suppress(Exception):
+                    conn.close()
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("not reached")
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateStatus:
+    issuer_id: int
+    revoked_at: datetime | None
+    revocation_reason: str | None
+
+
+_STATUS_QUERY = select(Certificate.issuer_id, Certificate.revoked_at, Certificate.revocation_reason).where(
+    Certificate.serial == bindparam("serial")
+)  # built once: the hot path only binds the serial (UNIQUE index on certificates.serial)
+
+
+def certificate_status(reader: HotReader, serial: str) -> CertificateStatus | None:
+    """The OCSP responder's one read: issuer and revocation of a certificate by serial."""
+    rows = reader.rows(_STATUS_QUERY, {"serial": serial})
+    return CertificateStatus(rows[0].issuer_id, rows[0].revoked_at, rows[0].revocation_reason) if rows else None
+
+
+@dataclass(frozen=True, slots=True)
+class LoginCheckRow:
+    login_method: str
+    serial: str | None  # the presented certificate as stored (None: not issued here)
+    certificate_login_id: str | None
+    der: bytes | None
+    revoked_at: datetime | None
+    not_after: datetime | None
+    notice_kind: str | None
+    notice_created_at: datetime | None
+
+
+# The whole check is one indexed read, compiled once: the user and its organisation's method, the
+# presented certificate as stored (by serial) and that certificate's notices. A valid certificate
+# of this login ID can only be the presented one (at most one per login ID), so its notices are
+# exactly what `current_notices` would list for an allowed login.
+_USERS, _ORGS, _CERTS, _NOTICES = User.__table__, Organization.__table__, Certificate.__table__, Notice.__table__
+_CHECK = (
+    select(
+        _ORGS.c.login_method,
+        _CERTS.c.serial,
+        _CERTS.c.login_id.label("certificate_login_id"),
+        _CERTS.c.der,
+        _CERTS.c.revoked_at,
+        _CERTS.c.not_after,
+        _NOTICES.c.kind.label("notice_kind"),
+        _NOTICES.c.created_at.label("notice_created_at"),
+    )
+    .select_from(
+        _USERS.join(_ORGS, _ORGS.c.org_id == _USERS.c.org_id)
+        .outerjoin(_CERTS, _CERTS.c.serial == bindparam("serial"))
+        .outerjoin(_NOTICES, _NOTICES.c.serial == _CERTS.c.serial)
+    )
+    .where(_USERS.c.login_id == bindparam("login_id"))
+    .order_by(_NOTICES.c.id)
+)
+
+
+def login_check_rows(reader: HotReader, login_id: str, serial: str | None) -> list[LoginCheckRow]:
+    """No rows: the login ID is not registered. Else one row per notice of the presented
+    certificate (at least one row)."""
+    return [LoginCheckRow(*row) for row in reader.rows(_CHECK, {"login_id": login_id, "serial": serial})]
