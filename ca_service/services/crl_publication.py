@@ -13,13 +13,10 @@ is how a burst of revocations coalesces into a handful of publications.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from cryptography import x509
 
@@ -28,7 +25,7 @@ from ca_service.constants import CaKind
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import NotFound, Unavailable
 from ca_service.pki.crl import RevokedEntry, build_crl, build_large_crl
-from ca_service.services import audit
+from ca_service.services import audit, crl_files
 from ca_service.services.authorities import active_ca
 from ca_service.services.post_commit import after_commit
 from ca_service.store import authorities as cas
@@ -48,24 +45,6 @@ class CrlResult:
     next_update: datetime
     entries: int
     published: bool  # False: the latest CRL already covered every revocation
-
-
-def _write_public(ctx: ServiceContext, names: list[str], der: bytes) -> None:
-    """temp file + fsync + rename: a reader (or a crash) never sees a half-written CRL."""
-    directory = ctx.settings.public_dir
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(der)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, directory / f"{name}.crl")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 class _Counter:
@@ -137,7 +116,9 @@ def _publish_one(ctx: ServiceContext, kind: str, *, force: bool, actor: Actor, c
         )  # fmt: skip
         audit.record(session, ctx, actor, "crl.published", "ca", ca.name, crl_number=number, entries=count)
         result = CrlResult(ca.name, number, now, next_update, count, True)
-        _write_public(ctx, names or [ca.name], der)  # still under the lock: files follow number order
+    # Only now that the CRL is committed (never before: a failed commit would leave this number on
+    # the web with contents the next publication does not repeat); never over a newer file.
+    crl_files.write_committed(ctx, ca_id, number, names or [result.ca_name], der)
     log.info("published CRL %s #%s with %s entries", result.ca_name, number, result.entries)
     metrics.CRL_PUBLISHED.labels(kind).inc()
     after_commit(ctx)
