@@ -38,7 +38,7 @@ class ClientRole(StrEnum):
     SYSTEM = "system"
 
 
-CLIENT_ROLES = (ClientRole.FRONTEND, ClientRole.OPERATOR, ClientRole.AUDITOR)
+CLIENT_ROLES = (ClientRole.FRONTEND.value, ClientRole.OPERATOR.value, ClientRole.AUDITOR.value)  # plain strings
 
 
 class LoginMethod(StrEnum):
@@ -52,3 +52,6 @@ class QueueName(StrEnum):
     CRL = "crl"
     MAIL = "mail"
     DEFAULT = "default"
+
+
+QUEUE_NAMES = tuple(q.value for q in QueueName)  # plain strings (click.Choice, messages, RQ)

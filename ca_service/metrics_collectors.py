@@ -11,11 +11,11 @@ from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
-from ca_service.constants import QueueName
+from ca_service.constants import QUEUE_NAMES
 from ca_service.context import ServiceContext
 from ca_service.services.crl_publication import ca_states
 
-QUEUES = tuple(QueueName)
+QUEUES = QUEUE_NAMES
 SCHEDULER_HEARTBEAT_SECONDS = 120  # a scheduler beats at least every outbox-sweep interval (10 s)
 log = logging.getLogger("ca_service.metrics")
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ca_service.constants import QueueName
+from ca_service.constants import QUEUE_NAMES
 from ca_service.context import ServiceContext, process_context
 
-QUEUES = tuple(QueueName)
+QUEUES = QUEUE_NAMES
 
 
 def context() -> ServiceContext:

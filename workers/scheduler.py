@@ -8,6 +8,7 @@ import time
 
 from rq.cron import CronScheduler
 
+from ca_service.constants import QueueName
 from workers import jobs, ocsp_jobs
 from workers.queues import context
 
@@ -22,8 +23,8 @@ def build_scheduler() -> CronScheduler:
     os.environ["TZ"] = s.timezone
     time.tzset()
     scheduler = CronScheduler(connection=ctx.redis(), name=f"ca-service-scheduler-{os.getpid()}")
-    scheduler.register(jobs.sweep_job, "default", interval=SWEEP_SECONDS, name="outbox-sweep")
-    scheduler.register(jobs.republish_crl_job, "crl", interval=s.crl_republish_minutes * 60, name="crl-republish")
-    scheduler.register(jobs.expiry_scan_job, "default", cron=s.expiry_scan_cron, name="expiry-scan")
-    scheduler.register(ocsp_jobs.rotate_ocsp_responders_job, "default", interval=6 * 3600, name="ocsp-responder-rotation")
+    scheduler.register(jobs.sweep_job, QueueName.DEFAULT, interval=SWEEP_SECONDS, name="outbox-sweep")
+    scheduler.register(jobs.republish_crl_job, QueueName.CRL, interval=s.crl_republish_minutes * 60, name="crl-republish")
+    scheduler.register(jobs.expiry_scan_job, QueueName.DEFAULT, cron=s.expiry_scan_cron, name="expiry-scan")
+    scheduler.register(ocsp_jobs.rotate_ocsp_responders_job, QueueName.DEFAULT, interval=6 * 3600, name="ocsp-responder-rotation")
     return scheduler

@@ -24,31 +24,27 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from ca_service.context import ServiceContext
-from ca_service.outbox import records
+from ca_service.outbox import records, routes
 from ca_service.store import outbox as store
 from ca_service.store.db import transaction
 from ca_service.store.models import OutboxEntry
 
 log = logging.getLogger("ca_service.outbox")
 
-# kind -> (queue name, job function as a dotted path: the relay never imports the workers)
-ROUTES: dict[str, tuple[str, str]] = {
-    records.CRL_PUBLISH: ("crl", "workers.jobs.publish_crl_job"),
-    records.NOTICE_EMAIL: ("mail", "workers.jobs.send_notice_email_job"),
-}
 PENDING_CRL_JOB = "ca-service:crl-publication:waiting"  # id of the publication job not yet started
 PENDING_CRL_TTL = 3600  # a job left waiting longer (no worker) is simply joined by a new one
 
 
 def enqueue_entry(ctx: ServiceContext, entry: OutboxEntry) -> Job:
-    queue_name, func = ROUTES[entry.kind]
+    found = routes.route(entry.kind)
+    assert found is not None
     payload = json.loads(entry.payload)
-    queue = Queue(queue_name, connection=ctx.redis())
+    queue = Queue(found.queue, connection=ctx.redis())
     retry = None
-    if entry.kind == records.NOTICE_EMAIL:  # SMTP failures: RQ retries with backoff
+    if found.retried:  # SMTP failures: RQ retries with backoff
         intervals = list(ctx.settings.mail_retry_intervals)
         retry = Retry(max=len(intervals), interval=intervals)
-    return queue.enqueue(func, kwargs={"outbox_id": entry.id, **payload}, meta={"request_id": entry.request_id}, retry=retry)
+    return queue.enqueue(found.job, kwargs={"outbox_id": entry.id, **payload}, meta={"request_id": entry.request_id}, retry=retry)
 
 
 def waiting_crl_job(conn: Redis) -> str | None:
@@ -83,8 +79,8 @@ def dispatch_pending(ctx: ServiceContext, *, limit: int = 500) -> int:
     crl_job: str | None = None  # one publication covers every CRL entry of this batch
     with transaction(ctx.sessions) as session:
         for entry in store.pending(session, limit):
-            if entry.kind not in ROUTES:
-                continue
+            if routes.route(entry.kind) is None:
+                continue  # no job for this kind in this process (services.tasks not imported)
             try:
                 if entry.kind == records.CRL_PUBLISH:
                     if crl_job is None:

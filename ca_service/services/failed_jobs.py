@@ -11,14 +11,14 @@ from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
-from ca_service.constants import QueueName
+from ca_service.constants import QUEUE_NAMES
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import InvalidInput, NotFound, Unavailable
 from ca_service.services import audit
 from ca_service.services.post_commit import after_commit
 from ca_service.store.db import transaction
 
-QUEUES = tuple(QueueName)
+QUEUES = QUEUE_NAMES
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from ca_service.constants import QueueName
 from ca_service.context import ServiceContext
 from ca_service.errors import NotFound, Unavailable
+from ca_service.services import tasks
 
 _STATES = {
     JobStatus.QUEUED: "queued",
@@ -32,7 +34,7 @@ def enqueue_crl_publication(ctx: ServiceContext) -> dict[str, Any]:
     if ctx.settings.redis_url is None:
         raise _unavailable()
     try:
-        job = Queue("crl", connection=ctx.redis()).enqueue("workers.jobs.publish_crl_job", kwargs={"force": True})
+        job = Queue(QueueName.CRL, connection=ctx.redis()).enqueue(tasks.publish_crl_job, kwargs={"force": True})
     except RedisError:
         raise _unavailable() from None
     return {"job_id": job.id, "status": "queued"}

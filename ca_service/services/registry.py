@@ -17,8 +17,8 @@ from ca_service.store.db import Tx, reading, transaction
 from ca_service.store.models import Organization, User
 from ca_service.store.validity import is_valid
 
-LOGIN_METHODS = tuple(LoginMethod)
-USER_ROLES = tuple(UserRole)
+LOGIN_METHODS = tuple(m.value for m in LoginMethod)  # plain strings (click.Choice, messages)
+USER_ROLES = tuple(r.value for r in UserRole)
 
 
 @dataclass(frozen=True)
