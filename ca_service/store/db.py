@@ -78,13 +78,11 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception. Driver errors leave as
-    the store's errors (store/errors.py): a UNIQUE constraint by name, a lost database as
-    Unavailable."""
+def translated_errors() -> Iterator[None]:
+    """Driver errors leave as the store's errors (store/errors.py): a UNIQUE constraint by name, a
+    lost database as Unavailable; any other error as it is."""
     try:
-        with factory() as session, session.begin():
-            yield session
+        yield
     except exc.DBAPIError as err:
         translated = translate(err)
         if translated is err:
@@ -93,16 +91,17 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 @contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any exception (translated_errors)."""
+    with translated_errors(), factory() as session, session.begin():
+        yield session
+
+
+@contextmanager
 def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A read-only session (nothing is committed); a lost database raises Unavailable."""
-    try:
-        with factory() as session:
-            yield session
-    except exc.DBAPIError as err:
-        translated = translate(err)
-        if translated is err:
-            raise
-        raise translated from err
+    with translated_errors(), factory() as session:
+        yield session
 
 
 def ping(engine: Engine) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Executable, Row, bindparam, select
 from sqlalchemy.exc import DBAPIError
 
-from ca_service.store.errors import translate
+from ca_service.store.db import translated_errors
 from ca_service.store.models import Certificate, Notice, Organization, User
 
 
@@ -32,13 +32,8 @@ class HotReader(threading.local):
     def rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row[Any]]:
         """Every row of one read-only statement (build `statement` once, at import, with bindparams).
         store.errors.Unavailable if the database cannot answer (after one retry on a fresh connection)."""
-        try:
+        with translated_errors():
             return self._rows(statement, params)
-        except DBAPIError as err:
-            translated = translate(err)
-            if translated is err:
-                raise
-            raise translated from err
 
     def _rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row[Any]]:
         if self.engine.dialect.name != "postgresql":
