@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import socket
 import time
 
 from rq.cron import CronScheduler
@@ -21,7 +23,11 @@ def build_scheduler() -> CronScheduler:
     # The cron strings are in CA_TIMEZONE (RQ evaluates them in the process's local time).
     os.environ["TZ"] = s.timezone
     time.tzset()
-    scheduler = CronScheduler(connection=ctx.redis(), name=f"ca-service-scheduler-{os.getpid()}")
+    # unique per start: in a container the pid is always 1, and a scheduler killed without
+    # unregistering (SIGKILL, OOM) leaves its name in RQ's registry, where the next start under
+    # the same name would fail with DuplicateSchedulerError, restart after restart
+    name = f"ca-service-scheduler-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    scheduler = CronScheduler(connection=ctx.redis(), name=name)
     scheduler.register(jobs.sweep_job, "default", interval=SWEEP_SECONDS, name="outbox-sweep")
     scheduler.register(jobs.republish_crl_job, "crl", interval=s.crl_republish_minutes * 60, name="crl-republish")
     scheduler.register(jobs.expiry_scan_job, "default", cron=s.expiry_scan_cron, name="expiry-scan")

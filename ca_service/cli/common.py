@@ -18,7 +18,7 @@ import click
 
 from ca_service.errors import ServiceError
 from ca_service.pki.keys import KeyError_
-from ca_service.services.context import Actor, ServiceContext, build_context
+from ca_service.services.context import Actor, DatabaseUnavailable, ServiceContext, build_context
 from config.settings import Settings, SettingsError, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,7 +78,8 @@ def cli_actor(ticket: str | None = None) -> Actor:
 
 
 def handle_errors(func: F) -> F:
-    """Domain, key and settings errors become one clear line and exit status 1 or 2."""
+    """Domain, key, settings and database-connection errors become one clear line and exit
+    status 1 or 2, never a traceback."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -90,8 +91,17 @@ def handle_errors(func: F) -> F:
             fail(str(exc))
         except ServiceError as exc:
             fail(f"{exc.detail} [{exc.code}]", 1)
+        except DatabaseUnavailable as exc:
+            fail(f"database unavailable: {database_problem(exc)}", 1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def database_problem(exc: DatabaseUnavailable) -> str:
+    """The driver's first line (e.g. psycopg's 'connection to server at ... failed: Connection
+    refused'), without SQLAlchemy's statement and link; drivers do not put passwords in it."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
 
 
 def to_jsonable(obj: Any) -> Any:
