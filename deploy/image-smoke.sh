@@ -5,7 +5,7 @@
 #   revocation through the containerised API, the revocation on the CRL published by the
 #   containerised worker from the containerised scheduler's and the outbox's jobs; the worker's
 #   and scheduler's HEALTHCHECK (a stopped worker goes unhealthy); a scheduler killed with SIGKILL
-#   restarts; SIGTERM -> exit 0 within 30 s for serve, worker and scheduler; serve with an
+#   is replaced; SIGTERM -> exit 0 within 30 s for serve, worker and scheduler; serve with an
 #   unreachable database is one line.
 # Against the CI PostgreSQL (a database of its own, dropped afterwards) and Redis (a database
 # number of its own, claimed as the tests claim theirs), both on 127.0.0.1 (--network host).
@@ -248,9 +248,9 @@ say "worker and scheduler HEALTHCHECKs ok; a hung worker went unhealthy and reco
 quiet_podman kill --signal KILL "$NAME-scheduler" >/dev/null
 podman wait "$NAME-scheduler" >/dev/null || true
 quiet_podman rm "$NAME-scheduler" >/dev/null
-start scheduler scheduler # pid 1 again: the killed one never unregistered its name
+start scheduler scheduler # pid 1 again; the killed one never unregistered
 wait_for 60 "a scheduler started after another was SIGKILLed never became healthy" healthy scheduler
-say "a scheduler started after SIGKILL runs (no DuplicateSchedulerError)"
+say "a scheduler started after another was SIGKILLed is healthy"
 
 for role in api worker scheduler; do stop_cleanly "$role"; done
 say "finished: image $((size / 1000000)) MB, built in ${build_seconds}s"

@@ -23,9 +23,9 @@ def build_scheduler() -> CronScheduler:
     # The cron strings are in CA_TIMEZONE (RQ evaluates them in the process's local time).
     os.environ["TZ"] = s.timezone
     time.tzset()
-    # unique per start: in a container the pid is always 1, and a scheduler killed without
-    # unregistering (SIGKILL, OOM) leaves its name in RQ's registry, where the next start under
-    # the same name would fail with DuplicateSchedulerError, restart after restart
+    # unique per start: in a container the pid is always 1, so by pid every scheduler had one
+    # name and one entry in RQ's registry: a second (mistaken) scheduler's heartbeat would hide a
+    # hung one from `ca-service healthcheck` and the ca_schedulers gauge would count them as one
     name = f"ca-service-scheduler-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
     scheduler = CronScheduler(connection=ctx.redis(), name=name)
     scheduler.register(jobs.sweep_job, "default", interval=SWEEP_SECONDS, name="outbox-sweep")
