@@ -21,8 +21,11 @@ cd "$(dirname "$0")/.."
 CACHE=${CA_IMAGE_CACHE:-/var/cache/ca-service-ci}
 BASE=localhost/python:3.11-slim-bookworm
 BASE_PACKAGES=python3,python3-venv,python3-pip,python-is-python3,ca-certificates,netbase,tzdata
-# changing the recipe below changes this and rebuilds the stand-in
-RECIPE_ID=$(printf 'bookworm minbase %s trim-apt-1' "$BASE_PACKAGES" | sha256sum | cut -c1-12)
+BASE_CONFIG=(--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+  --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]')
+# a changed recipe changes these: the rootfs (tarball) is debootstrapped again, or only re-imported
+ROOTFS_ID=$(printf 'bookworm minbase %s trim-apt-1' "$BASE_PACKAGES" | sha256sum | cut -c1-12)
+RECIPE_ID=$(printf '%s ' "$ROOTFS_ID" "${BASE_CONFIG[@]}" | sha256sum | cut -c1-12)
 PG_ADMIN=${CA_SMOKE_PG_ADMIN:-postgresql://postgres@127.0.0.1:5432/test}
 REDIS_HOST=127.0.0.1 REDIS_PORT=6379
 RUN_ID=$(date +%s)-$$
@@ -40,7 +43,7 @@ die() {
   echo "image-smoke: FAILED: $*" >&2
   exit 1
 }
-quiet_podman() {  # podman without the healthcheck-timer complaints (no systemd here: checks run by hand)
+quiet_podman() { # podman without the healthcheck-timer complaints (no systemd here: checks run by hand)
   podman "$@" 2> >(grep -v 'systemd connection' >&2)
 }
 
@@ -81,7 +84,7 @@ exec 9>"$CACHE/base.lock"
 flock 9 # two CI runs on one machine build it once
 have_recipe=$(podman image inspect --format '{{index .Labels "ca-service.standin-recipe"}}' "$BASE" 2>/dev/null || true)
 if [ "${CA_IMAGE_REBUILD_BASE:-0}" = 1 ] || [ "$have_recipe" != "$RECIPE_ID" ]; then
-  tarball=$CACHE/python-3.11-slim-bookworm-standin-$RECIPE_ID.tar
+  tarball=$CACHE/python-3.11-slim-bookworm-standin-$ROOTFS_ID.tar
   if [ "${CA_IMAGE_REBUILD_BASE:-0}" = 1 ] || [ ! -s "$tarball" ]; then
     mirror=$(apt-get indextargets --format '$(REPO_URI)' 'Identifier: Packages' 2>/dev/null | grep -v -- -security | head -n1)
     mirror=${mirror:-http://deb.debian.org/debian/}
@@ -97,14 +100,15 @@ if [ "${CA_IMAGE_REBUILD_BASE:-0}" = 1 ] || [ "$have_recipe" != "$RECIPE_ID" ]; 
     rm -rf "$rootfs"
   fi
   say "importing $tarball as $BASE"
-  podman import --quiet \
-    --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
+  podman import --quiet "${BASE_CONFIG[@]}" \
     --change "LABEL ca-service.standin-recipe=$RECIPE_ID" "$tarball" "$BASE" >/dev/null
 fi
 flock -u 9
 
 # --- build -----------------------------------------------------------------------------------------
+# images of runs killed before their clean-up (a day old: never a concurrent run's)
+podman images --noheading --filter 'reference=localhost/ca-service:smoke-*' --filter until=24h --format '{{.ID}}' |
+  xargs -r podman rmi -f >/dev/null 2>&1 || true
 # pip in the RUN steps must trust what the host trusts (a TLS-inspecting proxy's CA, if any)
 printf '[global]\ncert = /run/ci-host/ca-certificates.crt\n' >"$WORK/pip.conf"
 build_start=$(date +%s)
@@ -112,7 +116,7 @@ if [ -n "${CA_SMOKE_IMAGE:-}" ]; then # developing this script: test an image bu
   IMAGE=$CA_SMOKE_IMAGE CA_SMOKE_KEEP_IMAGE=1
 else
   say "building $IMAGE"
-  buildah bud --quiet --isolation chroot --pull=never --format docker --layers=false \
+  buildah bud --quiet --isolation chroot --pull=never --format docker --layers=false --force-rm \
     -v /etc/ssl/certs/ca-certificates.crt:/run/ci-host/ca-certificates.crt:ro \
     -v "$WORK/pip.conf:/etc/pip.conf:ro" -t "$IMAGE" . >"$WORK/build.log" 2>&1 ||
     { tail -40 "$WORK/build.log" >&2; die "buildah bud"; }

@@ -64,7 +64,10 @@ def record(role: str, **fields: Any) -> None:
 def _check_serve(state: dict[str, Any]) -> str | None:
     import http.client
 
-    host, _, port = str(state.get("bind", "127.0.0.1:8000")).rpartition(":")
+    bind = str(state.get("bind", "127.0.0.1:8000"))
+    host, _, port = bind.rpartition(":")
+    if not port.isdigit():
+        return f"serve: cannot check a server bound to {bind!r} (HOST:PORT only)"
     if host in ("", "0.0.0.0", "[::]", "::"):  # noqa: S104 - a wildcard bind is reached on loopback
         host = "127.0.0.1"
     conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=3)
