@@ -22,6 +22,31 @@ def test_dockerfile_passes_hadolint():
     text = (ROOT / "Dockerfile").read_text()
     assert "USER 10001" in text and "HEALTHCHECK" in text and 'ENTRYPOINT ["ca-service"]' in text and "VOLUME" in text
     assert text.count("FROM python:3.11-slim") == 2  # multi-stage
+    assert not re.search(r"^# syntax=", text, re.M)  # BuildKit would fetch its frontend from Docker Hub
+    # one HEALTHCHECK for every role: the command checks the role the container runs
+    assert re.search(r'^HEALTHCHECK .*\n\s*CMD \["ca-service", "healthcheck"\]', text, re.M)
+    assert "ENV " in text and "CA_HEALTH_FILE=/tmp/" in text  # in the container, never the shared volume
+    # nothing in it depends on where the base image's Python lives (official: /usr/local, site-
+    # packages; the CI stand-in: Debian's /usr/bin and dist-packages)
+    assert "site-packages" not in text and "dist-packages" not in text and "/usr/local/bin" not in text
+
+
+def test_secrets_are_neither_committed_nor_sent_as_build_context():
+    proc = subprocess.run(["git", "check-ignore", "-q", "secrets/ca_key_passphrase"], cwd=ROOT, check=False)
+    assert proc.returncode == 0, "secrets/ is not in .gitignore"
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert "secrets" in ignored
+
+
+def test_package_data_patterns_match_files():
+    """Every package-data pattern names at least one file (alembic.ini was listed and absent)."""
+    import tomllib
+
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for package, patterns in package_data.items():
+        base = ROOT / package.replace(".", "/")
+        for pattern in patterns:
+            assert list(base.glob(pattern)), f"{package}: {pattern} matches nothing"
 
 
 def test_compose_stack():
@@ -40,6 +65,8 @@ def test_compose_stack():
         assert env["PROMETHEUS_MULTIPROC_DIR"] in services[name]["tmpfs"], name
         assert env["DATABASE_URL"].startswith("postgresql+psycopg://") and env["REDIS_URL"].startswith("redis://")
     assert services["worker"]["environment"]["CA_WORKER_METRICS_PORT"] in services["worker"]["expose"]
+    for name in ("init", "worker", "scheduler"):  # each role's own check, not the API's port
+        assert services[name]["healthcheck"]["test"] == ["CMD", "ca-service", "healthcheck", name], name
     uid = re.search(r"^USER (\d+)", (ROOT / "Dockerfile").read_text(), re.M)
     assert uid and f"chown {uid.group(1)}:" in (ROOT / "compose.yaml").read_text()  # the secret's owner
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import socket
 import time
 
 from rq.cron import CronScheduler
@@ -22,7 +24,11 @@ def build_scheduler() -> CronScheduler:
     # The cron strings are in CA_TIMEZONE (RQ evaluates them in the process's local time).
     os.environ["TZ"] = s.timezone
     time.tzset()
-    scheduler = CronScheduler(connection=ctx.redis(), name=f"ca-service-scheduler-{os.getpid()}")
+    # unique per start: in a container the pid is always 1, so by pid every scheduler had one
+    # name and one entry in RQ's registry: a second (mistaken) scheduler's heartbeat would hide a
+    # hung one from `ca-service healthcheck` and the ca_schedulers gauge would count them as one
+    name = f"ca-service-scheduler-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    scheduler = CronScheduler(connection=ctx.redis(), name=name)
     scheduler.register(jobs.sweep_job, QueueName.DEFAULT, interval=SWEEP_SECONDS, name="outbox-sweep")
     scheduler.register(jobs.republish_crl_job, QueueName.CRL, interval=s.crl_republish_minutes * 60, name="crl-republish")
     scheduler.register(jobs.expiry_scan_job, QueueName.DEFAULT, cron=s.expiry_scan_cron, name="expiry-scan")

@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 import click
 from redis.exceptions import RedisError
 
-from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors, prepare_metrics_dir
+from ca_service.cli.common import cli_actor, context, echo_json, echo_table, fail, handle_errors, prepare_metrics_dir
+from ca_service.cli.health import DEFAULT_WORKER_HEARTBEAT_SECONDS
+from ca_service.cli.health import record as record_role
 from ca_service.services import crl_publication, notices
 from config.logging import configure as configure_logging
 
@@ -46,6 +48,7 @@ def worker(burst: bool) -> None:
         argv = [sys.executable, "-m", "ca_service.cli.main", "worker", *(["--burst"] if burst else [])]
         os.execv(sys.executable, argv)  # noqa: S606
     configure_logging(ctx.settings.log_level)
+    heartbeat = _heartbeat_seconds()
     port = os.environ.get("CA_WORKER_METRICS_PORT")
     if port:
         from prometheus_client import CollectorRegistry, multiprocess, start_http_server
@@ -57,13 +60,22 @@ def worker(burst: bool) -> None:
     log.info("worker listening on %s", ", ".join(QUEUES))  # JSON lines only: the Redis URL may hold a password
     while True:  # Redis going away is an outage to wait out, not a reason to exit
         try:
-            Worker(list(QUEUES), connection=ctx.redis()).work(
-                burst=burst, with_scheduler=True, logging_level=ctx.settings.log_level
-            )
+            # RQ heartbeats every worker_ttl - 15 s while idle and every job_monitoring_interval
+            # while a job runs: both every `heartbeat` s, which `ca-service healthcheck` watches
+            rq_worker = Worker(list(QUEUES), connection=ctx.redis(), worker_ttl=heartbeat + 15, job_monitoring_interval=heartbeat)
+            record_role("worker", name=rq_worker.name, heartbeat_seconds=heartbeat)
+            rq_worker.work(burst=burst, with_scheduler=True, logging_level=ctx.settings.log_level)
             return
         except RedisError as exc:
             log.warning("worker: Redis unavailable (%s); retrying in 2 s", type(exc).__name__)
             time.sleep(2)
+
+
+def _heartbeat_seconds() -> int:
+    raw = os.environ.get("CA_WORKER_HEARTBEAT_SECONDS") or str(DEFAULT_WORKER_HEARTBEAT_SECONDS)
+    if not raw.isdigit() or not 1 <= int(raw) <= 300:
+        fail(f"CA_WORKER_HEARTBEAT_SECONDS={raw!r} must be a whole number of seconds from 1 to 300")
+    return int(raw)
 
 
 @click.command()
@@ -77,6 +89,7 @@ def scheduler() -> None:
     while True:  # as the worker: wait out a Redis outage; SIGTERM ends start() normally
         try:
             periodic = build_scheduler()
+            record_role("scheduler", name=periodic.name)
             log.info("scheduler running %d periodic jobs", len(periodic.get_jobs()))
             periodic.start()
             return

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 
 from ca_service.context import Actor, ServiceContext, build_context
 from ca_service.errors import ServiceError
 from ca_service.pki.keys import KeyError_
+from ca_service.store.errors import Unavailable as StoreUnavailable
 from config.settings import Settings, SettingsError, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,7 +80,8 @@ def cli_actor(ticket: str | None = None) -> Actor:
 
 
 def handle_errors(func: F) -> F:
-    """Domain, key and settings errors become one clear line and exit status 1 or 2."""
+    """Domain, key, settings and database-connection errors become one clear line and exit
+    status 1 or 2, never a traceback."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -88,10 +91,21 @@ def handle_errors(func: F) -> F:
             fail(str(exc))
         except KeyError_ as exc:
             fail(str(exc))
+        except StoreUnavailable as exc:
+            fail(f"database unavailable: {exc.reason}", 1)
         except ServiceError as exc:
             fail(f"{exc.detail} [{exc.code}]", 1)
+        except DatabaseUnavailable as exc:
+            fail(f"database unavailable: {database_problem(exc)}", 1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def database_problem(exc: DatabaseUnavailable) -> str:
+    """The driver's first line (e.g. psycopg's 'connection to server at ... failed: Connection
+    refused'), without SQLAlchemy's statement and link; drivers do not put passwords in it."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -13,6 +13,9 @@ from ca_service.cli.background import crl_group, notices_group, scheduler, worke
 from ca_service.cli.clients import clients_group
 from ca_service.cli.common import cli_actor, context, fail, handle_errors, prepare_metrics_dir
 from ca_service.cli.dev import dev
+from ca_service.cli.health import ROLES
+from ca_service.cli.health import record as record_role
+from ca_service.cli.health import run as run_healthcheck
 from ca_service.cli.ocsp import ocsp_group
 from ca_service.cli.operator import COMMANDS as OPERATOR_COMMANDS
 from ca_service.services import audit, authorities, ocsp_signer
@@ -34,11 +37,16 @@ def cli() -> None:
 @handle_errors
 def init() -> None:
     """Migrate the database and create the root and issuing CA if absent (idempotent)."""
+    record_role("init", step="loading settings")
     ctx = context()
     click.echo("migrating database schema ...")
+    record_role("init", step="migrating the database")
     upgrade_to_head(ctx.engine)
+    record_role("init", step="creating the CA hierarchy if absent")
     result = authorities.ensure_hierarchy(ctx, cli_actor())
+    record_role("init", step="creating the OCSP responders if absent")
     ocsp_signer.ensure_all_responders(ctx, cli_actor())  # so the first OCSP request never has to write
+    record_role("init", step="done")
     if result.created:
         click.echo(f"created: {', '.join(result.created)}")
     click.echo(f"root CA: {result.root_name}; issuing CA: {result.issuing_name}; data dir: {ctx.settings.data_dir}")
@@ -53,8 +61,18 @@ def serve(bind: str) -> None:
     authorities.check_ca_keys(ctx)  # refuse to start with a missing, exposed or undecryptable key
     ctx.engine.dispose()
     prepare_metrics_dir(ctx.settings.data_dir)
+    record_role("serve", bind=bind)  # gunicorn keeps this pid: execv
     argv = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", bind, "ca_service.api.app:create_app()"]
     os.execv(sys.executable, argv)  # noqa: S606 - replace this process with gunicorn
+
+
+@cli.command()
+@click.argument("role", required=False, type=click.Choice(ROLES))
+def healthcheck(role: str | None) -> None:
+    """The container HEALTHCHECK: check the role this container runs (recorded in $CA_HEALTH_FILE
+    by init, serve, worker or scheduler); with ROLE, also insist that it is that role. Exit 0
+    healthy, 1 not (one line saying why)."""
+    sys.exit(run_healthcheck(role))
 
 
 @cli.group("audit")
