@@ -62,6 +62,9 @@ def worker(burst: bool) -> None:
             )
             return
         except RedisError as exc:
+            # RQ's work() installed its own SIGTERM handler (a "warm shutdown" request that nothing
+            # reads once work() has returned): ours again, so SIGTERM while waiting stops at once.
+            _stop_while_starting()
             log.warning("worker: Redis unavailable (%s); retrying in 2 s", type(exc).__name__)
             time.sleep(2)
 
@@ -81,6 +84,7 @@ def scheduler() -> None:
             periodic.start()
             return
         except RedisError as exc:
+            _stop_while_starting()  # as the worker: SIGTERM while waiting out Redis stops at once
             log.warning("scheduler: Redis unavailable (%s); retrying in 2 s", type(exc).__name__)
             time.sleep(2)
 
@@ -150,20 +154,3 @@ def notices_scan(as_of: datetime | None, as_json: bool) -> None:
         f"as of {result.as_of:%Y-%m-%dT%H:%M:%SZ}: {result.examined} certificates due, "
         f"{result.created} notices created, {result.emails_queued} emails queued"
     )
-
-
-@notices_group.command("list")
-@click.option("--failed", is_flag=True, required=True, help="Notices whose email failed after every retry.")
-@click.option("--json", "as_json", is_flag=True, help="JSON output.")
-@handle_errors
-def notices_list(failed: bool, as_json: bool) -> None:
-    """List notices whose email could not be delivered."""
-    rows = notices.failed_notices(context())
-    data = [
-        {"id": n.id, "login_id": n.login_id, "serial": n.serial, "attempts": n.email_attempts, "last_error": n.email_last_error}
-        for n in rows
-    ]
-    if as_json:
-        echo_json(data)
-        return
-    echo_table(["id", "login_id", "serial", "attempts", "last_error"], [list(d.values()) for d in data])
