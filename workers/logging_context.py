@@ -10,13 +10,15 @@ from typing import Any
 from rq import Queue, Worker
 from rq.job import Job
 
-from config.logging import log_context
+from config.logging import ROUTINE_JOBS, log_context
 
 
 class ContextWorker(Worker):
     def execute_job(self, job: Job, queue: Queue) -> Any:
         # The work horse is forked inside execute_job: it inherits this context.
-        token = log_context.set({"job_id": job.id, "request_id": job.meta.get("request_id")})
+        # "routine": RQ's INFO lines about this job are dropped (config.logging.QuietRoutine)
+        routine = job.func_name in ROUTINE_JOBS
+        token = log_context.set({"job_id": job.id, "request_id": job.meta.get("request_id"), "routine": routine})
         try:
             return super().execute_job(job, queue)
         finally:

@@ -13,6 +13,7 @@ from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -89,9 +90,23 @@ def handle_errors(func: F) -> F:
         except KeyError_ as exc:
             fail(str(exc))
         except ServiceError as exc:
-            fail(f"{exc.detail} [{exc.code}]", 1)
+            where = f" ({_redis_tried()})" if exc.code == "queue-unavailable" else ""
+            fail(f"{exc.detail} [{exc.code}]{where}", 1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _redis_tried() -> str:
+    """Which Redis the CLI tried, password hidden: the usual cause is the wrong REDIS_URL (beside
+    `ca-service dev`: load var/dev.env), and waiting never helps with that."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return "REDIS_URL is not set; beside `ca-service dev`: set -a; . var/dev.env; set +a"
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+        url = urlunsplit(parts._replace(netloc=netloc))
+    return f"tried REDIS_URL={url}"
 
 
 def to_jsonable(obj: Any) -> Any:
