@@ -6,8 +6,10 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 from redis.exceptions import RedisError
@@ -56,17 +58,31 @@ def worker(burst: bool) -> None:
         log.info("worker metrics on :%s/metrics", port)
     log.info("worker listening on %s", ", ".join(QUEUES))  # JSON lines only: the Redis URL may hold a password
     while True:  # Redis going away is an outage to wait out, not a reason to exit
+        rq_worker: Worker | None = None
         try:
-            Worker(list(QUEUES), connection=ctx.redis()).work(
-                burst=burst, with_scheduler=True, logging_level=ctx.settings.log_level
-            )
+            rq_worker = Worker(list(QUEUES), connection=ctx.redis())  # already talks to Redis
+            rq_worker.work(burst=burst, with_scheduler=True, logging_level=ctx.settings.log_level)
             return
         except RedisError as exc:
+            if rq_worker is not None and rq_worker.stop_requested:  # SIGTERM reached RQ's handler; its teardown needed Redis
+                return
             # RQ's work() installed its own SIGTERM handler (a "warm shutdown" request that nothing
             # reads once work() has returned): ours again, so SIGTERM while waiting stops at once.
             _stop_while_starting()
             log.warning("worker: Redis unavailable (%s); retrying in 2 s", type(exc).__name__)
             time.sleep(2)
+
+
+def _remember_stop(periodic: Any, stop: threading.Event) -> None:
+    """RQ's CronScheduler turns SIGTERM into StopRequested, then registers its death in Redis: with
+    Redis down that raises RedisError and the stop would look like an outage. Note it first."""
+    rq_request_stop = periodic._request_stop
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+        rq_request_stop(signum, frame)
+
+    periodic._request_stop = request_stop  # start() installs self._request_stop as the handler
 
 
 @click.command()
@@ -77,13 +93,17 @@ def scheduler() -> None:
     from workers.scheduler import build_scheduler
 
     configure_logging(context().settings.log_level)
+    stop = threading.Event()
     while True:  # as the worker: wait out a Redis outage; SIGTERM ends start() normally
         try:
             periodic = build_scheduler()
+            _remember_stop(periodic, stop)
             log.info("scheduler running %d periodic jobs", len(periodic.get_jobs()))
             periodic.start()
             return
         except RedisError as exc:
+            if stop.is_set():  # SIGTERM reached RQ's handler; start()'s register_death needed Redis
+                return
             _stop_while_starting()  # as the worker: SIGTERM while waiting out Redis stops at once
             log.warning("scheduler: Redis unavailable (%s); retrying in 2 s", type(exc).__name__)
             time.sleep(2)
