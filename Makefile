@@ -1,5 +1,6 @@
 # Two commands for a fresh Linux machine with Python 3.11:
-#   make run   - create .venv, install, start everything locally (ca-service dev)
+#   make run   - create .venv, install, start everything locally (ca-service dev);
+#                make run PORT=8001 for another port (or CA_BIND=HOST:PORT)
 #   make test  - create .venv, install with test tools, run the test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -18,7 +19,7 @@ $(BIN)/ca-service: pyproject.toml
 install: $(BIN)/ca-service
 
 run: install
-	$(BIN)/ca-service dev
+	$(BIN)/ca-service dev $(if $(PORT),--bind 127.0.0.1:$(PORT))
 
 test: install
 	$(BIN)/pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)

@@ -58,10 +58,32 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, ensure_ascii=False, default=str))
 
 
+ROUTINE_JOBS = frozenset({"workers.jobs.sweep_job"})  # every 10 s: RQ's INFO lines about it are noise
+
+
+class QuietRoutine(logging.Filter):
+    """Drops RQ's INFO lines (enqueued, started, OK, result kept) about the routine jobs, and
+    Alembic's INFO chatter (plugin set-up, "Context impl" on every readiness probe). Warnings
+    and errors about them always pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        if record.name == "alembic.runtime.plugins":
+            return False
+        if record.name == "alembic.runtime.migration":
+            return record.getMessage().startswith(("Running upgrade", "Running downgrade"))
+        if record.name.startswith("rq."):
+            context = log_context.get() or {}
+            return not context.get("routine") and not any(job.rsplit(".", 1)[-1] in record.getMessage() for job in ROUTINE_JOBS)
+        return True
+
+
 def configure(level: str = "INFO") -> None:
     """Route every logger (ours, gunicorn's, RQ's) to one JSON handler on stdout."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(QuietRoutine())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -75,7 +97,10 @@ GUNICORN_LOGCONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "config.logging.JsonFormatter"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}},
+    "filters": {"quiet": {"()": "config.logging.QuietRoutine"}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json", "filters": ["quiet"]}
+    },
     "root": {"handlers": ["stdout"], "level": "INFO"},
     "loggers": {
         "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},

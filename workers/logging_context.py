@@ -5,19 +5,41 @@ the job's meta)."""
 
 from __future__ import annotations
 
+from types import FrameType
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq import Queue, Worker
+from rq.exceptions import StopRequested
 from rq.job import Job
 
-from config.logging import log_context
+from config.logging import ROUTINE_JOBS, log_context
 
 
 class ContextWorker(Worker):
     def execute_job(self, job: Job, queue: Queue) -> Any:
         # The work horse is forked inside execute_job: it inherits this context.
-        token = log_context.set({"job_id": job.id, "request_id": job.meta.get("request_id")})
+        # "routine": RQ's INFO lines about this job are dropped (config.logging.QuietRoutine)
+        routine = job.func_name in ROUTINE_JOBS
+        token = log_context.set({"job_id": job.id, "request_id": job.meta.get("request_id"), "routine": routine})
         try:
             return super().execute_job(job, queue)
         finally:
             log_context.reset(token)
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT. RQ's handler reads the worker's state from Redis: with Redis down it
+        raised ConnectionError, which RQ's own reconnect loop swallowed: the signal was lost and
+        the worker waited for Redis forever (SIGKILL after compose's 30 s). Without Redis: finish
+        the running job (if any), else stop now."""
+        try:
+            super().request_stop(signum, frame)
+        except RedisError:
+            self._stop_requested = True
+            if not self.horse_pid:
+                raise StopRequested() from None
+
+    @property
+    def stop_requested(self) -> bool:
+        """A stop signal arrived (work() may still end in a RedisError, from its teardown)."""
+        return bool(self._stop_requested or self._shutdown_requested_date)

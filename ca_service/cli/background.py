@@ -6,8 +6,10 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 from redis.exceptions import RedisError
@@ -59,6 +61,7 @@ def worker(burst: bool) -> None:
         log.info("worker metrics on :%s/metrics", port)
     log.info("worker listening on %s", ", ".join(QUEUES))  # JSON lines only: the Redis URL may hold a password
     while True:  # Redis going away is an outage to wait out, not a reason to exit
+        rq_worker: Worker | None = None
         try:
             # RQ heartbeats every worker_ttl - 15 s while idle and every job_monitoring_interval
             # while a job runs: both every `heartbeat` s, which `ca-service healthcheck` watches
@@ -67,6 +70,11 @@ def worker(burst: bool) -> None:
             rq_worker.work(burst=burst, with_scheduler=True, logging_level=ctx.settings.log_level)
             return
         except RedisError as exc:
+            if rq_worker is not None and rq_worker.stop_requested:  # SIGTERM reached RQ's handler; its teardown needed Redis
+                return
+            # RQ's work() installed its own SIGTERM handler (a "warm shutdown" request that nothing
+            # reads once work() has returned): ours again, so SIGTERM while waiting stops at once.
+            _stop_while_starting()
             log.warning("worker: Redis unavailable (%s); retrying in 2 s", type(exc).__name__)
             time.sleep(2)
 
@@ -78,6 +86,18 @@ def _heartbeat_seconds() -> int:
     return int(raw)
 
 
+def _remember_stop(periodic: Any, stop: threading.Event) -> None:
+    """RQ's CronScheduler turns SIGTERM into StopRequested, then registers its death in Redis: with
+    Redis down that raises RedisError and the stop would look like an outage. Note it first."""
+    rq_request_stop = periodic._request_stop
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+        rq_request_stop(signum, frame)
+
+    periodic._request_stop = request_stop  # start() installs self._request_stop as the handler
+
+
 @click.command()
 @handle_errors
 def scheduler() -> None:
@@ -86,14 +106,19 @@ def scheduler() -> None:
     from workers.scheduler import build_scheduler
 
     configure_logging(context().settings.log_level)
+    stop = threading.Event()
     while True:  # as the worker: wait out a Redis outage; SIGTERM ends start() normally
         try:
             periodic = build_scheduler()
             record_role("scheduler", name=periodic.name)
+            _remember_stop(periodic, stop)
             log.info("scheduler running %d periodic jobs", len(periodic.get_jobs()))
             periodic.start()
             return
         except RedisError as exc:
+            if stop.is_set():  # SIGTERM reached RQ's handler; start()'s register_death needed Redis
+                return
+            _stop_while_starting()  # as the worker: SIGTERM while waiting out Redis stops at once
             log.warning("scheduler: Redis unavailable (%s); retrying in 2 s", type(exc).__name__)
             time.sleep(2)
 
@@ -163,20 +188,3 @@ def notices_scan(as_of: datetime | None, as_json: bool) -> None:
         f"as of {result.as_of:%Y-%m-%dT%H:%M:%SZ}: {result.examined} certificates due, "
         f"{result.created} notices created, {result.emails_queued} emails queued"
     )
-
-
-@notices_group.command("list")
-@click.option("--failed", is_flag=True, required=True, help="Notices whose email failed after every retry.")
-@click.option("--json", "as_json", is_flag=True, help="JSON output.")
-@handle_errors
-def notices_list(failed: bool, as_json: bool) -> None:
-    """List notices whose email could not be delivered."""
-    rows = notices.failed_notices(context())
-    data = [
-        {"id": n.id, "login_id": n.login_id, "serial": n.serial, "attempts": n.email_attempts, "last_error": n.email_last_error}
-        for n in rows
-    ]
-    if as_json:
-        echo_json(data)
-        return
-    echo_table(["id", "login_id", "serial", "attempts", "last_error"], [list(d.values()) for d in data])

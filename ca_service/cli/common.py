@@ -13,6 +13,7 @@ from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 from sqlalchemy.exc import OperationalError as DatabaseUnavailable
@@ -94,7 +95,8 @@ def handle_errors(func: F) -> F:
         except StoreUnavailable as exc:
             fail(f"database unavailable: {exc.reason}", 1)
         except ServiceError as exc:
-            fail(f"{exc.detail} [{exc.code}]", 1)
+            where = f" ({_redis_tried()})" if exc.code == "queue-unavailable" else ""
+            fail(f"{exc.detail} [{exc.code}]{where}", 1)
         except DatabaseUnavailable as exc:
             fail(f"database unavailable: {database_problem(exc)}", 1)
 
@@ -106,6 +108,19 @@ def database_problem(exc: DatabaseUnavailable) -> str:
     refused'), without SQLAlchemy's statement and link; drivers do not put passwords in it."""
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return lines[0].strip() if lines else type(exc).__name__
+
+
+def _redis_tried() -> str:
+    """Which Redis the CLI tried, password hidden: the usual cause is the wrong REDIS_URL (beside
+    `ca-service dev`: load var/dev.env), and waiting never helps with that."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return "REDIS_URL is not set; beside `ca-service dev`: set -a; . var/dev.env; set +a"
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+        url = urlunsplit(parts._replace(netloc=netloc))
+    return f"tried REDIS_URL={url}"
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -14,7 +14,16 @@ from types import FrameType
 
 import click
 
-from ca_service.cli.common import prepare_metrics_dir
+from ca_service.cli.common import fail, prepare_metrics_dir
+from ca_service.cli.dev_support import (
+    DataDirLock,
+    DevError,
+    MailSink,
+    check_port_free,
+    probe_url,
+    wait_ready,
+    write_env_file,
+)
 from ca_service.cli.embedded_redis import EmbeddedRedis
 
 DEV_PROCESSES = (("api", ["serve", "--bind", "{bind}"]), ("worker", ["worker"]), ("scheduler", ["scheduler"]))
@@ -53,25 +62,44 @@ def _dev_tokens(data_dir: Path) -> dict[str, str]:
 
 
 @click.command()
-@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="Where the API listens.")
+@click.option(
+    "--bind", envvar="CA_BIND", default="127.0.0.1:8000", show_default=True, help="Where the API listens (env: CA_BIND)."
+)
 def dev(bind: str) -> None:
-    """Run everything locally: embedded Redis (if REDIS_URL is unset), init, API, worker, scheduler.
+    """Run everything locally: embedded Redis (if REDIS_URL is unset), init, API, worker, scheduler,
+    and a mail sink writing the emails to var/mail/ (if CA_SMTP_HOST is unset).
 
-    Uses SQLite and keys under ./var (CA_DATA_DIR), prints a frontend, operator and auditor token,
-    and stops everything it started on Ctrl-C.
+    Uses SQLite and keys under ./var (CA_DATA_DIR); prints a frontend, operator and auditor token once
+    the API answers /readyz; writes var/dev.env for the CLI in another shell; stops everything it
+    started on Ctrl-C. Exits 1 with one line if any part fails.
     """
     data_dir = Path(os.environ.get("CA_DATA_DIR") or "./var").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    lock = DataDirLock(data_dir)
+    try:
+        lock.acquire()
+        check_port_free(bind)
+    except DevError as exc:
+        fail(str(exc), 1)
+    try:
+        status = _run_dev(bind, data_dir)
+    finally:
+        lock.release()
+    sys.exit(status)
+
+
+def _run_dev(bind: str, data_dir: Path) -> int:
+    env_file = data_dir / "dev.env"
     os.environ["CA_DATA_DIR"] = str(data_dir)
-    os.environ.setdefault("CA_PUBLIC_BASE_URL", f"http://{bind}")
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{data_dir / 'ca.sqlite3'}")
+    base_url = probe_url(bind)
+    os.environ.setdefault("CA_PUBLIC_BASE_URL", base_url)  # the certificate URLs follow the port
+    os.environ.setdefault("CA_GUNICORN_WORKERS", "2")  # a laptop's worth, not 2 x cores + 1
     _dev_passphrase(data_dir)
     # one metrics directory for the API, worker and scheduler: the API's /metrics shows them all
     prepare_metrics_dir(data_dir, "dev")
     redis: EmbeddedRedis | None = None
-    if not os.environ.get("REDIS_URL"):
-        redis = EmbeddedRedis(data_dir)
-        os.environ["REDIS_URL"] = redis.start()
-        click.echo(f"started embedded Redis at {os.environ['REDIS_URL']}")
+    mail: MailSink | None = None
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     stopping = False
 
@@ -81,26 +109,42 @@ def dev(bind: str) -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    status = 0
     try:
+        if not os.environ.get("REDIS_URL"):
+            redis = EmbeddedRedis(data_dir)
+            os.environ["REDIS_URL"] = redis.start()
+            click.echo(f"started embedded Redis at {os.environ['REDIS_URL']}")
+        if not os.environ.get("CA_SMTP_HOST"):
+            mail = MailSink(data_dir / "mail")
+            os.environ.update(CA_SMTP_HOST="127.0.0.1", CA_SMTP_PORT=str(mail.start()))
+            click.echo(f"mail sink on 127.0.0.1:{os.environ['CA_SMTP_PORT']}: emails are written to {mail.directory}/")
         init = _run(["init"])
         click.echo(init.stdout.strip() or init.stderr.strip())
         if init.returncode != 0:
-            raise click.ClickException("init failed")
+            raise DevError("`ca-service init` failed (its output is above)")
         tokens = _dev_tokens(data_dir)
         for name, args in DEV_PROCESSES:
             argv = [sys.executable, "-m", "ca_service.cli.main", *[a.format(bind=bind) for a in args]]
             children.append((name, subprocess.Popen(argv, start_new_session=True)))
-        click.echo(f"\nca-service is running at http://{bind}  (Ctrl-C stops everything)")
-        for role, token in tokens.items():
-            click.echo(f"  {role:9s} token: {token}")
-        click.echo(f'  try: curl -H "Authorization: Bearer {tokens["operator"]}" http://{bind}/v1/crl\n')
+        if wait_ready(base_url, children, lambda: stopping):
+            write_env_file(env_file, dict(os.environ))
+            click.echo(f"\nca-service is running at {base_url}  (Ctrl-C stops everything)")
+            for role, token in tokens.items():
+                click.echo(f"  {role:9s} token: {token}")
+            click.echo(f'  try: curl -H "Authorization: Bearer {tokens["operator"]}" {base_url}/v1/crl')
+            click.echo(f"  the CLI in another shell: set -a; . {env_file}; set +a\n")
         while not stopping:
             for name, proc in children:
                 if proc.poll() is not None:
-                    click.echo(f"{name} exited with status {proc.returncode}; stopping", err=True)
-                    stopping = True
+                    raise DevError(f"{name} exited with status {proc.returncode}; stopped everything")
             time.sleep(0.2)
+    except (DevError, RuntimeError, click.ClickException) as exc:
+        message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+        click.echo(f"ca-service: error: {message}", err=True)
+        status = 1
     finally:
+        env_file.unlink(missing_ok=True)
         for _name, proc in children:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -111,4 +155,7 @@ def dev(bind: str) -> None:
                 proc.kill()
         if redis is not None:
             redis.stop()
+        if mail is not None:
+            mail.stop()
         click.echo("stopped")
+    return status

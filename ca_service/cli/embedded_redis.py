@@ -56,6 +56,9 @@ class EmbeddedRedis:
                 "warning",
             ],
             stdout=subprocess.DEVNULL,
+            # its own session: Ctrl-C on `dev` (SIGINT to the terminal's process group) must not take
+            # Redis down before the worker has finished its job; stop() ends it, last
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while not self.socket.exists():

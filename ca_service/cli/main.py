@@ -16,8 +16,10 @@ from ca_service.cli.dev import dev
 from ca_service.cli.health import ROLES
 from ca_service.cli.health import record as record_role
 from ca_service.cli.health import run as run_healthcheck
+from ca_service.cli.helpdesk import audit_list, notices_list, search, users_search
 from ca_service.cli.ocsp import ocsp_group
 from ca_service.cli.operator import COMMANDS as OPERATOR_COMMANDS
+from ca_service.cli.operator import users_group
 from ca_service.services import audit, authorities, ocsp_signer
 from ca_service.store.migrate import upgrade_to_head
 
@@ -93,6 +95,7 @@ def audit_verify() -> None:
     click.echo(f"audit chain OK: {result.checked} events verified")
 
 
+audit_group.add_command(audit_list)
 cli.add_command(clients_group)
 for command in (worker, scheduler, crl_group, notices_group):
     cli.add_command(command)
@@ -100,6 +103,9 @@ cli.add_command(dev)
 cli.add_command(ocsp_group)
 for command in OPERATOR_COMMANDS:
     cli.add_command(command)
+cli.add_command(search)
+notices_group.add_command(notices_list)
+users_group.add_command(users_search)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ def ocsp_group() -> None:
 @handle_errors
 def rotate(as_json: bool) -> None:
     """Issue a new responder certificate for each issuing CA whose current one has a third or less
-    of its lifetime left (what the scheduler runs daily); otherwise change nothing."""
+    of its lifetime left (what the scheduler runs every 6 hours); otherwise change nothing."""
     results = ocsp_signer.ensure_all_responders(context(), cli_actor())
     if as_json:
         echo_json(results)

@@ -16,7 +16,7 @@ import click
 
 from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors
 from ca_service.pki.reasons import REASONS
-from ca_service.services import certificates, failed_jobs, login_method, registry, revocation
+from ca_service.services import certificates, failed_jobs, helpdesk, login_method, registry, revocation
 from ca_service.services.certificates import CertificateView
 
 JSON = click.option("--json", "as_json", is_flag=True, help="JSON output.")
@@ -161,14 +161,15 @@ def certs_list(days: int | None, org_id: str | None, login_id: str | None, statu
 @JSON
 @handle_errors
 def certs_show(serial: str, pem: bool, as_json: bool) -> None:
-    """Show one certificate: status, validity, revocation, renewal links."""
-    view = certificates.get_certificate(context(), serial)
+    """Show one certificate: status, validity, renewal links, revocation (when, why, by which
+    client or CLI user, for which master user, on which paper ticket)."""
+    detail = helpdesk.certificate_detail(context(), serial)
     if pem:
-        click.echo(view.certificate_pem, nl=False)
+        click.echo(detail.certificate.certificate_pem, nl=False)
     elif as_json:
-        echo_json(view)
+        echo_json({**asdict(detail.certificate), **detail.summary()})
     else:
-        _echo_fields(_cert_summary(view))
+        _echo_fields(detail.summary())
 
 
 # --- revocation ----------------------------------------------------------------------------------
