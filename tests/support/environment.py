@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,17 +96,39 @@ class RedisClaim:
             conn.delete(key)
 
 
+def _holder_gone(holder: str) -> bool:
+    """True if a claim was made by a process of this machine that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _claim_redis_db(base_url: str) -> RedisClaim:
     """The first free database number 1..(databases - 1) of the Redis at `base_url`."""
     url = make_url(base_url.replace("redis://", "redis+x://", 1))
     base = f"redis://{url.host or '127.0.0.1'}:{url.port or 6379}"
     conn = redis.Redis.from_url(f"{base}/0")
     databases = int(conn.config_get("databases").get("databases", 16))
-    token = secrets.token_hex(8)
+    token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
     for db in range(1, databases):
-        if conn.set(CLAIM_KEY.format(db), token, nx=True, ex=CLAIM_SECONDS):
-            redis.Redis.from_url(f"{base}/{db}").flushdb()
-            return RedisClaim(base, db, token)
+        key = CLAIM_KEY.format(db)
+        if not conn.set(key, token, nx=True, ex=CLAIM_SECONDS):
+            holder = conn.get(key)
+            if holder is None or not _holder_gone(holder.decode(errors="replace")):
+                continue
+            conn.delete(key)  # its run was killed without cleaning up: take the database over
+            if not conn.set(key, token, nx=True, ex=CLAIM_SECONDS):
+                continue
+        redis.Redis.from_url(f"{base}/{db}").flushdb()
+        return RedisClaim(base, db, token)
     raise RuntimeError(f"every Redis database 1..{databases - 1} at {base} is held by another test run; wait or flush db 0")
 
 
