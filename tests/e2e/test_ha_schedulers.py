@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from redis import Redis
 from rq.cron import CronScheduler
@@ -96,7 +97,7 @@ def test_two_schedulers_one_enqueues_and_the_standby_takes_over(ctx, live_proces
     crls = _crls(ctx)
     numbers = [n for n, _, _ in crls]
     assert numbers == sorted(set(numbers))
-    for (_, before, next_update), (_, after, _) in zip(crls, crls[1:], strict=False):
+    for (_, before, next_update), (_, after, _) in pairwise(crls):
         assert after < next_update  # republished before the previous CRL's nextUpdate
         assert (after - before).total_seconds() >= REPUBLISH_SECONDS - 5  # one republication per interval, not two
     elapsed = (datetime.now(UTC) - started).total_seconds()
