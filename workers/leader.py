@@ -46,7 +46,7 @@ class LeaderCronScheduler(CronScheduler):
     def resume_from_history(self) -> None:
         """Each job's latest enqueue time, from RQ's cron job history (kept in Redis)."""
         for job in self.get_jobs():
-            latest = self.connection.zrevrange(job.job_history_key, 0, 0, withscores=True)
+            latest: list[tuple[bytes, float]] = self.connection.zrevrange(job.job_history_key, 0, 0, withscores=True)  # type: ignore[assignment]
             if latest:
                 job.set_enqueue_time(datetime.fromtimestamp(float(latest[0][1]), UTC))
 
