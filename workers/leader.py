@@ -24,6 +24,7 @@ from redis import Redis
 from redis.exceptions import LockNotOwnedError
 from redis.lock import Lock
 from rq.cron import CronJob, CronScheduler
+from rq.exceptions import SchedulerNotFound
 
 log = logging.getLogger("ca_service.scheduler")
 LEASE_KEY = "ca-service:scheduler:lease"
@@ -60,7 +61,10 @@ class LeaderCronScheduler(CronScheduler):
         return min(super().calculate_sleep_interval(), self.lease_seconds / 3)
 
     def register_death(self, pipeline: Any = None) -> None:
-        super().register_death(pipeline)
+        try:
+            super().register_death(pipeline)
+        except SchedulerNotFound:  # Redis restarted empty: there is no registration to remove
+            pass
         try:
             self.lease.release()  # a clean stop hands over at once, not after the lease runs out
         except LockNotOwnedError:
