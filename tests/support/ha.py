@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import glob
+import os
 import shutil
 import subprocess
-import time
+import tempfile
 from pathlib import Path
 
 import requests
@@ -84,8 +85,81 @@ def pg_bindir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def wait_until(check: object, timeout: float) -> float:
-    """Seconds until `check()` is true (for timings in reports)."""
-    start = time.monotonic()
-    wait_for(check, timeout=timeout)  # type: ignore[arg-type]
-    return time.monotonic() - start
+def _as_postgres(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a PostgreSQL server binary as the postgres user (initdb and postgres refuse root)."""
+    prefix = [] if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--"]
+    proc = subprocess.run([*prefix, *argv], capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed: {proc.stdout}{proc.stderr}")
+    return proc
+
+
+class PgPair:
+    """A primary and a streaming standby (pg_basebackup -R) on two free ports, with synchronous
+    replication: a commit returns only once the standby has flushed it."""
+
+    def __init__(self) -> None:
+        bindir = pg_bindir()
+        assert bindir is not None, "PostgreSQL server binaries are needed for this test"
+        self.bin = bindir
+        # not under pytest's tmp_path: the postgres user cannot enter root's 0700 directories
+        self.directory = Path(tempfile.mkdtemp(prefix="ca-pg-pair-"))
+        self.ports = (free_port(), free_port())
+        self.dirs = (self.directory / "primary", self.directory / "standby")
+
+    def url(self, database: str) -> str:
+        # SQLAlchemy's form of libpq's multi-host string: one `host=` per server, tried in order;
+        # target_session_attrs=read-write skips a standby (in recovery) and a server that is down.
+        hosts = "&".join(f"host=127.0.0.1:{p}" for p in self.ports)
+        return f"postgresql+psycopg://postgres@/{database}?{hosts}&target_session_attrs=read-write&connect_timeout=2"
+
+    def _ctl(self, which: int, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        log = self.directory / f"pg-{which}.log"
+        return _as_postgres(
+            str(self.bin / "pg_ctl"), "-D", str(self.dirs[which]), "-l", str(log), "-w", "-t", "60", *args, check=check
+        )
+
+    def psql(self, which: int, sql: str) -> str:
+        out = subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", str(self.ports[which]), "-U", "postgres", "-At", "-c", sql],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return out.stdout.strip()
+
+    def start(self, database: str) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        primary, standby = self.dirs
+        _as_postgres(str(self.bin / "initdb"), "-D", str(primary), "-U", "postgres", "-A", "trust", "--no-sync")
+        settings = {
+            "port": self.ports[0], "listen_addresses": "'127.0.0.1'", "unix_socket_directories": f"'{self.directory}'",
+            "fsync": "off", "full_page_writes": "off", "max_connections": 60, "shared_buffers": "'32MB'",
+            "wal_keep_size": "'64MB'",
+        }  # fmt: skip
+        with open(primary / "postgresql.auto.conf", "a") as conf:
+            conf.writelines(f"{k} = {v}\n" for k, v in settings.items())
+        self._ctl(0, "start")
+        _as_postgres(
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.ports[0]), "-U", "postgres", "-D", str(standby),
+            "-R", "-X", "stream", "--no-sync",
+        )  # fmt: skip
+        with open(standby / "postgresql.auto.conf", "a") as conf:
+            conf.write(f"port = {self.ports[1]}\n")
+            # the standby names itself in primary_conninfo (written by -R): the primary waits for it
+            conf.write(f"primary_conninfo = 'host=127.0.0.1 port={self.ports[0]} user=postgres application_name=standby1'\n")
+        self._ctl(1, "start")
+        self.psql(0, "ALTER SYSTEM SET synchronous_standby_names = 'standby1'")
+        self.psql(0, "SELECT pg_reload_conf()")
+        wait_for(lambda: self.psql(0, "SELECT sync_state FROM pg_stat_replication") == "sync", timeout=30)
+        self.psql(0, f'CREATE DATABASE "{database}"')
+
+    def crash_primary(self) -> None:
+        self._ctl(0, "stop", "-m", "immediate")
+
+    def promote_standby(self) -> None:
+        self._ctl(1, "promote")
+
+    def stop(self) -> None:
+        for which in (1, 0):
+            self._ctl(which, "stop", "-m", "immediate", check=False)
+        shutil.rmtree(self.directory, ignore_errors=True)
