@@ -25,6 +25,8 @@ from tests.support.ha import Nginx
 from tests.support.pki import make_csr, openssl
 from tests.support.workers import empty_queues, insert_certificates
 
+pytestmark = pytest.mark.ha  # slow: their own CI step (.ci/run)
+
 
 @dataclass
 class Cluster:

@@ -4,7 +4,7 @@ server accepts writes the API answers 503 database-unavailable (never 500); the 
 promoted and the same processes (no restart) serve again; a revocation committed just before the
 crash is on the new primary, refused at login, and on the next CRL (read with openssl).
 
-Marked `failover`: CI runs it in a step of its own (.ci/run)."""
+Marked `ha`: CI runs it in a step of its own (.ci/run)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tests.support.cli import run_cli
 from tests.support.ha import PgPair, pg_bindir
 from tests.support.pki import make_csr, openssl
 
-pytestmark = [pytest.mark.failover, pytest.mark.skipif(pg_bindir() is None, reason="needs the PostgreSQL server binaries")]
+pytestmark = [pytest.mark.ha, pytest.mark.skipif(pg_bindir() is None, reason="needs the PostgreSQL server binaries")]
 
 
 @pytest.fixture
@@ -64,11 +64,15 @@ def test_failover_to_the_standby_loses_nothing_and_needs_no_restart(pair, live_p
     assert api.get("/v1/users/alice").status == 200  # every pooled connection is on the primary
 
     # committed just before the crash: with synchronous replication the standby has it
-    assert api.post(f"/v1/certificates/{bob['serial']}/revocation", role="operator", json={"reason": "key_compromise"}).status == 200
+    assert (
+        api.post(f"/v1/certificates/{bob['serial']}/revocation", role="operator", json={"reason": "key_compromise"}).status == 200
+    )
     pair.crash_primary()
     outage = [api.get("/v1/users/alice") for _ in range(5)]
     outage.append(api.post(f"/v1/certificates/{alice['serial']}/revocation", role="operator", json={"reason": "superseded"}))
-    outage.append(api.post("/v1/login-checks", json={"login_id": "bob", "method": "certificate", "certificate_pem": bob["certificate_pem"]}))
+    outage.append(
+        api.post("/v1/login-checks", json={"login_id": "bob", "method": "certificate", "certificate_pem": bob["certificate_pem"]})
+    )
     assert [(r.status, r.code) for r in outage] == [(503, "database-unavailable")] * len(outage)
     assert all(r.headers.get("Retry-After") for r in outage)
 
@@ -82,7 +86,9 @@ def test_failover_to_the_standby_loses_nothing_and_needs_no_restart(pair, live_p
     wait_for(serving, timeout=60, interval=0.5)  # the same processes: no restart
     assert set(seen) <= {200, 503}, seen  # never a 500 on the way back
     assert api.get(f"/v1/certificates/{bob['serial']}").json["status"] == "revoked"  # not lost
-    login = api.post("/v1/login-checks", json={"login_id": "bob", "method": "certificate", "certificate_pem": bob["certificate_pem"]})
+    login = api.post(
+        "/v1/login-checks", json={"login_id": "bob", "method": "certificate", "certificate_pem": bob["certificate_pem"]}
+    )
     assert login.status == 200 and login.json["allowed"] is False and login.json["reason"] == "revoked"
     assert pair.psql(1, "SELECT pg_is_in_recovery()") == "f"  # the standby is the primary now
 

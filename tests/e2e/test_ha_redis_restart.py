@@ -9,15 +9,17 @@ import signal
 import time
 from datetime import timedelta
 
+import pytest
 from redis import Redis
 from rq import Queue
 
-from ca_service.services import redispatch
 from tests.support.api import Api
 from tests.support.background import PrivateRedis, SmtpServer, wait_for
 from tests.support.cli import run_cli
 from tests.support.pki import make_csr, openssl
-from tests.support.workers import empty_queues, insert_certificates, run_worker_burst
+from tests.support.workers import insert_certificates
+
+pytestmark = pytest.mark.ha  # slow: their own CI step (.ci/run)
 
 
 def _revoked_on_crl(api: Api, tmp_path) -> set[int]:
@@ -72,24 +74,3 @@ def test_redis_restarted_empty_loses_no_publication_and_no_email(ctx, live_proce
         assert proc.stop() == 0
     smtp.stop()
     redis.stop()
-
-
-def test_a_revocation_whose_publication_job_was_lost_is_published_by_the_sweep(ctx, api, test_env, tmp_path):
-    """Without the scheduler's republication at start (which a Redis restart also triggers): the
-    sweep alone notices the revocation missing from the CRL and enqueues a publication."""
-    empty_queues(test_env.redis_url)
-    api.org("acme")
-    api.user("carol", "acme")
-    carol = api.issue("carol", make_csr()[1]).json
-    run_cli("crl", "publish", env=test_env.env())
-    assert (
-        api.post(f"/v1/certificates/{carol['serial']}/revocation", role="operator", json={"reason": "key_compromise"}).status
-        == 200
-    )
-    empty_queues(test_env.redis_url)  # the publication job the relay enqueued is lost
-    assert redispatch.redispatch_lost(ctx) == 0  # within the grace period: the relay's business
-    time.sleep(redispatch.GRACE_SECONDS + 1)
-    assert redispatch.redispatch_lost(ctx) == 1
-    assert redispatch.redispatch_lost(ctx) == 0  # one waits in the queue now: not a second
-    run_worker_burst(test_env)
-    assert int(carol["serial"], 16) in _revoked_on_crl(api, tmp_path)

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
+import pytest
 from redis import Redis
 from rq.cron import CronScheduler
 from sqlalchemy import select
@@ -23,6 +24,8 @@ from tests.support.workers import insert_certificates
 
 LEASE = 10
 REPUBLISH_SECONDS = 60  # CA_CRL_REPUBLISH_MINUTES=1, the shortest the settings allow
+
+pytestmark = pytest.mark.ha  # slow: their own CI step (.ci/run)
 
 
 def _crls(ctx) -> list[tuple[int, datetime, datetime]]:
