@@ -94,6 +94,7 @@ class Settings:
     clock_offset_file: Path | None
     passphrase_value: str | None = field(repr=False)
     passphrase_file: Path | None = None
+    scheduler_lease_seconds: int = 30  # a standby scheduler takes over this long after the active one dies
 
     @property
     def tz(self) -> ZoneInfo:
@@ -185,4 +186,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         clock_offset_file=Path(clock_file) if clock_file else None,
         passphrase_value=env.get("CA_KEY_PASSPHRASE") or None,
         passphrase_file=Path(passphrase_file) if passphrase_file else None,
+        scheduler_lease_seconds=_int(env, "CA_SCHEDULER_LEASE_SECONDS", 30, 3, 300),
     )

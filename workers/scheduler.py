@@ -8,17 +8,16 @@ import secrets
 import socket
 import time
 
-from rq.cron import CronScheduler
-
 from ca_service.constants import QueueName
 from workers import jobs, ocsp_jobs
+from workers.leader import LeaderCronScheduler
 from workers.queues import context
 
 log = logging.getLogger("ca_service.scheduler")
 SWEEP_SECONDS = 10
 
 
-def build_scheduler() -> CronScheduler:
+def build_scheduler() -> LeaderCronScheduler:
     ctx = context()
     s = ctx.settings
     # The cron strings are in CA_TIMEZONE (RQ evaluates them in the process's local time).
@@ -28,7 +27,8 @@ def build_scheduler() -> CronScheduler:
     # name and one entry in RQ's registry: a second (mistaken) scheduler's heartbeat would hide a
     # hung one from `ca-service healthcheck` and the ca_schedulers gauge would count them as one
     name = f"ca-service-scheduler-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-    scheduler = CronScheduler(connection=ctx.redis(), name=name)
+    # Any number may run: one holds the lease and enqueues, the others stand by (workers/leader.py).
+    scheduler = LeaderCronScheduler(ctx.redis(), name=name, lease_seconds=s.scheduler_lease_seconds)
     scheduler.register(jobs.sweep_job, QueueName.DEFAULT, interval=SWEEP_SECONDS, name="outbox-sweep")
     scheduler.register(jobs.republish_crl_job, QueueName.CRL, interval=s.crl_republish_minutes * 60, name="crl-republish")
     scheduler.register(jobs.expiry_scan_job, QueueName.DEFAULT, cron=s.expiry_scan_cron, name="expiry-scan")

@@ -120,6 +120,13 @@ def _check_scheduler(state: dict[str, Any]) -> str | None:
     except redis.RedisError as exc:
         return f"scheduler {name}: Redis unavailable ({type(exc).__name__})"
     if score is None:
+        from workers.leader import LEASE_KEY
+
+        try:  # a standby (issue 18) has no heartbeat: healthy while another scheduler holds the lease
+            if _redis().exists(LEASE_KEY):
+                return None
+        except redis.RedisError as exc:
+            return f"scheduler {name}: Redis unavailable ({type(exc).__name__})"
         return f"scheduler {name}: not registered in Redis (stopped, or never started)"
     age = time.time() - float(score)
     if age > SCHEDULER_STALE_SECONDS:

@@ -35,16 +35,27 @@ PENDING_CRL_JOB = "ca-service:crl-publication:waiting"  # id of the publication 
 PENDING_CRL_TTL = 3600  # a job left waiting longer (no worker) is simply joined by a new one
 
 
+def notice_email_job_id(notice_id: int) -> str:
+    """A notice's email job has a stable id: after a Redis restart the sweep can tell whether it
+    is still in Redis (ca_service/outbox/recovery.py)."""
+    return f"notice-email-{notice_id}"
+
+
 def enqueue_entry(ctx: ServiceContext, entry: OutboxEntry) -> Job:
     found = routes.route(entry.kind)
     assert found is not None
     payload = json.loads(entry.payload)
     queue = Queue(found.queue, connection=ctx.redis())
     retry = None
+    job_id = None
     if found.retried:  # SMTP failures: RQ retries with backoff
         intervals = list(ctx.settings.mail_retry_intervals)
         retry = Retry(max=len(intervals), interval=intervals)
-    return queue.enqueue(found.job, kwargs={"outbox_id": entry.id, **payload}, meta={"request_id": entry.request_id}, retry=retry)
+    if entry.kind == records.NOTICE_EMAIL:
+        job_id = notice_email_job_id(int(payload["notice_id"]))
+    return queue.enqueue(
+        found.job, kwargs={"outbox_id": entry.id, **payload}, meta={"request_id": entry.request_id}, retry=retry, job_id=job_id
+    )
 
 
 def waiting_crl_job(conn: Redis) -> str | None:

@@ -208,4 +208,13 @@ class Notice(Base):
     email_last_error: Mapped[str | None] = mapped_column(Text)
     email_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (UniqueConstraint("serial", "kind"),)
+    __table_args__ = (
+        UniqueConstraint("serial", "kind"),
+        # the sweep's look for emails a lost queue dropped (store/undone_work.py)
+        Index(
+            "ix_notices_email_pending",
+            "id",
+            postgresql_where=text("email_status = 'pending'"),
+            sqlite_where=text("email_status = 'pending'"),
+        ),
+    )
