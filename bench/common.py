@@ -97,6 +97,7 @@ class BenchEnv:
             DATABASE_URL=self.database_url,
             CA_DATA_DIR=str(self.workdir / "data"),
             CA_KEY_PASSPHRASE=PASSPHRASE,
+            CA_ROOT_KEY_PASSPHRASE="bench-root-passphrase-not-secret",
             CA_LOG_LEVEL="WARNING",
         )
         env.pop("CA_CLOCK_OFFSET_FILE", None)

@@ -168,7 +168,7 @@ class ServiceContext:
     @cached_property
     def keys(self) -> KeyBackend:
         if self.key_backend is None:
-            self.key_backend = EncryptedFileKeyBackend(self.settings.keys_dir, self.settings.key_passphrase())
+            self.key_backend = make_key_backend(self.settings)
         return self.key_backend
 
     def redis(self) -> Redis:
@@ -182,6 +182,18 @@ class ServiceContext:
     @property
     def is_postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
+
+
+def make_key_backend(settings: Settings) -> KeyBackend:
+    """The backend CA_KEY_BACKEND names. Nothing here touches an HSM or reads a passphrase: that
+    happens when a key is first used (never in a gunicorn master, never the root's outside a
+    ceremony command)."""
+    if settings.key_backend == "pkcs11":
+        from ca_service.pki.keys_pkcs11 import Pkcs11KeyBackend
+
+        assert settings.pkcs11_module and settings.pkcs11_token_label and settings.pkcs11_pin_file  # load_settings checked
+        return Pkcs11KeyBackend(settings.pkcs11_module, settings.pkcs11_token_label, settings.pkcs11_pin_file)
+    return EncryptedFileKeyBackend(settings.keys_dir, settings.key_passphrase, settings.root_key_passphrase)
 
 
 def build_context(settings: Settings, *, clock: Clock | None = None, pool_size: int = 5) -> ServiceContext:

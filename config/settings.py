@@ -95,6 +95,13 @@ class Settings:
     passphrase_value: str | None = field(repr=False)
     passphrase_file: Path | None = None
     scheduler_lease_seconds: int = 30  # a standby scheduler takes over this long after the active one dies
+    root_passphrase_value: str | None = field(default=None, repr=False)
+    root_passphrase_file: Path | None = None
+    dev_mode: bool = False  # `ca-service dev`: the root may share the online keys' passphrase
+    key_backend: str = "file"
+    pkcs11_module: str | None = None
+    pkcs11_token_label: str | None = None
+    pkcs11_pin_file: Path | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -109,23 +116,46 @@ class Settings:
         return self.data_dir / "public"
 
     def key_passphrase(self) -> bytes:
-        """The CA key passphrase; read on demand so commands that need no key do not require it."""
-        if self.passphrase_value:
-            value = self.passphrase_value
-        elif self.passphrase_file is not None:
-            path = self.passphrase_file
-            try:
-                mode = path.stat().st_mode
-                value = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise SettingsError(f"CA_KEY_PASSPHRASE_FILE={path}: {exc.strerror}") from None
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise SettingsError(f"CA_KEY_PASSPHRASE_FILE={path} is readable by group or others (chmod 600)")
-        else:
-            raise SettingsError("CA_KEY_PASSPHRASE or CA_KEY_PASSPHRASE_FILE must be set to use the CA keys")
-        if len(value) < 12:
-            raise SettingsError("the CA key passphrase must be at least 12 characters")
-        return value.encode("utf-8")
+        """The online CA keys' passphrase (issuing CAs, OCSP responders); read on demand so
+        commands that need no key do not require it."""
+        return _passphrase("CA_KEY_PASSPHRASE", self.passphrase_value, self.passphrase_file, "the CA key passphrase")
+
+    def has_root_passphrase(self) -> bool:
+        return bool(self.root_passphrase_value or self.root_passphrase_file or self.dev_mode)
+
+    def root_key_passphrase(self) -> bytes:
+        """The root key's own passphrase (ceremony commands only): CA_ROOT_KEY_PASSPHRASE[_FILE];
+        only `ca-service dev` falls back to CA_KEY_PASSPHRASE."""
+        if not (self.root_passphrase_value or self.root_passphrase_file) and self.dev_mode:
+            return self.key_passphrase()
+        if not (self.root_passphrase_value or self.root_passphrase_file):
+            raise SettingsError(
+                "CA_ROOT_KEY_PASSPHRASE or CA_ROOT_KEY_PASSPHRASE_FILE must be set to use the root key (a ceremony command)"
+            )
+        value = _passphrase(
+            "CA_ROOT_KEY_PASSPHRASE", self.root_passphrase_value, self.root_passphrase_file, "the root key passphrase"
+        )
+        if (self.passphrase_value or self.passphrase_file) and value == self.key_passphrase():
+            raise SettingsError("the root key passphrase must differ from CA_KEY_PASSPHRASE (the online keys' passphrase)")
+        return value
+
+
+def _passphrase(name: str, value: str | None, path: Path | None, what: str) -> bytes:
+    if value:
+        text = value
+    elif path is not None:
+        try:
+            mode = path.stat().st_mode
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"{name}_FILE={path}: {exc.strerror}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise SettingsError(f"{name}_FILE={path} is readable by group or others (chmod 600)")
+    else:
+        raise SettingsError(f"{name} or {name}_FILE must be set to use the CA keys")
+    if len(text) < 12:
+        raise SettingsError(f"{what} must be at least 12 characters")
+    return text.encode("utf-8")
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -148,6 +178,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     except (ZoneInfoNotFoundError, ValueError):
         raise SettingsError(f"CA_TIMEZONE={timezone!r} is not a known time zone") from None
     passphrase_file = env.get("CA_KEY_PASSPHRASE_FILE")
+    root_passphrase_file = env.get("CA_ROOT_KEY_PASSPHRASE_FILE")
+    key_backend = _choice(env, "CA_KEY_BACKEND", "file", ("file", "pkcs11"))
+    pin_file = env.get("CA_PKCS11_PIN_FILE")
+    if key_backend == "pkcs11":
+        missing = [n for n in ("CA_PKCS11_MODULE", "CA_PKCS11_TOKEN_LABEL", "CA_PKCS11_PIN_FILE") if not env.get(n)]
+        if missing:
+            raise SettingsError(f"CA_KEY_BACKEND=pkcs11 needs {', '.join(missing)}")
     clock_file = env.get("CA_CLOCK_OFFSET_FILE")
     log_level = (env.get("CA_LOG_LEVEL") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -187,4 +224,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         passphrase_value=env.get("CA_KEY_PASSPHRASE") or None,
         passphrase_file=Path(passphrase_file) if passphrase_file else None,
         scheduler_lease_seconds=_int(env, "CA_SCHEDULER_LEASE_SECONDS", 30, 3, 300),
+        root_passphrase_value=env.get("CA_ROOT_KEY_PASSPHRASE") or None,
+        root_passphrase_file=Path(root_passphrase_file) if root_passphrase_file else None,
+        dev_mode=_bool(env, "CA_DEV_MODE", False),
+        key_backend=key_backend,
+        pkcs11_module=env.get("CA_PKCS11_MODULE") or None,
+        pkcs11_token_label=env.get("CA_PKCS11_TOKEN_LABEL") or None,
+        pkcs11_pin_file=Path(pin_file) if pin_file else None,
     )

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from ca_service.api.app import create_app
 from ca_service.context import Actor, ServiceContext, build_context
-from ca_service.services import authorities, clients
+from ca_service.services import authorities, clients, root_crl
 from ca_service.store.migrate import upgrade_to_head
 from ca_service.store.models import Base
 from config.settings import load_settings
@@ -20,7 +20,7 @@ from tests.support.api import Api
 from tests.support.environment import TestEnvironment, create_environment
 from tests.support.live import LiveProcesses
 
-KEPT_TABLES = {"certificate_authorities", "api_clients", "alembic_version"}
+KEPT_TABLES = {"certificate_authorities", "api_clients", "alembic_version", "crls"}  # crls: all but the root's
 SYSTEM = Actor(client_name="tests", role="operator")
 
 
@@ -40,6 +40,8 @@ def ctx(test_env: TestEnvironment) -> ServiceContext:
     context = build_context(load_settings())
     upgrade_to_head(context.engine)
     authorities.ensure_hierarchy(context, SYSTEM)
+    if root_crl.stored_root_crl(context) is None:  # what `ca-service init` signs at the ceremony
+        root_crl.sign_root_crl(context, SYSTEM)
     return context
 
 
@@ -83,6 +85,8 @@ def clock(test_env: TestEnvironment) -> Iterator[TimeMachine]:
 
 def _clean(ctx: ServiceContext) -> None:
     tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name not in KEPT_TABLES]
+    with ctx.engine.begin() as conn:  # the root CRL is signed at a ceremony: it stays, like the CAs
+        conn.execute(text("DELETE FROM crls WHERE issuer_id NOT IN (SELECT id FROM certificate_authorities WHERE kind = 'root')"))
     with ctx.engine.begin() as conn:
         if ctx.is_postgres:
             conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))

@@ -12,15 +12,17 @@ import pytest
 from cryptography import x509
 from sqlalchemy import delete, insert, select, update
 
-from ca_service.context import build_context
+from ca_service.context import Actor, build_context
 from ca_service.outbox import relay
-from ca_service.services import authorities, crl_publication
+from ca_service.services import authorities, crl_publication, root_crl
 from ca_service.services.authorities import active_ca
 from ca_service.store.models import Certificate, CertificateAuthority, Crl, OutboxEntry
 from tests.support.cli import run_cli
 from tests.support.live import free_port
 from tests.support.pki import make_csr
 from tests.support.workers import empty_queues, queued_count, run_worker_burst
+
+SYSTEM = Actor(client_name="tests", role="operator")
 
 
 @pytest.fixture
@@ -79,7 +81,8 @@ def test_crl_lists_revoked_unexpired_certificates_with_their_reasons(api, ctx, c
     assert (public / f"{issuing.ca_name}.crl").read_bytes() == der
     assert sorted(p.name for p in public.iterdir() if p.name.startswith(".")) == []
     with ctx.sessions() as s:
-        assert s.scalars(select(Crl.der).where(Crl.crl_number == issuing.crl_number)).first() == der
+        issuer_id = active_ca(s, "issuing").id  # the root's CRLs (signed at a ceremony) stay between tests
+        assert s.scalars(select(Crl.der).where(Crl.issuer_id == issuer_id, Crl.crl_number == issuing.crl_number)).one() == der
 
     clock.travel(days=367)  # both revoked certificates have expired: they leave the CRL
     later = crl_publication.publish(ctx, force=True)[0]
@@ -116,8 +119,10 @@ def test_root_crl_lists_a_revoked_issuing_ca(ctx, queues):
                  "revoked_at": now, "revocation_reason": "key_compromise", "revocation_count": 0}
             )
         )  # fmt: skip
+    before = crl_publication.publish(ctx, force=True)[1].crl_number  # the root's, as stored: never re-signed
+    assert crl_publication.publish(ctx, force=True)[1].crl_number == before
     try:
-        root_result = crl_publication.publish(ctx, force=True)[1]
+        root_result = root_crl.sign_root_crl(ctx, SYSTEM)  # the ceremony (the root key is offline)
         crl = x509.load_der_x509_crl((ctx.settings.public_dir / "root.crl").read_bytes())
         with ctx.sessions() as s:
             root_cert = x509.load_der_x509_certificate(active_ca(s, "root").der)
@@ -127,7 +132,7 @@ def test_root_crl_lists_a_revoked_issuing_ca(ctx, queues):
         assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.key_compromise
     finally:
         with ctx.engine.begin() as conn:
-            conn.execute(delete(Crl).where(Crl.issuer_id == root_id))
+            conn.execute(delete(Crl).where(Crl.issuer_id == root_id, Crl.crl_number > before))
             conn.execute(delete(CertificateAuthority).where(CertificateAuthority.name == "retired-test"))
 
 

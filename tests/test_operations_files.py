@@ -59,6 +59,11 @@ def test_compose_stack():
         assert services[name]["depends_on"]["init"]["condition"] == "service_completed_successfully"
         assert services[name]["environment"]["CA_KEY_PASSPHRASE_FILE"].startswith("/run/secrets/")
     assert services["init"]["command"] == ["init"] and services["init"]["restart"] == "no"
+    # the root key's passphrase is a secret of the ceremony container only (DESIGN §3: offline root)
+    assert services["init"]["environment"]["CA_ROOT_KEY_PASSPHRASE_FILE"].startswith("/run/secrets/")
+    for name in ("api", "worker", "scheduler"):
+        assert not any(k.startswith("CA_ROOT_KEY") for k in services[name]["environment"]), name
+        assert "ca_root_key_passphrase" not in services[name]["secrets"], name
     assert {"ca-data", "pg-data"} <= set(compose["volumes"])
     for name in ("init", "api", "worker", "scheduler"):  # metrics files: per container, in memory
         env = services[name]["environment"]
@@ -74,7 +79,10 @@ def test_compose_stack():
 def test_alert_rules():
     rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"][0]["rules"]
     names = {r["alert"] for r in rules}
-    assert names == {"CaCrlStale", "CaNoticeEmailsFailing", "CaIssuingCertificateExpiring", "CaBackgroundStopped", "CaRedisDown"}
+    assert names == {
+        "CaCrlStale", "CaNoticeEmailsFailing", "CaIssuingCertificateExpiring", "CaBackgroundStopped", "CaRedisDown",
+        "CaRootCrlExpiring",
+    }  # fmt: skip
     docs = (ROOT / "docs/operations.md").read_text()
     for rule in rules:
         anchor = rule["annotations"]["runbook"].split("#")[1]

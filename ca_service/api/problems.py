@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted, ServiceError, Unavailable
+from ca_service.pki.keys import KeyError_
 
 PROBLEM_TYPE_BASE = "https://ca-service.invalid/problems/"
 log = logging.getLogger("ca_service.api")
@@ -43,7 +44,7 @@ _STATUS_BY_KIND: dict[type[ServiceError], int] = {
     Unavailable: 503,
     ServiceError: 400,
 }
-RETRY_AFTER_SECONDS = {"database-unavailable": "5"}
+RETRY_AFTER_SECONDS = {"database-unavailable": "5", "ca-key-unavailable": "5"}  # the key backend reconnects by itself
 
 
 def status_of(exc: ServiceError) -> int:
@@ -105,6 +106,16 @@ def register(app: Flask) -> None:
         if status == 413:
             detail = f"request body larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
         return problem(status, code, exc.name, detail)
+
+    @app.errorhandler(KeyError_)
+    def _key_unavailable(exc: KeyError_) -> Response:
+        # a signing key failed mid-request (an HSM unreachable or restarting): nothing was written
+        # (the transaction rolled back); the key backend reconnects by itself on a later request
+        log.warning("CA key unavailable: %s", exc)
+        detail = "a CA signing key is unavailable (HSM unreachable or restarting); try again shortly"
+        resp = problem(503, "ca-key-unavailable", "CA key unavailable", detail)
+        resp.headers["Retry-After"] = "5"
+        return resp
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

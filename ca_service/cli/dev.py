@@ -30,6 +30,7 @@ DEV_PROCESSES = (("api", ["serve", "--bind", "{bind}"]), ("worker", ["worker"]),
 
 
 def _dev_passphrase(data_dir: Path) -> None:
+    os.environ["CA_DEV_MODE"] = "1"  # dev only: the root key may share the online keys' passphrase
     if os.environ.get("CA_KEY_PASSPHRASE") or os.environ.get("CA_KEY_PASSPHRASE_FILE"):
         return
     path = data_dir / "dev-passphrase"

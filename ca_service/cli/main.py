@@ -10,6 +10,7 @@ import click
 
 import config
 from ca_service.cli.background import crl_group, notices_group, scheduler, worker
+from ca_service.cli.ceremony import ca_group
 from ca_service.cli.clients import clients_group
 from ca_service.cli.common import cli_actor, context, fail, handle_errors, prepare_metrics_dir
 from ca_service.cli.dev import dev
@@ -20,7 +21,7 @@ from ca_service.cli.helpdesk import audit_list, notices_list, search, users_sear
 from ca_service.cli.ocsp import ocsp_group
 from ca_service.cli.operator import COMMANDS as OPERATOR_COMMANDS
 from ca_service.cli.operator import users_group
-from ca_service.services import audit, authorities, ocsp_signer
+from ca_service.services import audit, authorities, ocsp_signer, root_crl
 from ca_service.store.migrate import upgrade_to_head
 
 GUNICORN_CONF = Path(config.__file__).parent / "gunicorn.conf.py"
@@ -31,7 +32,8 @@ def cli() -> None:
     """ca-service: the bank's internal CA for internet-banking client certificates.
 
     Settings come from the environment (see README): DATABASE_URL, REDIS_URL, CA_DATA_DIR,
-    CA_KEY_PASSPHRASE or CA_KEY_PASSPHRASE_FILE, CA_PUBLIC_BASE_URL, ...
+    CA_KEY_PASSPHRASE[_FILE] (online keys), CA_ROOT_KEY_PASSPHRASE[_FILE] (root key, ceremony
+    commands only), CA_KEY_BACKEND (file|pkcs11), CA_PUBLIC_BASE_URL, ...
     """
 
 
@@ -48,6 +50,9 @@ def init() -> None:
     result = authorities.ensure_hierarchy(ctx, cli_actor())
     record_role("init", step="creating the OCSP responders if absent")
     ocsp_signer.ensure_all_responders(ctx, cli_actor())  # so the first OCSP request never has to write
+    if root_crl.stored_root_crl(ctx) is None:  # the first root CRL, while the root key is at hand
+        signed = root_crl.sign_root_crl(ctx, cli_actor())
+        click.echo(f"signed root CRL #{signed.crl_number} (nextUpdate {signed.next_update.date()})")
     record_role("init", step="done")
     if result.created:
         click.echo(f"created: {', '.join(result.created)}")
@@ -101,6 +106,7 @@ for command in (worker, scheduler, crl_group, notices_group):
     cli.add_command(command)
 cli.add_command(dev)
 cli.add_command(ocsp_group)
+cli.add_command(ca_group)
 for command in OPERATOR_COMMANDS:
     cli.add_command(command)
 cli.add_command(search)

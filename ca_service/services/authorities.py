@@ -82,8 +82,11 @@ def store_ca(
     return cas.insert_ca(session, row)
 
 
-def ensure_hierarchy(ctx: ServiceContext, actor: Actor) -> InitResult:
-    """Create the root and issuing CA if absent. Idempotent: a second call changes nothing."""
+def ensure_hierarchy(ctx: ServiceContext, actor: Actor, *, rollover: bool = False) -> InitResult:
+    """Create the root and issuing CA if absent. Idempotent: a second call changes nothing.
+    `rollover` (`ca-service ca rollover`, a ceremony): retire the active issuing CA and create
+    the next one under the root in the same transaction (the retired one keeps its key for its
+    CRL and OCSP until its certificates expire)."""
     s = ctx.settings
     root_alg, issuing_alg = KEY_ALGORITHMS[s.key_algorithm]
     created: list[str] = []
@@ -106,6 +109,11 @@ def ensure_hierarchy(ctx: ServiceContext, actor: Actor) -> InitResult:
             )
             created.append(name)
         issuing = active_ca(session, CaKind.ISSUING)
+        if rollover and issuing is not None:
+            issuing.active = False
+            session.flush()
+            audit.record(session, ctx, actor, "ca.retired", "ca", issuing.name, kind=CaKind.ISSUING, serial=issuing.serial)
+            issuing = None
         if issuing is None:
             name = _next_name(session, CaKind.ISSUING)
             key = _key(ctx, name, issuing_alg)
@@ -130,6 +138,8 @@ def ensure_hierarchy(ctx: ServiceContext, actor: Actor) -> InitResult:
             )
             created.append(name)
         result = InitResult(root.name, issuing.name, tuple(created))
+    if created:
+        ctx.issuer.clear()  # this process signs with the new issuing CA from now on
     after_commit(ctx)
     return result
 
@@ -194,12 +204,14 @@ def ca_certificate_der(ctx: ServiceContext, name: str) -> tuple[bytes, datetime]
 
 
 def check_ca_keys(ctx: ServiceContext) -> None:
-    """Raise KeyError_ if an active CA key is missing, exposed, or cannot be decrypted."""
+    """Raise KeyError_ if an active online CA key is missing, exposed, or cannot be decrypted
+    (not the root's: it is offline, used only by ceremony commands)."""
     with reading(ctx.sessions) as session:
         rows = cas.active_cas(session)
     if not any(r.kind == CaKind.ISSUING for r in rows):
         raise KeyError_("the CA hierarchy is not initialised: run `ca-service init`")
     ctx.keys.check_all()
     for row in rows:
-        ctx.keys.check(row.key_ref)
+        if row.kind != CaKind.ROOT:
+            ctx.keys.check(row.key_ref)
     active_issuer(ctx)

@@ -148,8 +148,9 @@ def publish(
     settle_seconds: float = 0.0,
     min_interval_seconds: float = 0.0,
 ) -> list[CrlResult]:
-    """Publish the issuing CA's CRL if a revocation is not on it yet (or `force`), the root's, and
-    those of issuing CAs retired by a rollover (results in that order).
+    """Publish the issuing CA's CRL if a revocation is not on it yet (or `force`), the root's as
+    stored (signed at a ceremony: services/root_crl.py), and those of issuing CAs retired by a
+    rollover (results in that order).
 
     When there is something to publish (and not `force`), wait first: `settle_seconds`, so that
     the rest of a burst of revocations lands on the same CRL, and at least until
@@ -161,10 +162,12 @@ def publish(
         if since is not None:
             # a clock moved backwards (tests) counts as "just published": wait at most the interval
             time.sleep(max(settle_seconds, min(min_interval_seconds, min_interval_seconds - since)))
-    results = [
-        _publish_one(ctx, CaKind.ISSUING, force=force, actor=actor),
-        _publish_one(ctx, CaKind.ROOT, force=force, actor=actor),
-    ]
+    from ca_service.services.root_crl import stored_root_crl  # the root's CRL is signed at a ceremony only
+
+    results = [_publish_one(ctx, CaKind.ISSUING, force=force, actor=actor)]
+    root = stored_root_crl(ctx)  # served as stored: this process never loads the offline root key
+    if root is not None:
+        results.append(root)
     for ca_id in _retired_issuing_cas(ctx):
         results.append(_publish_one(ctx, CaKind.ISSUING, force=force, actor=actor, ca_id=ca_id))
     return results

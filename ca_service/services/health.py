@@ -5,6 +5,7 @@ from __future__ import annotations
 from ca_service.context import ServiceContext
 from ca_service.errors import ServiceError
 from ca_service.pki.keys import KeyError_
+from ca_service.services import root_crl
 from ca_service.services.authorities import check_ca_keys
 from ca_service.store.db import ping
 from ca_service.store.migrate import schema_is_current
@@ -35,6 +36,10 @@ def readiness(ctx: ServiceContext) -> tuple[bool, dict[str, str]]:
             checks["ca_key"] = "ok"
         except (KeyError_, SettingsError, ServiceError) as exc:
             checks["ca_key"] = str(exc)
+        try:  # reported, not required (the service keeps working): the CaRootCrlExpiring alert pages
+            checks["root_crl"] = root_crl.status(ctx)
+        except Exception as exc:
+            checks["root_crl"] = f"unknown: {type(exc).__name__}"
     checks["redis"] = redis_status(ctx)
     ready = all(checks.get(k) == "ok" for k in ("database", "schema", "ca_key"))
     return ready, checks

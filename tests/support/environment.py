@@ -18,8 +18,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from ca_service.cli.embedded_redis import EmbeddedRedis
+from tests.support.hsm import SoftHsm, create_softhsm
 
 PASSPHRASE = "test-passphrase-not-secret"
+ROOT_PASSPHRASE = "test-root-passphrase-not-secret"
+# CA_TEST_KEY_BACKEND=pkcs11: every test environment keeps its CA keys in a fresh SoftHSM2 token
+# (CI runs a representative subset so, `.ci/run`); default: encrypted key files.
+KEY_BACKEND = os.environ.get("CA_TEST_KEY_BACKEND") or "file"
 
 
 @dataclass
@@ -31,6 +36,7 @@ class TestEnvironment:
     embedded_redis: EmbeddedRedis | None
     admin_url: str | None = None  # PostgreSQL: where to drop the run's database afterwards
     redis_claim: RedisClaim | None = None  # shared Redis: the database number this worker holds
+    hsm: SoftHsm | None = None  # CA_TEST_KEY_BACKEND=pkcs11: the token holding the CA keys
 
     def close(self) -> None:
         if self.embedded_redis is not None:
@@ -51,9 +57,12 @@ class TestEnvironment:
             REDIS_URL=self.redis_url,
             CA_DATA_DIR=str(self.data_dir),
             CA_KEY_PASSPHRASE=PASSPHRASE,
+            CA_ROOT_KEY_PASSPHRASE=ROOT_PASSPHRASE,
             CA_CLOCK_OFFSET_FILE=str(self.clock_file),
             CA_ORGANIZATION_NAME="Test Bank",
         )
+        if self.hsm is not None:
+            env.update(self.hsm.env())
         env.update(extra)
         return env
 
@@ -153,4 +162,9 @@ def create_environment(root: Path, worker_id: str) -> TestEnvironment:
     else:
         embedded = EmbeddedRedis(root / "redis")
         redis_url = embedded.start()
-    return TestEnvironment(data_dir, database_url, redis_url, root / "clock-offset", embedded, admin_url, claim)
+    hsm = None
+    if KEY_BACKEND == "pkcs11":
+        hsm = create_softhsm(root / "softhsm", f"ca-{worker_id}")
+    elif KEY_BACKEND != "file":
+        raise RuntimeError(f"CA_TEST_KEY_BACKEND={KEY_BACKEND!r} must be file or pkcs11")
+    return TestEnvironment(data_dir, database_url, redis_url, root / "clock-offset", embedded, admin_url, claim, hsm)

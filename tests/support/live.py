@@ -71,7 +71,7 @@ class LiveProcesses:
         self.processes[name] = proc
         return proc
 
-    def start_api(self, workers: int = 3, name: str = "api", **extra_env: str) -> str:
+    def start_api(self, workers: int = 3, name: str = "api", timeout: float = 90, **extra_env: str) -> str:
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         proc = self.start(
@@ -81,7 +81,7 @@ class LiveProcesses:
             CA_PUBLIC_BASE_URL=base_url,
             **extra_env,
         )
-        deadline = time.monotonic() + 90  # a loaded 2-core machine boots gunicorn workers slowly
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 if requests.get(base_url + "/healthz", timeout=1).status_code == 200:
@@ -89,7 +89,9 @@ class LiveProcesses:
             except requests.RequestException:
                 pass
             if not proc.alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start:\n{proc.log()[-3000:]}")
+                log = proc.log()[-3000:]
+                proc.stop()  # never leave a half-started gunicorn behind (it would outlive the run)
+                raise RuntimeError(f"gunicorn did not start:\n{log}")
             time.sleep(0.1)
 
     def api(self) -> Api:
