@@ -73,7 +73,7 @@ def test_generated_in_token_never_extractable_and_signs_cert_crl_ocsp(hsm: SoftH
     now = datetime.now(UTC).replace(microsecond=0)
     signer = backend.signer("root-1")
     cert = build_root(
-        key=key, subject=ca_name("Test Bank", "HSM Root"), serial=7, not_before=now, not_after=now + timedelta(days=30)
+        key=signer, subject=ca_name("Test Bank", "HSM Root"), serial=7, not_before=now, not_after=now + timedelta(days=30)
     )
     (tmp_path / "root.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     crl = signer.sign_crl(
