@@ -50,7 +50,7 @@ def _subjects(resp: Response) -> dict[str, Any]:
     args = request.view_args or {}
     try:
         body = request.get_json(silent=True) if request.is_json else None  # already parsed: cached
-    except HTTPException:  # a body over the size limit is never read, not even for the log
+    except (HTTPException, RecursionError):  # too large (never read) or refused as too deep: not for the log
         body = None
     body = body if isinstance(body, dict) else {}
     acting = body.get("acting_login_id") or args.get("login_id") or body.get("login_id")
