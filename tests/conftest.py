@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from ca_service.api.app import create_app
 from ca_service.context import Actor, ServiceContext, build_context
-from ca_service.services import authorities, clients
+from ca_service.services import audit_checkpoints, authorities, clients
 from ca_service.store.migrate import upgrade_to_head
 from ca_service.store.models import Base
 from config.settings import load_settings
@@ -40,6 +40,7 @@ def ctx(test_env: TestEnvironment) -> ServiceContext:
     context = build_context(load_settings())
     upgrade_to_head(context.engine)
     authorities.ensure_hierarchy(context, SYSTEM)
+    audit_checkpoints.ensure_audit_key(context)  # as `init` does
     return context
 
 
