@@ -81,7 +81,7 @@ class LiveProcesses:
             CA_PUBLIC_BASE_URL=base_url,
             **extra_env,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded CI machine boots gunicorn's workers slowly
         while True:
             try:
                 if requests.get(base_url + "/healthz", timeout=1).status_code == 200:
