@@ -138,3 +138,32 @@ def test_job_results_use_rfc3339(ctx):
 
     result = publish_crl_job(force=True)  # what GET /v1/jobs/{id} shows as `result`
     assert RFC3339_Z.match(result["this_update"]) and RFC3339_Z.match(result["next_update"]), result
+
+
+def test_lone_surrogate_in_free_text_is_refused(api, registered):
+    r = api.put(
+        "/v1/organizations/acme3", role="operator", data=b'{"name": "A\\ud800"}', headers={"Content-Type": "application/json"}
+    )
+    _field_problem(r, "name")
+
+
+# Codes only the CLI or background jobs can meet (never an HTTP answer).
+NOT_HTTP = {"client-exists", "client-not-found", "ca-expired"}
+
+
+def test_every_problem_code_the_service_raises_is_in_the_openapi_document(api):
+    root = Path(__file__).parent.parent / "ca_service"
+    raised = set()
+    for path in root.rglob("*.py"):
+        raised |= set(re.findall(r'code="([a-z-]+)"', path.read_text()))
+        raised |= set(re.findall(r'CSRRejected\("([a-z-]+)"', path.read_text()))
+    document = api.get("/openapi.json", role=None).content.decode()
+    missing = sorted(c for c in raised - NOT_HTTP if c not in document)
+    assert not missing, missing
+
+
+def test_login_check_document_requires_certificate_pem_for_the_certificate_method(api, registered):
+    schema = api.get("/openapi.json", role=None).json["components"]["schemas"]["LoginCheckBody"]
+    assert schema["then"] == {"required": ["certificate_pem"]}
+    r = api.post("/v1/login-checks", json={"login_id": "alice", "method": "certificate"})
+    _field_problem(r, "body")

@@ -6,11 +6,11 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 # Free text (names, tickets): no C0/C1 control characters (NUL breaks PostgreSQL, the others
-# break logs and screens) and no lone surrogates (not encodable as UTF-8).
-FREE_TEXT = r"^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*$"
+# break logs and screens); lone surrogates (JSON "\ud800", not UTF-8 encodable) are refused too.
+FREE_TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"
 # An address the mailer can use: ASCII dot-atom local part, a DNS host name, and not a special-use
 # domain (RFC 6761: .test, .local, ... never deliver); the same rule in the service and the document.
 EMAIL = (
@@ -34,7 +34,22 @@ def _instant(value: Any) -> datetime:
         raise ValueError("not a valid date-time") from None
 
 
-Text = Annotated[str, StringConstraints(pattern=FREE_TEXT)]
+def _unicode_scalars(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must not contain lone surrogates") from None
+    return value
+
+
+_NO_SURROGATES = AfterValidator(_unicode_scalars)
+Ticket = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=FREE_TEXT), _NO_SURROGATES]
+OrgName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=FREE_TEXT), _NO_SURROGATES
+]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200, pattern=FREE_TEXT), _NO_SURROGATES]
+
+
 Email = Annotated[str, StringConstraints(max_length=254, pattern=EMAIL)]
 Instant = Annotated[
     datetime,
@@ -44,7 +59,6 @@ Instant = Annotated[
 LoginId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")]
 OrgId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Serial = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f:]{1,64}$")]
-Ticket = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=FREE_TEXT)]
 LoginMethod = Literal["id_password", "certificate"]
 ReasonName = Literal[
     "unspecified", "key_compromise", "affiliation_changed", "superseded", "cessation_of_operation", "privilege_withdrawn"
@@ -108,7 +122,7 @@ class AuditQuery(Strict):
 
 # --- bodies ----------------------------------------------------------------------------------
 class OrganizationPut(Strict):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=FREE_TEXT)]
+    name: OrgName
     login_method: LoginMethod | None = None
 
 
@@ -116,7 +130,7 @@ class UserPut(Strict):
     org_id: OrgId
     role: Literal["master", "general"]
     email: Email | None = None
-    display_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200, pattern=FREE_TEXT)] | None = None
+    display_name: DisplayName | None = None
 
 
 class CsrBody(Strict):
