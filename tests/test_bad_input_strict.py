@@ -167,3 +167,11 @@ def test_login_check_document_requires_certificate_pem_for_the_certificate_metho
     assert schema["then"] == {"required": ["certificate_pem"]}
     r = api.post("/v1/login-checks", json={"login_id": "alice", "method": "certificate"})
     _field_problem(r, "body")
+
+
+@pytest.mark.parametrize("email", ["a@mail.test", "a@host.local", "a@localhost", "a b@example.com", "@example.com"])
+def test_emails_the_document_refuses_are_refused(api, registered, email):
+    r = api.put("/v1/users/bob", role="operator", json={"org_id": "acme", "role": "general", "email": email})
+    _field_problem(r, "email")
+    pattern = api.get("/openapi.json", role=None).json["components"]["schemas"]["UserPut"]["properties"]["email"]
+    assert not re.match(pattern["anyOf"][0]["pattern"], email)
