@@ -26,6 +26,7 @@ log = logging.getLogger("ca_service.metrics")
 STATE_CACHE_SECONDS = 5.0
 _CACHE_KEY = "metrics-state"
 _STATE_LOCK = threading.Lock()
+_STATE_CACHE: dict[str, tuple[float, list[Metric]]] = {}  # one service context per process
 
 
 class StateCollector(Collector):
@@ -34,12 +35,12 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with _STATE_LOCK:  # concurrent scrapes wait for one database read instead of each reading
-            cached = self.ctx.cache.get(_CACHE_KEY)
+            cached = _STATE_CACHE.get(_CACHE_KEY)
             if isinstance(cached, tuple) and time.monotonic() - cached[0] < STATE_CACHE_SECONDS:
                 families: list[Metric] = cached[1]
             else:
                 families = list(self._database())
-                self.ctx.cache[_CACHE_KEY] = (time.monotonic(), families)
+                _STATE_CACHE[_CACHE_KEY] = (time.monotonic(), families)
         yield from families
         yield from self._redis()
 

@@ -18,21 +18,21 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy.orm import Session
 
+from ca_service.context import ServiceContext
 from ca_service.errors import InvalidInput, Unavailable
 from ca_service.pki.keys import KeyError_
 from ca_service.pki.signer import Signer
 from ca_service.services import audit
-from ca_service.services.context import ServiceContext
 from ca_service.store import audit_checkpoints as store
-from ca_service.store.db import transaction
+from ca_service.store.db import Tx, reading, transaction
 from ca_service.store.models import AuditCheckpoint
 from ca_service.timefmt import rfc3339
 
 AUDIT_KEY_REF = "audit-1"
 AUDIT_KEY_ALGORITHM = "ec-p256"
 log = logging.getLogger("ca_service.audit.checkpoint")
+_PUBLIC_KEYS: dict[str, list[dict[str, str]]] = {}  # per process: the key never changes under a running process
 
 
 def ensure_audit_key(ctx: ServiceContext) -> bool:
@@ -102,18 +102,18 @@ def create(ctx: ServiceContext, *, only_if_advanced: bool = False) -> dict[str, 
 
 
 def newest_first(ctx: ServiceContext, *, limit: int, before_seq: int | None = None) -> list[dict[str, Any]]:
-    with ctx.sessions() as session:
+    with reading(ctx.sessions) as session:
         return [as_dict(r) for r in store.newest_first(session, limit=limit, before_seq=before_seq)]
 
 
 def public_keys(ctx: ServiceContext) -> list[dict[str, str]]:
     """The audit key's public key (PEM SubjectPublicKeyInfo), for third parties to verify with."""
-    cached = ctx.cache.get("audit-public-keys")
+    cached = _PUBLIC_KEYS.get(AUDIT_KEY_REF)
     if isinstance(cached, list):
         return cached
     pem = _signer(ctx).public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     keys = [{"key_id": AUDIT_KEY_REF, "algorithm": "ecdsa-p256-sha256", "public_key_pem": pem.decode()}]
-    ctx.cache["audit-public-keys"] = keys
+    _PUBLIC_KEYS[AUDIT_KEY_REF] = keys
     return keys
 
 
@@ -177,7 +177,7 @@ def verify(ctx: ServiceContext, external: dict[str, Any] | None = None) -> Check
     chain = audit.verify_chain(ctx)
     if not chain.ok:
         return CheckpointVerdict(False, chain.checked, 0, None, chain.problem, None, chain.broken_event_id)
-    with ctx.sessions() as session:
+    with reading(ctx.sessions) as session:
         stored = store.all_against_chain(session)
         chain_events = store.sealed_count(session)
         verdict = _verify_stored(ctx, stored, chain_events)
@@ -208,7 +208,7 @@ def _verify_stored(ctx: ServiceContext, stored: list[store.CheckpointAgainstChai
 
 
 def _verify_external(
-    ctx: ServiceContext, session: Session, cp: dict[str, Any], stored: list[store.CheckpointAgainstChain], chain_events: int
+    ctx: ServiceContext, session: Tx, cp: dict[str, Any], stored: list[store.CheckpointAgainstChain], chain_events: int
 ) -> CheckpointVerdict:
     n = len(stored)
     newest = stored[-1].row.seq if stored else None
