@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 
@@ -20,11 +21,30 @@ SCHEDULER_HEARTBEAT_SECONDS = 120  # a scheduler beats at least every outbox-swe
 log = logging.getLogger("ca_service.metrics")
 
 
+# The gauges below read the database and Redis: computed at most once per this many seconds per
+# process, so a burst of scrapes (or a scraper in a loop) costs one set of reads.
+STATE_CACHE_SECONDS = 5.0
+_CACHE_KEY = "metrics-state"
+_STATE_LOCK = threading.Lock()
+_STATE_CACHE: dict[str, tuple[float, list[Metric]]] = {}  # one service context per process
+
+
 class StateCollector(Collector):
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
     def collect(self) -> Iterator[Metric]:
+        with _STATE_LOCK:  # concurrent scrapes wait for one database read instead of each reading
+            cached = _STATE_CACHE.get(_CACHE_KEY)
+            if isinstance(cached, tuple) and time.monotonic() - cached[0] < STATE_CACHE_SECONDS:
+                families: list[Metric] = cached[1]
+            else:
+                families = list(self._database())
+                _STATE_CACHE[_CACHE_KEY] = (time.monotonic(), families)
+        yield from families
+        yield from self._redis()
+
+    def _database(self) -> Iterator[Metric]:
         now = self.ctx.clock.now()
         number = GaugeMetricFamily("ca_crl_number", "CRL number of the latest CRL", labels=["ca"])
         age = GaugeMetricFamily("ca_crl_age_seconds", "Seconds since the latest CRL's thisUpdate", labels=["ca"])
@@ -50,6 +70,9 @@ class StateCollector(Collector):
         except Exception:  # the database being down must not break the scrape of everything else
             log.warning("metrics: database unavailable for the CRL and CA gauges", exc_info=True)
         yield from (number, age, entries, expiry, validity, ca_left)
+
+    def _redis(self) -> Iterator[Metric]:
+        """Queue depths and process counts (cheap Redis reads: never cached)."""
         depth = GaugeMetricFamily("ca_queue_depth", "Jobs waiting in an RQ queue", labels=["queue"])
         failed = GaugeMetricFamily("ca_queue_failed_jobs", "Jobs in an RQ queue's failed registry", labels=["queue"])
         up = GaugeMetricFamily("ca_redis_up", "1 if Redis answered this scrape")

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from ca_service.api.app import create_app
 from ca_service.context import Actor, ServiceContext, build_context
-from ca_service.services import authorities, clients, root_crl
+from ca_service.services import audit_checkpoints, authorities, clients, root_crl
 from ca_service.store.migrate import upgrade_to_head
 from ca_service.store.models import Base
 from config.settings import load_settings
@@ -42,6 +42,7 @@ def ctx(test_env: TestEnvironment) -> ServiceContext:
     authorities.ensure_hierarchy(context, SYSTEM)
     if root_crl.stored_root_crl(context) is None:  # what `ca-service init` signs at the ceremony
         root_crl.sign_root_crl(context, SYSTEM)
+    audit_checkpoints.ensure_audit_key(context)  # as `init` does
     return context
 
 

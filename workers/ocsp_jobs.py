@@ -11,6 +11,7 @@ from typing import Any
 
 from ca_service.context import ServiceContext, build_context
 from ca_service.services import ocsp_signer
+from ca_service.timefmt import rfc3339
 from config.settings import load_settings
 
 
@@ -27,7 +28,7 @@ def rotate_ocsp_responders_job(**_: Any) -> list[dict[str, Any]]:
                 "issuer": r.issuer_name,
                 "responder": r.responder_name,
                 "serial": r.serial,
-                "not_after": r.not_after.isoformat(),
+                "not_after": rfc3339(r.not_after),
                 "created": r.created,
             }
             for r in ocsp_signer.ensure_all_responders(ctx)

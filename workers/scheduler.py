@@ -9,7 +9,7 @@ import socket
 import time
 
 from ca_service.constants import QueueName
-from workers import jobs, ocsp_jobs
+from workers import audit_jobs, jobs, ocsp_jobs
 from workers.leader import LeaderCronScheduler
 from workers.queues import context
 
@@ -33,4 +33,7 @@ def build_scheduler() -> LeaderCronScheduler:
     scheduler.register(jobs.republish_crl_job, QueueName.CRL, interval=s.crl_republish_minutes * 60, name="crl-republish")
     scheduler.register(jobs.expiry_scan_job, QueueName.DEFAULT, cron=s.expiry_scan_cron, name="expiry-scan")
     scheduler.register(ocsp_jobs.rotate_ocsp_responders_job, QueueName.DEFAULT, interval=6 * 3600, name="ocsp-responder-rotation")
+    scheduler.register(
+        audit_jobs.audit_checkpoint_job, QueueName.DEFAULT, interval=audit_jobs.CHECKPOINT_SECONDS, name="audit-ckpt"
+    )
     return scheduler

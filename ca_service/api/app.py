@@ -20,6 +20,7 @@ from ca_service.api import (
     routes_registry,
 )
 from ca_service.api.auth import check_request
+from ca_service.api.json_depth import MAX_DEPTH, nesting_depth
 from ca_service.api.openapi import make_openapi_app
 from ca_service.context import ServiceContext, build_context
 from ca_service.errors import InvalidInput, ServiceError
@@ -43,6 +44,10 @@ def _before_request() -> None:
         if data:
             if request.mimetype != "application/json":
                 raise ServiceError("send the body as application/json", code="unsupported-media-type")
+            if nesting_depth(data) > MAX_DEPTH:
+                raise InvalidInput(
+                    f"the JSON body nests deeper than {MAX_DEPTH} levels", fields={"body": f"nested deeper than {MAX_DEPTH}"}
+                )
             try:
                 json.loads(data)
             except (ValueError, UnicodeDecodeError):

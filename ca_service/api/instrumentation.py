@@ -18,6 +18,9 @@ from config.logging import bind as bind_log
 from config.logging import log_context
 
 access_log = logging.getLogger("ca_service.access")
+# Label values are bounded: any other method (clients can invent them) counts as "other", any
+# path no route matches as "unmatched", so no client can add series to /metrics.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _start() -> None:
@@ -29,9 +32,10 @@ def _finish(resp: Response) -> Response:
     started = g.get("started")
     if started is not None:
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.HTTP_REQUESTS.labels(request.method, route, str(resp.status_code)).inc()
+        method = request.method if request.method in METHODS else "other"
+        metrics.HTTP_REQUESTS.labels(method, route, str(resp.status_code)).inc()
         elapsed = time.perf_counter() - started
-        metrics.HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+        metrics.HTTP_LATENCY.labels(method, route).observe(elapsed)
         client = g.get("client")
         bind_log(request_id=g.get("request_id"), api_client=client.name if client else None)
         access_log.info(
@@ -50,7 +54,7 @@ def _subjects(resp: Response) -> dict[str, Any]:
     args = request.view_args or {}
     try:
         body = request.get_json(silent=True) if request.is_json else None  # already parsed: cached
-    except HTTPException:  # a body over the size limit is never read, not even for the log
+    except (HTTPException, RecursionError):  # too large (never read) or refused as too deep: not for the log
         body = None
     body = body if isinstance(body, dict) else {}
     acting = body.get("acting_login_id") or args.get("login_id") or body.get("login_id")
@@ -63,7 +67,7 @@ def _subjects(resp: Response) -> dict[str, Any]:
 
 @roles(PUBLIC)
 def metrics_view() -> Response:
-    return Response(render(ctx()), mimetype=CONTENT_TYPE_LATEST)
+    return Response(render(ctx()), content_type=CONTENT_TYPE_LATEST)  # it names its charset already
 
 
 def register(app: Flask) -> None:

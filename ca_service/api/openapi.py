@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask_openapi3 import Info, OpenAPI
+from pydantic import BaseModel
 
+from ca_service.api.problem_codes import BY_OPERATION, codes_for
 from ca_service.api.schemas import Problem
+from ca_service.api.schemas_lifecycle import LoginCheckBody
 
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -29,19 +32,31 @@ class CAOpenAPI(OpenAPI):
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
         schemas["Problem"] = Problem.model_json_schema()
         schemas.pop("ValidationErrorModel", None)
-        for path_item in spec.get("paths", {}).values():
-            for operation in path_item.values():
+        for model in _CONDITIONAL:  # flask-openapi3's Schema object drops if/then: put them back
+            full = model.model_json_schema()
+            schemas.setdefault(model.__name__, {}).update({k: full[k] for k in ("if", "then", "else") if k in full})
+        for path, path_item in spec.get("paths", {}).items():
+            for method, operation in path_item.items():
                 responses = operation.setdefault("responses", {})
                 for status in list(responses):
                     if int(status) >= 400:
                         responses.pop(status)
-                for status, description in _ERROR_STATUSES.items():
-                    if status == "401" and "security" not in operation:
+                for status, description in {**_ERROR_STATUSES, **_extra_statuses(method, path)}.items():
+                    if status in ("401", "403") and "security" not in operation:
                         continue
+                    codes = codes_for(method, path, status)
                     responses[status] = {
-                        "description": description,
+                        "description": f"{description}. Problem codes: {', '.join(codes)}" if codes else description,
                         "content": {"application/problem+json": {"schema": _PROBLEM_REF}},
                     }
+
+
+_CONDITIONAL: tuple[type[BaseModel], ...] = (LoginCheckBody,)
+
+
+def _extra_statuses(method: str, path: str) -> dict[str, str]:
+    extra = BY_OPERATION.get((method, path), {})
+    return {"429": "Too many requests"} if "429" in extra else {}
 
 
 def make_openapi_app(import_name: str) -> CAOpenAPI:

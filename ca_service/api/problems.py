@@ -7,10 +7,11 @@ from typing import Any
 
 from flask import Flask, Response, json
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted, ServiceError, Unavailable
 from ca_service.pki.keys import KeyError_
+from ca_service.timefmt import with_rfc3339
 
 PROBLEM_TYPE_BASE = "https://ca-service.invalid/problems/"
 log = logging.getLogger("ca_service.api")
@@ -60,7 +61,7 @@ def status_of(exc: ServiceError) -> int:
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Response:
     body: dict[str, Any] = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "detail": detail, "code": code}
-    body.update({k: v for k, v in extra.items() if v is not None})
+    body.update({k: with_rfc3339(v) for k, v in extra.items() if v is not None})
     resp = Response(json.dumps(body), status=status, mimetype="application/problem+json")
     if status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="ca-service"'
@@ -105,7 +106,10 @@ def register(app: Flask) -> None:
             detail = "no such resource"
         if status == 413:
             detail = f"request body larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
-        return problem(status, code, exc.name, detail)
+        resp = problem(status, code, exc.name, detail)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:  # RFC 9110 §15.5.6
+            resp.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return resp
 
     @app.errorhandler(KeyError_)
     def _key_unavailable(exc: KeyError_) -> Response:

@@ -33,7 +33,7 @@ _RESPONSES: dict[str | int, Any] = {
 }
 _REQUEST_BODY = {
     "requestBody": {
-        "required": True,
+        "required": False,  # an empty or malformed body is answered 200 malformedRequest (RFC 6960 §2.3)
         "description": "A DER OCSPRequest (RFC 6960)",
         # octet-stream too: the body is read whatever the Content-Type (generic tools send that)
         "content": {"application/ocsp-request": _BINARY, "application/octet-stream": _BINARY},

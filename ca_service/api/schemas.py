@@ -2,24 +2,80 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+# Free text (names, tickets): no C0/C1 control characters (NUL breaks PostgreSQL, the others
+# break logs and screens); lone surrogates (JSON "\ud800", not UTF-8 encodable) are refused too.
+FREE_TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"
+# An address the mailer can use: ASCII dot-atom local part, a DNS host name, and not a special-use
+# domain (RFC 6761: .test, .local, ... never deliver); the same rule in the service and the document.
+EMAIL = (
+    r"^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?!(arpa|invalid|local|localhost|onion|test)$)[A-Za-z]{2,63}$"
+)
+PEM_CSR = r"^-----BEGIN CERTIFICATE REQUEST-----\r?\n([A-Za-z0-9+/=]{1,76}\r?\n)+-----END CERTIFICATE REQUEST-----\r?\n?$"
+PEM_CERTIFICATE = r"^-----BEGIN CERTIFICATE-----\r?\n([A-Za-z0-9+/=]{1,76}\r?\n)+-----END CERTIFICATE-----\r?\n?$"
+# RFC 3339 with a time zone; not the first or last day of the calendar (an offset there would
+# leave the range of a timestamp once converted to UTC).
+INSTANT = r"^(?!0000-|0001-01-01|9999-12-31)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)$"
+
+
+def _instant(value: Any) -> datetime:
+    """A strict RFC 3339 instant with its time zone (never a naive or a numeric timestamp), in UTC."""
+    if not isinstance(value, str) or not re.match(INSTANT, value):
+        raise ValueError("must be an RFC 3339 date-time with a time zone, e.g. 2027-11-24T05:00:00Z")
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError("not a valid date-time") from None
+
+
+def _unicode_scalars(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must not contain lone surrogates") from None
+    return value
+
+
+_NO_SURROGATES = AfterValidator(_unicode_scalars)
+Ticket = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=FREE_TEXT), _NO_SURROGATES]
+OrgName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=FREE_TEXT), _NO_SURROGATES
+]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200, pattern=FREE_TEXT), _NO_SURROGATES]
+
+
+Email = Annotated[str, StringConstraints(max_length=254, pattern=EMAIL)]
+Instant = Annotated[
+    datetime,
+    BeforeValidator(_instant),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": INSTANT}),
+]
 LoginId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")]
 OrgId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Serial = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f:]{1,64}$")]
-Ticket = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 LoginMethod = Literal["id_password", "certificate"]
 ReasonName = Literal[
     "unspecified", "key_compromise", "affiliation_changed", "superseded", "cessation_of_operation", "privilege_withdrawn"
 ]
-CsrPem = Annotated[str, StringConstraints(min_length=1, max_length=16384)]
+# The pattern is documented, not enforced by the model: anything else is the service's 400 invalid-csr.
+CsrPem = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=16384),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 16384, "pattern": PEM_CSR}),
+]
+CertificatePem = Annotated[str, StringConstraints(max_length=16384, pattern=PEM_CERTIFICATE)]
+# The opaque cursor a page returns as next_cursor (see services.certificates).
+Cursor = Annotated[str, StringConstraints(pattern=r"^c1[0-9a-f]{1,15}$")]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
 
 class Problem(BaseModel):
@@ -54,9 +110,9 @@ class CertificateQuery(Strict):
     login_id: LoginId | None = None
     org_id: OrgId | None = None
     status: Literal["active", "revoked", "expired"] | None = None
-    expiring_before: datetime | None = None
+    expiring_before: Instant | None = None
     limit: int = Field(100, ge=1, le=500)
-    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+    cursor: Cursor | None = None
 
 
 class AuditQuery(Strict):
@@ -66,15 +122,15 @@ class AuditQuery(Strict):
 
 # --- bodies ----------------------------------------------------------------------------------
 class OrganizationPut(Strict):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: OrgName
     login_method: LoginMethod | None = None
 
 
 class UserPut(Strict):
     org_id: OrgId
     role: Literal["master", "general"]
-    email: EmailStr | None = None
-    display_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    email: Email | None = None
+    display_name: DisplayName | None = None
 
 
 class CsrBody(Strict):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from ca_service.api.schemas import Certificate, LoginId, LoginMethod, ReasonName, Strict, Ticket
+from ca_service.api.schemas import Certificate, CertificatePem, LoginId, LoginMethod, ReasonName, Strict, Ticket
 
 
 class RevocationBody(Strict):
@@ -29,9 +29,25 @@ class LoginMethodSwitched(BaseModel):
 
 
 class LoginCheckBody(Strict):
+    """`certificate_pem` (the PEM client certificate the PC presented) is required with
+    `method: certificate` and ignored with `id_password`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"method": {"const": "certificate"}}, "required": ["method"]},
+            "then": {"required": ["certificate_pem"]},
+        }
+    )
+
     login_id: LoginId
     method: LoginMethod
-    certificate_pem: Annotated[str, StringConstraints(max_length=16384)] | None = None
+    certificate_pem: CertificatePem | None = None
+
+    @model_validator(mode="after")
+    def _certificate_needs_pem(self) -> LoginCheckBody:
+        if self.method == "certificate" and self.certificate_pem is None:
+            raise ValueError("certificate_pem is required with method certificate")
+        return self
 
 
 class CertificateSummary(BaseModel):

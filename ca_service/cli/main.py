@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 
 import config
+from ca_service.cli.audit import audit_group
 from ca_service.cli.background import crl_group, notices_group, scheduler, worker
 from ca_service.cli.ceremony import ca_group
 from ca_service.cli.clients import clients_group
-from ca_service.cli.common import cli_actor, context, fail, handle_errors, prepare_metrics_dir
+from ca_service.cli.common import cli_actor, context, handle_errors, prepare_metrics_dir
 from ca_service.cli.dev import dev
 from ca_service.cli.health import ROLES
 from ca_service.cli.health import record as record_role
@@ -21,7 +22,7 @@ from ca_service.cli.helpdesk import audit_list, notices_list, search, users_sear
 from ca_service.cli.ocsp import ocsp_group
 from ca_service.cli.operator import COMMANDS as OPERATOR_COMMANDS
 from ca_service.cli.operator import users_group
-from ca_service.services import audit, authorities, ocsp_signer, root_crl
+from ca_service.services import audit_checkpoints, authorities, ocsp_signer, root_crl
 from ca_service.store.migrate import upgrade_to_head
 
 GUNICORN_CONF = Path(config.__file__).parent / "gunicorn.conf.py"
@@ -50,12 +51,14 @@ def init() -> None:
     result = authorities.ensure_hierarchy(ctx, cli_actor())
     record_role("init", step="creating the OCSP responders if absent")
     ocsp_signer.ensure_all_responders(ctx, cli_actor())  # so the first OCSP request never has to write
+    record_role("init", step="creating the audit key if absent")
+    created = [*result.created, *([audit_checkpoints.AUDIT_KEY_REF] if audit_checkpoints.ensure_audit_key(ctx) else [])]
     if root_crl.stored_root_crl(ctx) is None:  # the first root CRL, while the root key is at hand
         signed = root_crl.sign_root_crl(ctx, cli_actor())
         click.echo(f"signed root CRL #{signed.crl_number} (nextUpdate {signed.next_update.date()})")
     record_role("init", step="done")
-    if result.created:
-        click.echo(f"created: {', '.join(result.created)}")
+    if created:
+        click.echo(f"created: {', '.join(created)}")
     click.echo(f"root CA: {result.root_name}; issuing CA: {result.issuing_name}; data dir: {ctx.settings.data_dir}")
 
 
@@ -82,25 +85,8 @@ def healthcheck(role: str | None) -> None:
     sys.exit(run_healthcheck(role))
 
 
-@cli.group("audit")
-def audit_group() -> None:
-    """The hash-chained audit trail."""
-
-
-@audit_group.command("verify")
-@handle_errors
-def audit_verify() -> None:
-    """Seal pending events, then recompute the whole chain; exit 1 naming the first broken event."""
-    result = audit.verify_chain(context())
-    if not result.ok:
-        fail(
-            f"audit chain broken at event {result.broken_event_id}: {result.problem} ({result.checked} verified before it)",
-            1,
-        )
-    click.echo(f"audit chain OK: {result.checked} events verified")
-
-
 audit_group.add_command(audit_list)
+cli.add_command(audit_group)
 cli.add_command(clients_group)
 for command in (worker, scheduler, crl_group, notices_group):
     cli.add_command(command)

@@ -7,6 +7,7 @@ Every change goes through the same service functions as the API, so it is audite
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import asdict
 from datetime import timedelta
@@ -14,6 +15,7 @@ from typing import Any
 
 import click
 
+from ca_service.api.schemas import FREE_TEXT
 from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors
 from ca_service.pki.reasons import REASONS
 from ca_service.services import certificates, failed_jobs, helpdesk, login_method, registry, revocation
@@ -27,8 +29,8 @@ _LIST_COLUMNS = ("serial", "login_id", "org_id", "status", "not_after", "days_re
 def _ticket(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     """The paper ticket as the API takes it: 1 to 100 characters, surrounding spaces dropped."""
     ticket = value.strip()
-    if not 1 <= len(ticket) <= 100:
-        raise click.BadParameter("give the paper ticket's reference (1 to 100 characters)")
+    if not 1 <= len(ticket) <= 100 or not re.match(FREE_TEXT, ticket):
+        raise click.BadParameter("give the paper ticket's reference (1 to 100 characters, no control characters)")
     return ticket
 
 

@@ -6,14 +6,14 @@ import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 MAX_CSR_PEM_BYTES = 16 * 1024
 
 
 class CSRRejected(Exception):
-    """code is one of: invalid-csr, csr-signature-invalid, key-rejected."""
+    """code is one of: invalid-csr, csr-signature-invalid, weak-signature-algorithm, key-rejected."""
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
@@ -56,6 +56,27 @@ def _key_policy(public_key: object) -> tuple[ClientPublicKey, str]:
     raise CSRRejected("key-rejected", f"{kind or 'this'} keys are not accepted; use EC P-256/P-384 or RSA 2048-4096")
 
 
+# Collision-broken digests: a signature over them proves nothing about who holds the key.
+_WEAK_DIGESTS = {"md5": "MD5", "sha1": "SHA-1", "md2": "MD2", "md4": "MD4"}
+
+
+def _signature_policy(csr: x509.CertificateSigningRequest) -> None:
+    try:
+        digest = csr.signature_hash_algorithm
+    except Exception:  # an algorithm cryptography does not know (e.g. MD2): name it from the OID
+        name = csr.signature_algorithm_oid._name.lower()
+        weak = next((label for key, label in _WEAK_DIGESTS.items() if name.startswith(key)), None)
+        if weak:
+            raise CSRRejected("weak-signature-algorithm", _weak(weak)) from None
+        return
+    if isinstance(digest, hashes.MD5 | hashes.SHA1):
+        raise CSRRejected("weak-signature-algorithm", _weak(_WEAK_DIGESTS[digest.name]))
+
+
+def _weak(label: str) -> str:
+    return f"the CSR is signed with {label}, which is broken; sign it with SHA-256 or better"
+
+
 def check_csr(pem: str) -> CheckedCSR:
     """Parse a PEM CSR, verify its self-signature and apply the key policy."""
     data = pem.encode("utf-8", errors="replace")
@@ -71,6 +92,7 @@ def check_csr(pem: str) -> CheckedCSR:
     except Exception:  # cryptography raises several unsupported-algorithm types
         raise CSRRejected("key-rejected", "the CSR's key algorithm is not supported") from None
     key, description = _key_policy(public_key)
+    _signature_policy(csr)
     try:
         valid = csr.is_signature_valid
     except Exception:

@@ -7,18 +7,25 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ca_service.context import Actor, ServiceContext
 from ca_service.store import audit_log
 from ca_service.store.db import Tx, reading, transaction
 from ca_service.store.models import AuditEvent
+from ca_service.timefmt import rfc3339
 
 GENESIS = "0" * 64
 
 
+def _json_default(value: Any) -> str:
+    return rfc3339(value) if isinstance(value, datetime) else str(value)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Sorted keys, no spaces, UTF-8; datetimes in RFC 3339 UTC (the API's format)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
 
 
 def record(session: Tx, ctx: ServiceContext, actor: Actor, action: str, target_type: str, target_id: str, **details: Any) -> None:

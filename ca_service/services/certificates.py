@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -87,19 +85,14 @@ def get_certificate(ctx: ServiceContext, serial: str) -> CertificateView:
 
 
 def _encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"c1:{last_id}".encode()).decode().rstrip("=")
+    """Opaque to clients: `c1` and the last row's id in hex (the API documents the pattern)."""
+    return f"c1{last_id:x}"
 
 
 def _decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, value = raw.split(":", 1)
-        last_id = int(value)
-        if prefix != "c1" or not 0 <= last_id < 2**62:
-            raise ValueError
-        return last_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor is not a cursor this API returned", fields={"cursor": "invalid cursor"}) from None
+    if not (cursor.startswith("c1") and 3 <= len(cursor) <= 17 and all(c in "0123456789abcdef" for c in cursor[2:])):
+        raise InvalidInput("cursor is not a cursor this API returned", fields={"cursor": "invalid cursor"})
+    return int(cursor[2:], 16)
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,7 @@ def ensure_responder(ctx: ServiceContext, issuer_id: int | None = None, actor: A
             row.name,
             issuer=issuer.name,
             serial=row.serial,
-            not_after=row.not_after.isoformat(),
+            not_after=row.not_after,
         )
         result = RotationResult(issuer.name, row.name, row.serial, row.not_after, created=True)
     after_commit(ctx)

@@ -15,6 +15,7 @@ from ca_service.constants import QueueName
 from ca_service.context import ServiceContext, process_context
 from ca_service.outbox import records, relay, routes
 from ca_service.services import audit, crl_publication, mailer, notices, redispatch
+from ca_service.timefmt import rfc3339
 from config.logging import bind as bind_log
 
 # A revocation waits SETTLE_SECONDS for the rest of its burst, and CRLs are at least
@@ -41,8 +42,8 @@ def publish_crl_job(outbox_id: int | None = None, force: bool = False, **_payloa
     issuing = results[0]
     return {
         "crl_number": issuing.crl_number,
-        "this_update": issuing.this_update.isoformat(),
-        "next_update": issuing.next_update.isoformat(),
+        "this_update": rfc3339(issuing.this_update),
+        "next_update": rfc3339(issuing.next_update),
         "entries": issuing.entries,
         "published": issuing.published,
     }
@@ -63,7 +64,7 @@ def send_notice_email_job(notice_id: int, outbox_id: int | None = None, **_paylo
 def expiry_scan_job(as_of: str | None = None) -> dict[str, Any]:
     result = notices.scan(_ctx(), datetime.fromisoformat(as_of) if as_of else None)
     return {
-        "as_of": result.as_of.isoformat(),
+        "as_of": rfc3339(result.as_of),
         "examined": result.examined,
         "created": result.created,
         "emails_queued": result.emails_queued,

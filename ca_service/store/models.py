@@ -218,3 +218,17 @@ class Notice(Base):
             sqlite_where=text("email_status = 'pending'"),
         ),
     )
+
+
+class AuditCheckpoint(Base):
+    """A signed statement of the audit chain's head (DESIGN §4 "Audit"): the chain held
+    `event_count` sealed events, the last one hashing to `head_hash`, at `signed_at`. The
+    signature (key `key_id` of the key backend) is over services.audit_checkpoints.signed_payload."""
+
+    __tablename__ = "audit_checkpoints"
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=False)
+    event_count: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(Text)  # base64 of the DER ECDSA / PKCS#1 v1.5 signature

@@ -95,7 +95,7 @@ def test_worker_and_scheduler_metrics(live, live_processes, test_env):
 
         text = wait_for(worker_metrics)
         assert _value(text, "ca_notices_created_total") == 1
-        assert re.search(r'^ca_crl_number\{ca="issuing"\} [1-9]', scrape(), re.M)
+        wait_for(lambda: re.search(r'^ca_crl_number\{ca="issuing"\} [1-9]', scrape(), re.M))  # cached for a few seconds
     finally:
         codes = {worker.stop(), scheduler.stop()}
         smtp.stop()

@@ -5,7 +5,7 @@ restarted Redis lost, issue 18); the partial index keeps that a lookup among the
 rows, not a scan of every notice ever made.
 
 Revision ID: 0008
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
