@@ -102,7 +102,8 @@ def test_two_schedulers_one_enqueues_and_the_standby_takes_over(ctx, live_proces
     assert numbers == sorted(set(numbers))
     for (_, before, next_update), (_, after, _) in pairwise(crls):
         assert after < next_update  # republished before the previous CRL's nextUpdate
-        assert (after - before).total_seconds() >= REPUBLISH_SECONDS - 5  # one republication per interval, not two
+        assert (after - before).total_seconds() >= REPUBLISH_SECONDS / 2  # one per interval, not two at once
+        # (a job's start, hence thisUpdate, lags its enqueue by seconds on a loaded machine: 53 s seen)
     elapsed = (datetime.now(UTC) - started).total_seconds()
     sweeps = conn.zcard("rq:cron_job_history:outbox-sweep")  # RQ's own record of each enqueue
     assert sweeps <= elapsed / 10 + 3, (sweeps, elapsed)
