@@ -8,6 +8,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,8 @@ def _library(path: str) -> _Library:
 class Pkcs11Token:
     """A token of a PKCS#11 module, logged in with the PIN from a file. Thread- and fork-safe."""
 
+    RETRY_PAUSES = (0.0, 0.2, 0.5)  # seconds before the 2nd, 3rd and 4th attempt
+
     def __init__(self, module: str, token_label: str, pin_file: Path) -> None:
         self.module = module
         self.token_label = token_label
@@ -134,10 +137,15 @@ class Pkcs11Token:
 
     def run(self, operation: Callable[[Any], T]) -> T:
         """`operation(session)` under the process lock; after a lost session or library,
-        re-initialise, log in and retry once; KeyError_ if the token stays unreachable."""
+        re-initialise, log in and retry (after RETRY_PAUSES); KeyError_ if the token stays
+        unreachable. The pauses matter with SoftHSM: while another process writes the token (a
+        responder key generated at first use), a reader can briefly see no token at all."""
         with _LOCK:
             library = _library(self.module)
-            for attempt in (1, 2):
+            last = len(self.RETRY_PAUSES) + 1
+            for attempt in range(1, last + 1):
+                if attempt > 1:
+                    time.sleep(self.RETRY_PAUSES[attempt - 2])
                 try:
                     return operation(self._session(library))
                 except KeyError_:
@@ -155,7 +163,7 @@ class Pkcs11Token:
                         _fresh(library)
                     except (p11e.PKCS11Error, OSError) as again:
                         exc = again
-                    if attempt == 2:
+                    if attempt == last:
                         raise KeyError_(
                             f"the HSM token {self.token_label!r} is unavailable ({type(exc).__name__} {exc})".rstrip()
                         ) from None
