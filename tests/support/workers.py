@@ -12,7 +12,6 @@ from rq import Queue
 from sqlalchemy import insert, select
 
 from ca_service.context import ServiceContext
-from ca_service.outbox.relay import PENDING_CRL_JOB
 from ca_service.store.models import Certificate, CertificateAuthority, Organization, User
 from tests.support.cli import run_cli
 from tests.support.environment import TestEnvironment
@@ -23,9 +22,11 @@ QUEUES = ("crl", "mail", "default")
 def empty_queues(redis_url: str) -> None:
     """Drop jobs left by earlier tests (their notice ids may be reused by this test's rows)."""
     conn = Redis.from_url(redis_url)
-    for name in QUEUES:
-        Queue(name, connection=conn).empty()
-    conn.delete(PENDING_CRL_JOB)
+    # The whole database is this test worker's own (tests/support/environment.py claims it): drop
+    # queued jobs and also the registries and job hashes, which Queue.empty() leaves. Notice email
+    # jobs have a stable id (notice-email-<id>) and ids restart per test, so an earlier test's
+    # scheduled retry of notice-email-1 would otherwise run in this test's worker.
+    conn.flushdb()
     conn.close()
 
 
