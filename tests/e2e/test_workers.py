@@ -13,7 +13,7 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import select
 
-from ca_service.services import crl_publication
+from ca_service.services import crl_publication, tasks
 from ca_service.services.authorities import active_ca
 from ca_service.store.models import Certificate, Crl
 from tests.support.background import wait_for
@@ -52,12 +52,17 @@ def test_a_burst_of_1000_revocations_makes_a_handful_of_crls(ctx, live, live_pro
     def revoke(serial: str) -> int:
         return live.post(f"/v1/certificates/{serial}/revocation", role="operator", json={"reason": "key_compromise"}).status
 
+    started = time.monotonic()
     with ThreadPoolExecutor(8) as pool:  # requests from several threads into several gunicorn workers
         statuses = list(pool.map(revoke, serials))
     assert statuses == [200] * BURST
+    burst_seconds = time.monotonic() - started
     wait_for(lambda: set(serials) <= _on_crl(ctx), timeout=30)  # the last revocation is on it
     made = [n for n in _publications(ctx) if n not in before]
-    assert 1 <= len(made) <= 6, made  # a handful, not 1,000
+    # A handful, not 1,000: at most one CRL per MIN_INTERVAL_SECONDS while the burst lasts (a few
+    # seconds on an idle machine: <= 6, as before), plus the one that covers its tail.
+    allowed = max(6, int(burst_seconds / tasks.MIN_INTERVAL_SECONDS) + 2)
+    assert 1 <= len(made) <= allowed, (made, round(burst_seconds, 1))
     assert made == sorted(made) and len(set(made)) == len(made)
     assert finished.count - jobs_before <= 20  # the relay kept one job waiting, not one per revocation
     worker.stop()
