@@ -58,7 +58,9 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, ensure_ascii=False, default=str))
 
 
-ROUTINE_JOBS = frozenset({"workers.jobs.sweep_job"})  # every 10 s: RQ's INFO lines about it are noise
+# every 10 s: RQ's INFO lines about it are noise. RQ names a job by where its function is defined
+# (the scheduler enqueues ca_service.services.tasks.sweep_job); workers.jobs re-exports the old name.
+ROUTINE_JOBS = frozenset({"ca_service.services.tasks.sweep_job", "workers.jobs.sweep_job"})
 
 
 class QuietRoutine(logging.Filter):
