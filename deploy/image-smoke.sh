@@ -153,8 +153,9 @@ PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 URL=http://127.0.0.1:$PORT
 mkdir -p "$WORK/data" "$WORK/secrets"
 openssl rand -base64 32 >"$WORK/secrets/ca_key_passphrase"
-chown 10001:10001 "$WORK/data" "$WORK/secrets/ca_key_passphrase" # as compose.yaml asks of the operator
-chmod 700 "$WORK/data" && chmod 400 "$WORK/secrets/ca_key_passphrase"
+openssl rand -base64 32 >"$WORK/secrets/ca_root_key_passphrase" # the root key's own (ceremonies only)
+chown 10001:10001 "$WORK/data" "$WORK/secrets/ca_key_passphrase" "$WORK/secrets/ca_root_key_passphrase" # as compose.yaml asks
+chmod 700 "$WORK/data" && chmod 400 "$WORK/secrets/ca_key_passphrase" "$WORK/secrets/ca_root_key_passphrase"
 CA_OPTS=(
   "${RUN_OPTS[@]}"
   -e "DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/$DB"
@@ -168,6 +169,11 @@ CA_OPTS=(
   -v "$WORK/secrets/ca_key_passphrase:/run/secrets/ca_key_passphrase:ro"
 )
 ca() { quiet_podman run --rm "${CA_OPTS[@]}" "$IMAGE" "$@"; }
+# A ceremony command (init): only it gets the root key's passphrase, as in compose.yaml's `init`.
+ca_ceremony() {
+  quiet_podman run --rm "${CA_OPTS[@]}" -e CA_ROOT_KEY_PASSPHRASE_FILE=/run/secrets/ca_root_key_passphrase \
+    -v "$WORK/secrets/ca_root_key_passphrase:/run/secrets/ca_root_key_passphrase:ro" "$IMAGE" "$@"
+}
 start() { # start NAME ARGS...: a detached container of the image
   local name=$NAME-$1
   shift
@@ -193,9 +199,9 @@ stop_cleanly() { # SIGTERM; exit 0 within 30 s
 # --- as the image ------------------------------------------------------------------------------------
 ca --help | grep -q 'healthcheck' || die "--help"
 say "--help ok"
-out=$(ca init) || die "init: $out"
+out=$(ca_ceremony init) || die "init: $out"
 grep -q '^created: ' <<<"$out" || die "first init created nothing: $out"
-out=$(ca init) || die "second init: $out"
+out=$(ca_ceremony init) || die "second init: $out"
 ! grep -q '^created: ' <<<"$out" || die "second init was not idempotent: $out"
 say "init twice ok (the second created nothing)"
 
