@@ -24,7 +24,7 @@ from ca_service import metrics
 from ca_service.constants import CaKind
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import NotFound, Unavailable
-from ca_service.pki.crl import RevokedEntry, build_crl, build_large_crl
+from ca_service.pki.crl import build_large_crl
 from ca_service.services import audit, crl_files
 from ca_service.services.authorities import active_ca
 from ca_service.services.post_commit import after_commit
@@ -60,9 +60,11 @@ class _Counter:
             yield row
 
 
-def _publish_one(ctx: ServiceContext, kind: str, *, force: bool, actor: Actor, ca_id: int | None = None) -> CrlResult:
-    """Publish the CRL of the active CA of `kind` (also under the alias `<kind>.crl`), or of the
-    CA `ca_id` (an issuing CA retired by a rollover: under its own name only)."""
+def _publish_one(ctx: ServiceContext, *, force: bool, actor: Actor, ca_id: int | None = None) -> CrlResult:
+    """Publish the CRL of the active issuing CA (also under the alias `issuing.crl`), or of the
+    issuing CA `ca_id` (retired by a rollover: under its own name only). The root's CRL is signed
+    at a ceremony only (services/root_crl.py)."""
+    kind = CaKind.ISSUING
     with transaction(ctx.sessions) as session:
         if ca_id is None:
             active = active_ca(session, kind)
@@ -82,31 +84,16 @@ def _publish_one(ctx: ServiceContext, kind: str, *, force: bool, actor: Actor, c
         next_update = now + timedelta(hours=ctx.settings.crl_validity_hours)
         issuer_cert = x509.load_der_x509_certificate(ca.der)
         signer = ctx.keys.signer(ca.key_ref)
-        if kind == CaKind.ISSUING:
-            counted = _Counter(crls.revoked_entries(session, ca.id, now))  # streamed: encoded as they arrive
-            der = build_large_crl(
-                issuer_cert=issuer_cert,
-                issuer_key=signer,
-                entries=counted,
-                crl_number=number,
-                this_update=now,
-                next_update=next_update,
-            )
-            count = counted.count
-        else:  # the root's CRL lists revoked issuing CAs
-            revoked_cas = cas.revoked_children(session, ca.id)
-            root_entries = [
-                RevokedEntry(int(c.serial, 16), c.revoked_at or now, c.revocation_reason or "unspecified") for c in revoked_cas
-            ]
-            count = len(revoked_cas)
-            der = build_crl(
-                issuer_cert=issuer_cert,
-                issuer_key=signer,
-                crl_number=number,
-                this_update=now,
-                next_update=next_update,
-                entries=root_entries,
-            )
+        counted = _Counter(crls.revoked_entries(session, ca.id, now))  # streamed: encoded as they arrive
+        der = build_large_crl(
+            issuer_cert=issuer_cert,
+            issuer_key=signer,
+            entries=counted,
+            crl_number=number,
+            this_update=now,
+            next_update=next_update,
+        )
+        count = counted.count
         crls.insert_crl(
             session,
             Crl(
@@ -164,12 +151,12 @@ def publish(
             time.sleep(max(settle_seconds, min(min_interval_seconds, min_interval_seconds - since)))
     from ca_service.services.root_crl import stored_root_crl  # the root's CRL is signed at a ceremony only
 
-    results = [_publish_one(ctx, CaKind.ISSUING, force=force, actor=actor)]
+    results = [_publish_one(ctx, force=force, actor=actor)]
     root = stored_root_crl(ctx)  # served as stored: this process never loads the offline root key
     if root is not None:
         results.append(root)
     for ca_id in _retired_issuing_cas(ctx):
-        results.append(_publish_one(ctx, CaKind.ISSUING, force=force, actor=actor, ca_id=ca_id))
+        results.append(_publish_one(ctx, force=force, actor=actor, ca_id=ca_id))
     return results
 
 

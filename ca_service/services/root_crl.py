@@ -12,16 +12,17 @@ from datetime import timedelta
 from cryptography import x509
 
 from ca_service.errors import Unavailable
-from ca_service.pki.crl import RevokedEntry
+from ca_service.pki.crl import RevokedEntry, build_crl
 from ca_service.pki.keys import KeyError_
-from ca_service.pki.root_crl import build_root_crl
 from ca_service.services import audit, crl_files
 from ca_service.services.authorities import active_ca
 from ca_service.services.context import Actor, ServiceContext
 from ca_service.services.crl_publication import CrlResult
 from ca_service.services.post_commit import after_commit
-from ca_service.store import root_crls
-from ca_service.store.db import transaction
+from ca_service.store import authorities as cas
+from ca_service.store import crls
+from ca_service.store.db import reading, transaction
+from ca_service.store.models import Crl
 
 log = logging.getLogger("ca_service.crl")
 DEFAULT_DAYS = 365
@@ -36,28 +37,31 @@ def sign_root_crl(ctx: ServiceContext, actor: Actor, *, days: int = DEFAULT_DAYS
     now = ctx.clock.now().replace(microsecond=0)
     with transaction(ctx.sessions) as session:
         active = active_ca(session, "root")
-        root = root_crls.lock_ca(session, active.id) if active is not None else None
+        root = cas.lock_ca(session, active.id) if active is not None else None
         if root is None:
             raise Unavailable("the CA hierarchy is not initialised: run `ca-service init`", code="ca-not-initialised")
         try:
             signer = ctx.keys.signer(root.key_ref)
         except KeyError_ as exc:
             raise Unavailable(f"the root key is needed for this ceremony: {exc}", code="ca-key-unavailable") from None
-        latest = root_crls.latest_crl(session, root.id)
-        number = (latest.crl_number + 1) if latest else 1
-        revoked = root_crls.revoked_children(session, root.id)
+        number = crls.next_crl_number(crls.latest(session, root.id))
+        revoked = cas.revoked_children(session, root.id)
         next_update = now + timedelta(days=days)
-        der = build_root_crl(
+        der = build_crl(
             issuer_cert=x509.load_der_x509_certificate(root.der),
-            signer=signer,
+            issuer_key=signer,
             entries=[RevokedEntry(int(c.serial, 16), c.revoked_at or now, c.revocation_reason or "unspecified") for c in revoked],
             crl_number=number,
             this_update=now,
             next_update=next_update,
         )
-        root_crls.add_crl(
-            session, issuer=root, number=number, this_update=now, next_update=next_update, entries=len(revoked), der=der
-        )
+        crls.insert_crl(
+            session,
+            Crl(
+                issuer_id=root.id, crl_number=number, this_update=now, next_update=next_update, entries=len(revoked),
+                revocation_count=root.revocation_count, der=der, created_at=now,
+            ),
+        )  # fmt: skip
         audit.record(
             session, ctx, actor, "crl.published", "ca", root.name, crl_number=number, entries=len(revoked), ceremony=True
         )
@@ -72,9 +76,9 @@ def sign_root_crl(ctx: ServiceContext, actor: Actor, *, days: int = DEFAULT_DAYS
 def stored_root_crl(ctx: ServiceContext) -> CrlResult | None:
     """The latest root CRL as stored, written to the public directory if the file there differs
     (a new data volume, a ceremony run elsewhere). Never signs; None if there is none yet."""
-    with ctx.sessions() as session:
+    with reading(ctx.sessions) as session:
         root = active_ca(session, "root")
-        latest = root_crls.latest_crl(session, root.id) if root is not None else None
+        latest = crls.latest(session, root.id) if root is not None else None
         if root is None or latest is None:
             return None
         result = CrlResult(root.name, latest.crl_number, latest.this_update, latest.next_update, latest.entries, False)
@@ -88,9 +92,9 @@ def stored_root_crl(ctx: ServiceContext) -> CrlResult | None:
 
 def status(ctx: ServiceContext) -> str:
     """For /readyz: "ok", or a warning naming what to do (the service keeps serving)."""
-    with ctx.sessions() as session:
+    with reading(ctx.sessions) as session:
         root = active_ca(session, "root")
-        latest = root_crls.latest_crl(session, root.id) if root is not None else None
+        latest = crls.latest(session, root.id) if root is not None else None
         next_update = latest.next_update if latest is not None else None
     if next_update is None:
         return "missing: sign one at a ceremony (`ca-service ca root-crl`)"
