@@ -17,8 +17,8 @@ import pytest
 from tests.support.api import Api
 from tests.support.background import PrivateRedis, wait_for
 from tests.support.cli import run_cli
-from tests.support.ha import PgPair, pg_bindir
-from tests.support.pki import make_csr, openssl
+from tests.support.ha import PgPair, pg_bindir, serials_on_published_crl
+from tests.support.pki import make_csr
 
 pytestmark = [pytest.mark.ha, pytest.mark.skipif(pg_bindir() is None, reason="needs the PostgreSQL server binaries")]
 
@@ -29,15 +29,6 @@ def pair() -> Iterator[PgPair]:
     servers.start("ca")
     yield servers
     servers.stop()
-
-
-def _on_crl(api: Api, tmp_path) -> set[int]:
-    r = api.get("/crl/issuing.crl", role=None)
-    if r.status != 200:
-        return set()
-    (tmp_path / "issuing.crl").write_bytes(r.content)
-    text = openssl("crl", "-inform", "DER", "-in", str(tmp_path / "issuing.crl"), "-noout", "-text", check=True).stdout
-    return {int(line.split(":", 1)[1].strip(), 16) for line in text.splitlines() if "Serial Number:" in line}
 
 
 def test_failover_to_the_standby_loses_nothing_and_needs_no_restart(pair, live_processes, test_env, tmp_path):
@@ -94,7 +85,7 @@ def test_failover_to_the_standby_loses_nothing_and_needs_no_restart(pair, live_p
 
     revoked = api.post(f"/v1/certificates/{alice['serial']}/revocation", role="operator", json={"reason": "superseded"})
     assert revoked.status == 200  # writes work on the new primary
-    wait_for(lambda: {int(bob["serial"], 16), int(alice["serial"], 16)} <= _on_crl(api, tmp_path), timeout=60)
+    wait_for(lambda: {int(bob["serial"], 16), int(alice["serial"], 16)} <= serials_on_published_crl(api, tmp_path), timeout=60)
     for name in names:
         assert live_processes.processes[name].alive()  # nothing was restarted
         assert live_processes.processes[name].stop() == 0

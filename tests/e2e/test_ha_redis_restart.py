@@ -16,20 +16,11 @@ from rq import Queue
 from tests.support.api import Api
 from tests.support.background import PrivateRedis, SmtpServer, wait_for
 from tests.support.cli import run_cli
-from tests.support.pki import make_csr, openssl
+from tests.support.ha import serials_on_published_crl
+from tests.support.pki import make_csr
 from tests.support.workers import insert_certificates
 
 pytestmark = pytest.mark.ha  # slow: their own CI step (.ci/run)
-
-
-def _revoked_on_crl(api: Api, tmp_path) -> set[int]:
-    """Serials on the published issuing CRL, as openssl reads it."""
-    r = api.get("/crl/issuing.crl", role=None)
-    if r.status != 200:
-        return set()
-    (tmp_path / "issuing.crl").write_bytes(r.content)
-    text = openssl("crl", "-inform", "DER", "-in", str(tmp_path / "issuing.crl"), "-noout", "-text", check=True).stdout
-    return {int(line.split(":", 1)[1].strip(), 16) for line in text.splitlines() if "Serial Number:" in line}
 
 
 def test_redis_restarted_empty_loses_no_publication_and_no_email(ctx, live_processes, test_env, tmp_path):
@@ -49,7 +40,7 @@ def test_redis_restarted_empty_loses_no_publication_and_no_email(ctx, live_proce
     insert_certificates(
         ctx, "acme", [{"login_id": "alice", "not_after": ctx.clock.now() + timedelta(days=10), "email": "a@example.com"}]
     )
-    wait_for(lambda: _revoked_on_crl(api, tmp_path) == set(), timeout=60)  # the scheduler's first CRL: empty
+    wait_for(lambda: serials_on_published_crl(api, tmp_path) == set(), timeout=60)  # the scheduler's first CRL: empty
     worker.wait_for_log("worker listening on", timeout=60)
 
     os.killpg(worker.proc.pid, signal.SIGSTOP)  # the worker takes nothing while the jobs are in Redis
@@ -66,7 +57,7 @@ def test_redis_restarted_empty_loses_no_publication_and_no_email(ctx, live_proce
     os.killpg(worker.proc.pid, signal.SIGCONT)
 
     wait_for(lambda: [m["To"] for m in smtp.messages] == ["a@example.com"], timeout=60)
-    wait_for(lambda: int(bob["serial"], 16) in _revoked_on_crl(api, tmp_path), timeout=60)
+    wait_for(lambda: int(bob["serial"], 16) in serials_on_published_crl(api, tmp_path), timeout=60)
     time.sleep(12)  # past the re-dispatch grace period: a second email would be on its way by now
     assert [m["To"] for m in smtp.messages] == ["a@example.com"]  # once
     assert worker.alive() and scheduler.alive()  # they reconnected by themselves

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import requests
 
+from tests.support.api import Api
 from tests.support.background import wait_for
 from tests.support.live import free_port
+from tests.support.pki import openssl
 
 NGINX_CONF = """
 user root root;
@@ -163,3 +165,13 @@ class PgPair:
         for which in (1, 0):
             self._ctl(which, "stop", "-m", "immediate", check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def serials_on_published_crl(api: Api, directory: Path) -> set[int]:
+    """Serials on the issuing CRL the node serves (/crl/issuing.crl), as openssl reads it."""
+    r = api.get("/crl/issuing.crl", role=None)
+    if r.status != 200:
+        return set()
+    (directory / "issuing.crl").write_bytes(r.content)
+    text = openssl("crl", "-inform", "DER", "-in", str(directory / "issuing.crl"), "-noout", "-text", check=True).stdout
+    return {int(line.split(":", 1)[1].strip(), 16) for line in text.splitlines() if "Serial Number:" in line}
