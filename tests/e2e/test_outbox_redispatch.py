@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 from ca_service.services import redispatch
-from tests.e2e.test_ha_redis_restart import _revoked_on_crl
 from tests.support.cli import run_cli
+from tests.support.ha import serials_on_published_crl
 from tests.support.pki import make_csr
 from tests.support.workers import empty_queues, run_worker_burst
 
@@ -30,4 +30,4 @@ def test_a_revocation_whose_publication_job_was_lost_is_published_by_the_sweep(c
     assert redispatch.redispatch_lost(ctx) == 1
     assert redispatch.redispatch_lost(ctx) == 0  # one waits in the queue now: not a second
     run_worker_burst(test_env)
-    assert int(carol["serial"], 16) in _revoked_on_crl(api, tmp_path)
+    assert int(carol["serial"], 16) in serials_on_published_crl(api, tmp_path)
