@@ -12,6 +12,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -158,7 +159,9 @@ class ServiceContext:
         default_factory=lambda: Expiring(LOGIN_CHECK_ISSUERS_SECONDS)
     )
     ocsp: OcspState = field(default_factory=OcspState)
-    auth_cache: dict[str, tuple[float, ClientInfo | None, str]] = field(default_factory=dict)  # token digest -> entry
+    # token digest -> (cache deadline, client, the stored hash it matched, when that token stops working)
+    auth_cache: dict[str, tuple[float, ClientInfo | None, str, datetime | None]] = field(default_factory=dict)
+    auth_throttle_down_until: float = 0.0  # services/auth_throttle: Redis skipped until this monotonic time
     seal: SealThrottle = field(default_factory=SealThrottle)
     hot_reader: HotReader = field(init=False)
 
@@ -198,7 +201,12 @@ def make_key_backend(settings: Settings) -> KeyBackend:
 
 def build_context(settings: Settings, *, clock: Clock | None = None, pool_size: int = 5) -> ServiceContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url, pool_size=pool_size)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=pool_size,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        lock_timeout_ms=settings.db_lock_timeout_ms,
+    )
     return ServiceContext(
         settings=settings,
         clock=clock or clock_from_settings(settings.clock_offset_file),

@@ -26,7 +26,8 @@ errorlog = "-"
 logconfig_dict = GUNICORN_LOGCONFIG
 loglevel = _settings.log_level.lower()
 preload_app = False
-forwarded_allow_ips = "127.0.0.1"
+# X-Forwarded-* are believed only from CA_TRUSTED_PROXIES, by the app (ca_service/api/proxy.py)
+forwarded_allow_ips = ""
 
 
 class AccessLogOff(Logger):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import stat
 from collections.abc import Mapping
@@ -94,6 +95,14 @@ class Settings:
     clock_offset_file: Path | None
     passphrase_value: str | None = field(repr=False)
     passphrase_file: Path | None = None
+    # issue 13: limits against a compromised front end and a hostile network (docs/operations.md)
+    db_statement_timeout_ms: int = 30_000
+    db_lock_timeout_ms: int = 10_000
+    frontend_revocations_per_org_hour: int = 20
+    auth_failure_limit: int = 20
+    auth_failure_window_seconds: int = 300
+    token_rotation_grace_hours: int = 24
+    trusted_proxies: tuple[str, ...] = ()
     scheduler_lease_seconds: int = 30  # a standby scheduler takes over this long after the active one dies
     root_passphrase_value: str | None = field(default=None, repr=False)
     root_passphrase_file: Path | None = None
@@ -156,6 +165,16 @@ def _passphrase(name: str, value: str | None, path: Path | None, what: str) -> b
     if len(text) < 12:
         raise SettingsError(f"{what} must be at least 12 characters")
     return text.encode("utf-8")
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = [v.strip() for v in (env.get(name) or "").split(",") if v.strip()]
+    for value in raw:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise SettingsError(f"{name}: {value!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+    return tuple(raw)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -223,6 +242,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         clock_offset_file=Path(clock_file) if clock_file else None,
         passphrase_value=env.get("CA_KEY_PASSPHRASE") or None,
         passphrase_file=Path(passphrase_file) if passphrase_file else None,
+        db_statement_timeout_ms=_int(env, "CA_DB_STATEMENT_TIMEOUT_MS", 30_000, 0, 3_600_000),
+        db_lock_timeout_ms=_int(env, "CA_DB_LOCK_TIMEOUT_MS", 10_000, 0, 3_600_000),
+        frontend_revocations_per_org_hour=_int(env, "CA_FRONTEND_REVOCATIONS_PER_ORG_HOUR", 20, 1, 1_000_000),
+        auth_failure_limit=_int(env, "CA_AUTH_FAILURE_LIMIT", 20, 1, 1_000_000),
+        auth_failure_window_seconds=_int(env, "CA_AUTH_FAILURE_WINDOW_SECONDS", 300, 1, 86_400),
+        token_rotation_grace_hours=_int(env, "CA_TOKEN_ROTATION_GRACE_HOURS", 24, 0, 24 * 90),
+        trusted_proxies=_networks(env, "CA_TRUSTED_PROXIES"),
         scheduler_lease_seconds=_int(env, "CA_SCHEDULER_LEASE_SECONDS", 30, 3, 300),
         root_passphrase_value=env.get("CA_ROOT_KEY_PASSPHRASE") or None,
         root_passphrase_file=Path(root_passphrase_file) if root_passphrase_file else None,

@@ -148,7 +148,7 @@ def test_lone_surrogate_in_free_text_is_refused(api, registered):
 
 
 # Codes only the CLI or background jobs can meet (never an HTTP answer).
-NOT_HTTP = {"client-exists", "client-not-found", "ca-expired"}
+NOT_HTTP = {"client-exists", "client-not-found", "client-disabled", "ca-expired"}
 
 
 def test_every_problem_code_the_service_raises_is_in_the_openapi_document(api):

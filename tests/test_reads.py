@@ -19,7 +19,8 @@ def test_organization_create_rename_and_read(api):
 
 def test_user_shows_login_method_and_current_certificate(api):
     api.org("acme")
-    r = api.put("/v1/users/alice", role="frontend", json={"org_id": "acme", "role": "master", "email": "a@example.com"})
+    body = {"org_id": "acme", "role": "master", "email": "a@example.com", "ticket": "PAPER-1"}
+    r = api.put("/v1/users/alice", role="operator", json=body)
     assert r.status == 201 and r.json["current_certificate"] is None and r.json["login_method"] == "certificate"
     issued = api.issue("alice", make_csr()[1]).json
     user = api.get("/v1/users/alice").json

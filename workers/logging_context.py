@@ -10,17 +10,29 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Queue, Worker
-from rq.exceptions import StopRequested
+from rq.exceptions import DeserializationError, StopRequested
 from rq.job import Job
 
+from ca_service.queueing import AllowlistJob, SafeSerializer
 from config.logging import ROUTINE_JOBS, log_context
 
 
 class ContextWorker(Worker):
+    """Also the worker's safety (ca_service/queueing.py): it loads jobs with the plain-data-only
+    serializer and runs them as AllowlistJob, whatever the caller passes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["job_class"] = AllowlistJob
+        kwargs["serializer"] = SafeSerializer
+        super().__init__(*args, **kwargs)
+
     def execute_job(self, job: Job, queue: Queue) -> Any:
         # The work horse is forked inside execute_job: it inherits this context.
         # "routine": RQ's INFO lines about this job are dropped (config.logging.QuietRoutine)
-        routine = job.func_name in ROUTINE_JOBS
+        try:
+            routine = job.func_name in ROUTINE_JOBS
+        except DeserializationError:  # not plain data (a pickle gadget): AllowlistJob refuses it below
+            routine = False
         token = log_context.set({"job_id": job.id, "request_id": job.meta.get("request_id"), "routine": routine})
         try:
             return super().execute_job(job, queue)

@@ -22,6 +22,7 @@ from ca_service.api import (
 from ca_service.api.auth import check_request
 from ca_service.api.json_depth import MAX_DEPTH, nesting_depth
 from ca_service.api.openapi import make_openapi_app
+from ca_service.api.proxy import TrustedProxies
 from ca_service.context import ServiceContext, build_context
 from ca_service.errors import InvalidInput, ServiceError
 from config.logging import bind as bind_log
@@ -83,4 +84,5 @@ def create_app(context: ServiceContext | None = None) -> Flask:
     app.before_request(_before_request)
     app.after_request(_after_request)
     problems.register(app)
+    app.wsgi_app = TrustedProxies(app.wsgi_app, ctx.settings.trusted_proxies)  # type: ignore[method-assign]
     return app

@@ -9,6 +9,7 @@ from flask import current_app, g, request
 
 from ca_service.context import Actor
 from ca_service.errors import ServiceError
+from ca_service.services import auth_throttle
 from ca_service.services.clients import ClientInfo, authenticate
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -17,6 +18,10 @@ PUBLIC = "public"
 
 class Unauthenticated(ServiceError):
     code, title = "unauthenticated", "Authentication required"
+
+
+class TooManyFailures(ServiceError):
+    status, code, title = 429, "too-many-authentication-failures", "Too many failed authentications"
 
 
 class Forbidden(ServiceError):
@@ -43,9 +48,15 @@ def check_request() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send Authorization: Bearer <token>")
-    client = authenticate(current_app.extensions["ca_service"], token.strip())
+    ctx = current_app.extensions["ca_service"]
+    address = request.remote_addr or "unknown"  # the peer, or what a trusted proxy says (api/proxy.py)
+    wait = auth_throttle.blocked_for(ctx, address)
+    if wait is not None:
+        raise TooManyFailures("too many requests with a bad token from this address; try again later", retry_after=wait)
+    client = authenticate(ctx, token.strip())
     if client is None:
-        raise Unauthenticated("the token is unknown or its API client is disabled")
+        auth_throttle.note_failure(ctx, address)
+        raise Unauthenticated("the token is unknown, expired, or its API client is disabled")
     if client.role not in allowed:
         raise Forbidden(f"role {client.role} may not call this endpoint (allowed: {', '.join(allowed)})")
     g.client = client

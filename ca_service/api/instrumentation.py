@@ -18,6 +18,7 @@ from config.logging import bind as bind_log
 from config.logging import log_context
 
 access_log = logging.getLogger("ca_service.access")
+_MAX_SUBJECT = 64  # a login ID's or a serial's longest valid form
 # Label values are bounded: any other method (clients can invent them) counts as "other", any
 # path no route matches as "unmatched", so no client can add series to /metrics.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -50,10 +51,14 @@ def _finish(resp: Response) -> Response:
 def _subjects(resp: Response) -> dict[str, Any]:
     """Who and what a request was about, for its access log line: the bank user acting (a body's
     `acting_login_id`, else the login ID in the path or the body) and the certificate's serial
-    (in the path, else the one a POST's 2xx JSON answer names: a new certificate's)."""
+    (in the path, else the one a POST's 2xx JSON answer names: a new certificate's).
+    Only an authenticated client's body is looked at, and every value is cut to a login ID's
+    length: what an anonymous caller sends never reaches the log."""
     args = request.view_args or {}
+    body = None
     try:
-        body = request.get_json(silent=True) if request.is_json else None  # already parsed: cached
+        if request.is_json and g.get("client") is not None:  # an anonymous caller's body never reaches the log
+            body = request.get_json(silent=True)  # already parsed: cached
     except (HTTPException, RecursionError):  # too large (never read) or refused as too deep: not for the log
         body = None
     body = body if isinstance(body, dict) else {}
@@ -62,7 +67,11 @@ def _subjects(resp: Response) -> dict[str, Any]:
     if serial is None and request.method == "POST" and resp.is_json and 200 <= resp.status_code < 300:
         answer = resp.get_json(silent=True)
         serial = answer.get("serial") if isinstance(answer, dict) else None
-    return {"acting_login_id": acting if isinstance(acting, str) else None, "serial": serial if isinstance(serial, str) else None}
+    return {"acting_login_id": _clip(acting), "serial": _clip(serial)}
+
+
+def _clip(value: object) -> str | None:
+    return value[:_MAX_SUBJECT] if isinstance(value, str) else None
 
 
 @roles(PUBLIC)

@@ -21,6 +21,7 @@ _ERROR_STATUSES = {
     "409": "Conflict with the current state",
     "413": "Request body too large",
     "415": "Request body is not JSON",
+    "429": "Too many requests, see Retry-After (too-many-authentication-failures; revocation-limit-reached)",
     "503": "A dependency (CA key, database) is unavailable",
 }
 
@@ -42,7 +43,7 @@ class CAOpenAPI(OpenAPI):
                     if int(status) >= 400:
                         responses.pop(status)
                 for status, description in {**_ERROR_STATUSES, **_extra_statuses(method, path)}.items():
-                    if status in ("401", "403") and "security" not in operation:
+                    if status in ("401", "403", "429") and "security" not in operation:
                         continue
                     codes = codes_for(method, path, status)
                     responses[status] = {

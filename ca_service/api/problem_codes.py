@@ -5,7 +5,8 @@ from __future__ import annotations
 
 # Every authenticated operation: 401 unauthenticated, 403 forbidden (role); every operation:
 # 400 validation-error (naming each field), 404 not-found (no route), 405 method-not-allowed,
-# 413 payload-too-large, 415 unsupported-media-type, 503 database-unavailable.
+# 413 payload-too-large, 415 unsupported-media-type, 503 database-unavailable; authenticated
+# ones also 429 too-many-authentication-failures (the bad-token throttle).
 COMMON: dict[str, list[str]] = {
     "400": ["validation-error"],
     "401": ["unauthenticated"],
@@ -13,6 +14,7 @@ COMMON: dict[str, list[str]] = {
     "404": ["not-found"],
     "413": ["payload-too-large"],
     "415": ["unsupported-media-type"],
+    "429": ["too-many-authentication-failures"],  # authenticated operations only (api/auth.py)
     "503": ["database-unavailable"],
 }
 _CSR = ["invalid-csr", "csr-signature-invalid", "weak-signature-algorithm", "key-rejected"]
@@ -25,7 +27,7 @@ BY_OPERATION: dict[tuple[str, str], dict[str, list[str]]] = {
         "400": ["ticket-required"],
         "403": ["not-permitted"],
         "404": ["organization-not-found"],
-        "409": ["organization-change-refused"],
+        "409": ["organization-change-refused", "login-id-taken"],
     },
     ("get", "/v1/users/{login_id}"): {"404": ["user-not-found"]},
     ("post", "/v1/users/{login_id}/certificates"): {

@@ -36,6 +36,8 @@ _STATUS_BY_CODE = {
     "unauthenticated": 401,
     "forbidden": 403,
     "unsupported-media-type": 415,
+    "too-many-authentication-failures": 429,  # services/auth_throttle.py
+    "revocation-limit-reached": 429,  # services/revocation_brake.py
 }
 _STATUS_BY_KIND: dict[type[ServiceError], int] = {
     NotFound: 404,
@@ -91,6 +93,8 @@ def register(app: Flask) -> None:
             log.warning("database unavailable: %s", reason)
         resp = problem(status_of(exc), exc.code, exc.title, exc.detail, errors=errors, **extra)
         retry_after = RETRY_AFTER_SECONDS.get(exc.code)
+        if isinstance(extra.get("retry_after"), int):  # 429s: when to try again
+            retry_after = str(extra["retry_after"])
         if retry_after is not None:
             resp.headers["Retry-After"] = retry_after
         return resp

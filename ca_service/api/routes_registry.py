@@ -31,9 +31,17 @@ def get_organization(path: s.OrgPath) -> Response:
 @bp.put("/users/<login_id>", responses={200: s.User, 201: s.User})
 @roles("frontend", "operator")
 def put_user(path: s.LoginPath, body: s.UserPut) -> Response:
-    """Create or update a login ID; it never moves to another organisation."""
+    """Create or update a login ID; it never moves to another organisation. A master user is a
+    paper procedure: creating one, or changing a role to or from master, is operator-only with a ticket."""
     view, created = registry.put_user(
-        ctx(), actor(), path.login_id, org_id=body.org_id, role=body.role, email=body.email, display_name=body.display_name
+        ctx(),
+        actor(),
+        path.login_id,
+        org_id=body.org_id,
+        role=body.role,
+        email=body.email,
+        display_name=body.display_name,
+        ticket=body.ticket,
     )
     return respond(s.User, view, 201 if created else 200)
 

@@ -131,6 +131,9 @@ class UserPut(Strict):
     role: Literal["master", "general"]
     email: Email | None = None
     display_name: DisplayName | None = None
+    ticket: Ticket | None = Field(
+        None, description="The paper ticket: required (operator only) to create a master user or change a role to or from master"
+    )
 
 
 class CsrBody(Strict):

@@ -16,6 +16,7 @@ from rq.registry import StartedJobRegistry
 from ca_service.context import ServiceContext
 from ca_service.outbox import records, routes
 from ca_service.outbox.relay import PENDING_CRL_JOB, PENDING_CRL_TTL, notice_email_job_id, waiting_crl_job
+from ca_service.queueing import queue as safe_queue
 
 
 def _route(kind: str) -> routes.Route:
@@ -39,7 +40,7 @@ def lost_email_jobs(conn: Redis, notice_ids: list[int]) -> list[int]:
 def enqueue_notice_email(ctx: ServiceContext, notice_id: int) -> None:
     intervals = list(ctx.settings.mail_retry_intervals)
     mail = _route(records.NOTICE_EMAIL)
-    Queue(mail.queue, connection=ctx.redis()).enqueue(
+    safe_queue(mail.queue, ctx.redis()).enqueue(
         mail.job,
         kwargs={"notice_id": notice_id},
         job_id=notice_email_job_id(notice_id),
@@ -56,6 +57,6 @@ def crl_publication_in_hand(conn: Redis) -> bool:
 def enqueue_crl_publication(ctx: ServiceContext) -> str:
     conn = ctx.redis()
     crl = _route(records.CRL_PUBLISH)
-    job = Queue(crl.queue, connection=conn).enqueue(crl.job)
+    job = safe_queue(crl.queue, conn).enqueue(crl.job)
     conn.set(PENDING_CRL_JOB, job.id, ex=PENDING_CRL_TTL)
     return job.id

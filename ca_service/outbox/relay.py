@@ -19,12 +19,14 @@ import logging
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue, Retry
+from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from ca_service.context import ServiceContext
 from ca_service.outbox import records, routes
+from ca_service.queueing import fetch_job
+from ca_service.queueing import queue as safe_queue
 from ca_service.store import outbox as store
 from ca_service.store.db import transaction
 from ca_service.store.models import OutboxEntry
@@ -45,7 +47,7 @@ def enqueue_entry(ctx: ServiceContext, entry: OutboxEntry) -> Job:
     found = routes.route(entry.kind)
     assert found is not None
     payload = json.loads(entry.payload)
-    queue = Queue(found.queue, connection=ctx.redis())
+    queue = safe_queue(found.queue, ctx.redis())
     retry = None
     job_id = None
     if found.retried:  # SMTP failures: RQ retries with backoff
@@ -65,7 +67,7 @@ def waiting_crl_job(conn: Redis) -> str | None:
         return None
     job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
     try:
-        status = Job.fetch(job_id, connection=conn).get_status(refresh=True)
+        status = fetch_job(job_id, conn).get_status(refresh=True)
     except NoSuchJobError:
         return None
     return job_id if status == JobStatus.QUEUED else None

@@ -14,6 +14,8 @@ from rq.job import Job
 from ca_service.constants import QUEUE_NAMES
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import InvalidInput, NotFound, Unavailable
+from ca_service.queueing import fetch_jobs
+from ca_service.queueing import queue as queue_of
 from ca_service.services import audit
 from ca_service.services.post_commit import after_commit
 from ca_service.store.db import transaction
@@ -59,7 +61,7 @@ def _queues(ctx: ServiceContext, queue: str | None) -> list[Queue]:
         raise _unavailable()
     if queue is not None and queue not in QUEUES:
         raise InvalidInput(f"queue must be one of {', '.join(QUEUES)}", fields={"queue": "unknown queue"})
-    return [Queue(name, connection=ctx.redis()) for name in ([queue] if queue else QUEUES)]
+    return [queue_of(name, ctx.redis()) for name in ([queue] if queue else QUEUES)]
 
 
 def list_failed(ctx: ServiceContext, queue: str | None = None) -> list[FailedJob]:
@@ -68,7 +70,7 @@ def list_failed(ctx: ServiceContext, queue: str | None = None) -> list[FailedJob
         found: list[FailedJob] = []
         for q in _queues(ctx, queue):
             ids = q.failed_job_registry.get_job_ids()
-            for job in Job.fetch_many(ids, connection=q.connection):
+            for job in fetch_jobs(ids, q.connection):
                 if job is not None:
                     found.append(_view(job, q.name))
     except RedisError:
@@ -103,7 +105,7 @@ def requeue(
                         queue=job.queue, function=job.function, error=job.error,
                     )  # fmt: skip
                     try:
-                        Queue(job.queue, connection=ctx.redis()).failed_job_registry.requeue(job.job_id)
+                        queue_of(job.queue, ctx.redis()).failed_job_registry.requeue(job.job_id)
                     except (InvalidJobOperation, NoSuchJobError):
                         raise _Gone from None  # requeued or deleted by someone else meanwhile: not audited
             except _Gone:

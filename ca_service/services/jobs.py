@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from redis.exceptions import RedisError
-from rq import Queue
 from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 
 from ca_service.constants import QueueName
 from ca_service.context import ServiceContext
 from ca_service.errors import NotFound, Unavailable
+from ca_service.queueing import fetch_job, queue
 from ca_service.services import tasks
 
 _STATES = {
@@ -34,7 +34,7 @@ def enqueue_crl_publication(ctx: ServiceContext) -> dict[str, Any]:
     if ctx.settings.redis_url is None:
         raise _unavailable()
     try:
-        job = Queue(QueueName.CRL, connection=ctx.redis()).enqueue(tasks.publish_crl_job, kwargs={"force": True})
+        job = queue(QueueName.CRL, ctx.redis()).enqueue(tasks.publish_crl_job, kwargs={"force": True})
     except RedisError:
         raise _unavailable() from None
     return {"job_id": job.id, "status": "queued"}
@@ -44,7 +44,7 @@ def job_status(ctx: ServiceContext, job_id: str) -> dict[str, Any]:
     if ctx.settings.redis_url is None:
         raise _unavailable()
     try:
-        job = Job.fetch(job_id, connection=ctx.redis())
+        job = fetch_job(job_id, ctx.redis())
         status = _STATES.get(job.get_status(refresh=True) or JobStatus.QUEUED, "queued")
         result = job.return_value() if status == "finished" else None
         error = None

@@ -7,13 +7,14 @@ from datetime import datetime
 
 from ca_service.constants import LoginMethod, UserRole
 from ca_service.context import Actor, ServiceContext
-from ca_service.errors import Conflict, InvalidInput, NotFound
+from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from ca_service.services import audit
 from ca_service.services.certificates import CertificateView, view_of
 from ca_service.services.post_commit import after_commit
 from ca_service.store import users
 from ca_service.store.certificates import current_certificate
 from ca_service.store.db import Tx, reading, transaction
+from ca_service.store.errors import LoginIdTaken
 from ca_service.store.models import Organization, User
 from ca_service.store.validity import is_valid
 
@@ -109,20 +110,75 @@ def _user_view(session: Tx, ctx: ServiceContext, user: User, org: Organization) 
     )
 
 
+def check_role_change(actor: Actor, old_role: str | None, new_role: str, ticket: str | None) -> None:
+    """A master user is a paper procedure (R9): creating one, or changing a role to or from
+    master, is done by the help desk (operator) citing the ticket. Otherwise a front end could
+    demote a master, revoke its certificate "as" another master and issue one with its own key."""
+    if old_role == new_role or "master" not in (old_role, new_role):
+        return
+    if actor.role != "operator":
+        raise NotPermitted(
+            "creating a master user or changing a role to or from master is a paper procedure: "
+            "only the help desk (operator) does it, citing the ticket (R9)"
+        )
+    if not ticket or not ticket.strip():
+        raise InvalidInput(
+            "a master user is created or changed only on the paper procedure: give the ticket", code="ticket-required"
+        )
+
+
 def put_user(
-    ctx: ServiceContext, actor: Actor, login_id: str, *, org_id: str, role: str, email: str | None, display_name: str | None
+    ctx: ServiceContext,
+    actor: Actor,
+    login_id: str,
+    *,
+    org_id: str,
+    role: str,
+    email: str | None,
+    display_name: str | None,
+    ticket: str | None = None,
 ) -> tuple[UserView, bool]:
     if role not in USER_ROLES:
         raise InvalidInput("role must be master or general", fields={"role": "must be master or general"})
+    args = (ctx, actor, login_id, org_id, role, email, display_name, ticket)
+    try:
+        result = _put_user(*args)
+    except LoginIdTaken:  # raced another first PUT of this login ID (or a spelling of it): once more
+        try:
+            result = _put_user(*args)
+        except LoginIdTaken:
+            raise Conflict(f"login ID {login_id} is being registered concurrently; try again", code="login-id-taken") from None
+    after_commit(ctx)
+    return result
+
+
+def _put_user(
+    ctx: ServiceContext,
+    actor: Actor,
+    login_id: str,
+    org_id: str,
+    role: str,
+    email: str | None,
+    display_name: str | None,
+    ticket: str | None,
+) -> tuple[UserView, bool]:
     now = ctx.clock.now()
     with transaction(ctx.sessions) as session:
         org = get_org_row(session, org_id)
+        taken = users.spelling_ignoring_case(session, login_id)
+        if taken is not None and taken != login_id:
+            raise Conflict(
+                f"login ID {login_id} is already registered as {taken}: login IDs that differ only in case are the same login ID",
+                code="login-id-taken",
+            )
         user = users.get_user(session, login_id, for_update=True)
         fields = {"org_id": org_id, "role": role, "email": email, "display_name": display_name}
         if user is None:
+            check_role_change(actor, None, role, ticket)
             user = User(login_id=login_id, created_at=now, updated_at=now, **fields)
             users.add(session, user)
-            audit.record(session, ctx, actor, "user.created", "user", login_id, **fields)
+            users.flush(session)  # a concurrent first PUT fails here (LoginIdTaken), not at commit
+            audit.record(session, ctx, actor, "user.created", "user", login_id, **fields, **_ticket(role, ticket))
             created = True
         else:
             if user.org_id != org_id:
@@ -130,17 +186,22 @@ def put_user(
                     f"login ID {login_id} belongs to organisation {user.org_id}; a login ID never moves to another organisation",
                     code="organization-change-refused",
                 )
+            check_role_change(actor, user.role, role, ticket)
             changes = {k: v for k, v in fields.items() if getattr(user, k) != v}
             if changes:
                 for k, v in changes.items():
                     setattr(user, k, v)
                 user.updated_at = now
-                audit.record(session, ctx, actor, "user.updated", "user", login_id, **changes)
+                extra = _ticket("master", ticket) if "role" in changes else {}
+                audit.record(session, ctx, actor, "user.updated", "user", login_id, **changes, **extra)
             created = False
         users.flush(session)
         view = _user_view(session, ctx, user, org)
-    after_commit(ctx)
     return view, created
+
+
+def _ticket(role: str, ticket: str | None) -> dict[str, str]:
+    return {"ticket": ticket.strip()} if role == "master" and ticket else {}
 
 
 def get_user(ctx: ServiceContext, login_id: str) -> UserView:

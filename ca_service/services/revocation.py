@@ -18,7 +18,7 @@ from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotPermitted
 from ca_service.outbox import records as outbox
 from ca_service.pki.reasons import REASONS
-from ca_service.services import audit, ocsp_cache
+from ca_service.services import audit, ocsp_cache, revocation_brake
 from ca_service.services.certificates import CertificateView, find_by_serial, view_of
 from ca_service.services.post_commit import after_commit
 from ca_service.store import certificates as certs
@@ -58,7 +58,14 @@ def mark_revoked(
     """Record the revocation on the row and in the audit trail (the caller holds the locks); the
     login ID can be issued a new certificate at once."""
     certs.revoke(
-        session, cert, reason=reason, ticket=ticket, client_name=actor.client_name, acting_login_id=actor.acting_login_id, now=now
+        session,
+        cert,
+        reason=reason,
+        ticket=ticket,
+        client_name=actor.client_name,
+        acting_login_id=actor.acting_login_id,
+        now=now,
+        role=actor.role,
     )
     audit.record(
         session, ctx, actor, "certificate.revoked", "certificate", cert.serial,
@@ -79,9 +86,30 @@ def revoke(
         raise InvalidInput(f"reason must be one of {', '.join(REASONS)}", fields={"reason": "unknown reason"})
     with reading(ctx.sessions) as session:
         owner_login = find_by_serial(session, serial).login_id
+    try:
+        view, issuer_id = _revoke(ctx, actor, serial, owner_login, reason, acting_login_id, ticket)
+    except revocation_brake.RevocationLimitReached as refused:
+        revocation_brake.record_refusal(ctx, actor, refused)
+        raise
+    ocsp_cache.invalidate(ctx, issuer_id, view.serial)
+    metrics.CERTIFICATES_REVOKED.labels(reason).inc()
+    after_commit(ctx, outbox=True)
+    return view
+
+
+def _revoke(
+    ctx: ServiceContext,
+    actor: Actor,
+    serial: str,
+    owner_login: str,
+    reason: str,
+    acting_login_id: str | None,
+    ticket: str | None,
+) -> tuple[CertificateView, int]:
     with transaction(ctx.sessions) as session:
         owner = users.get_user(session, owner_login, for_update=True)  # same lock order as issuance
         assert owner is not None
+        revocation_brake.lock(session, actor, owner.org_id)
         cert = find_by_serial(session, serial, for_update=True)
         acting = users.get_user(session, acting_login_id) if acting_login_id else None
         check_permission(caller_role=actor.role, acting=acting, owner=owner, ticket=ticket, acting_login_id=acting_login_id)
@@ -91,11 +119,7 @@ def revoke(
                 code="already-revoked",
             )
         now = ctx.clock.now()
+        revocation_brake.check(session, ctx, actor, cert.org_id, cert.serial, now)
         mark_revoked(session, ctx, actor, cert, reason, ticket, now)
         outbox.add(session, ctx, actor, outbox.CRL_PUBLISH, reason="revocation", serial=cert.serial)
-        view = view_of(cert, ctx, now)
-        issuer_id = cert.issuer_id
-    ocsp_cache.invalidate(ctx, issuer_id, view.serial)
-    metrics.CERTIFICATES_REVOKED.labels(reason).inc()
-    after_commit(ctx, outbox=True)
-    return view
+        return view_of(cert, ctx, now), cert.issuer_id

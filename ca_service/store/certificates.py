@@ -70,12 +70,14 @@ def revoke(
     client_name: str | None,
     acting_login_id: str | None,
     now: datetime,
+    role: str | None = None,
 ) -> None:
     """Mark `cert` revoked (the caller holds its owner's and its own row lock) and free its login
     ID. Counts the revocation on the issuing CA's row, under that row's lock until commit: a CRL
     publication (which takes the same lock) never misses a revocation it has counted."""
     cert.revoked_at, cert.revocation_reason, cert.revocation_ticket = now, reason, ticket
     cert.revoked_by_client, cert.revoked_by_login_id = client_name, acting_login_id
+    cert.revoked_by_role = role  # the front-end revocation brake counts role "frontend"
     cert.current_login_id = None
     session.execute(
         update(CertificateAuthority)

@@ -23,4 +23,7 @@ def by_name_or_id(session: Session, name_or_id: str, *, for_update: bool = False
 
 
 def by_token_hash(session: Session, digest: str) -> ApiClient | None:
-    return session.scalars(select(ApiClient).where(ApiClient.token_hash == digest)).first()
+    """The client whose current token, or whose replaced token (still in or past its rotation
+    grace period: the caller checks the time), has this hash."""
+    stmt = select(ApiClient).where((ApiClient.token_hash == digest) | (ApiClient.previous_token_hash == digest))
+    return session.scalars(stmt).first()

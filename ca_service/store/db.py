@@ -20,9 +20,20 @@ Sessions = sessionmaker[Session]
 PING_AFTER_IDLE_SECONDS = 1.0
 
 
-def make_engine(url: str, *, pool_size: int = 5, ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+    statement_timeout_ms: int = 30_000,
+    lock_timeout_ms: int = 10_000,
+) -> Engine:
+    """hide_parameters: an error's message and traceback never carry the statement's parameters
+    (emails, names, CSRs, audit details) into the logs. PostgreSQL: every connection gets
+    statement_timeout and lock_timeout (0: none), so a stuck lock or a runaway query fails that
+    request with 503 database-unavailable instead of pinning a gunicorn worker."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -41,7 +52,10 @@ def make_engine(url: str, *, pool_size: int = 5, ping_after_idle: float = PING_A
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2)
+    options = f"-c statement_timeout={int(statement_timeout_ms)} -c lock_timeout={int(lock_timeout_ms)}"
+    engine = create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size * 2, hide_parameters=True, connect_args={"options": options}
+    )
     _ping_when_idle(engine, ping_after_idle)
     return engine
 

@@ -39,11 +39,19 @@ class DuplicateName(ConstraintViolation):
     """uq_api_clients_name (or another unique name)."""
 
 
+class LoginIdTaken(ConstraintViolation):
+    """pk_users / uq_users_login_id_lower: another transaction registered this login ID (or a
+    spelling of it that differs only in case) first."""
+
+
 _BY_CONSTRAINT: dict[str, type[ConstraintViolation]] = {
     "uq_certificates_spki_sha256": KeyReused,
     "uq_certificates_current_login_id": ActiveCertificateExists,
     "uq_certificates_serial": SerialCollision,
     "uq_api_clients_name": DuplicateName,
+    "pk_users": LoginIdTaken,
+    "uq_users_login_id": LoginIdTaken,  # SQLite's name for the primary key (users.login_id)
+    "uq_users_login_id_lower": LoginIdTaken,
 }
 
 
@@ -62,6 +70,7 @@ class Unavailable(ServiceError):
 
 
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (\w+)\.(\w+)")
+_SQLITE_UNIQUE_INDEX = re.compile(r"UNIQUE constraint failed: index '(\w+)'")  # an expression index
 
 
 def constraint_name(err: exc.IntegrityError) -> str | None:
@@ -69,7 +78,11 @@ def constraint_name(err: exc.IntegrityError) -> str | None:
     name = getattr(diag, "constraint_name", None)
     if name:
         return str(name)
-    found = _SQLITE_UNIQUE.search(str(err.orig))
+    message = str(err.orig)
+    index = _SQLITE_UNIQUE_INDEX.search(message)
+    if index:
+        return index[1]
+    found = _SQLITE_UNIQUE.search(message)
     return f"uq_{found[1]}_{found[2]}" if found else None
 
 

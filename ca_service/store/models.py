@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -52,6 +53,10 @@ class User(Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    # Login IDs are case-preserving but unique ignoring case: "Alice" and "alice" are one login
+    # ID, never two users (in two organisations). A second spelling: 409 login-id-taken.
+    __table_args__ = (Index("uq_users_login_id_lower", func.lower(login_id), unique=True),)
 
 
 class CertificateAuthority(Base):
@@ -103,6 +108,7 @@ class Certificate(Base):
     revocation_ticket: Mapped[str | None] = mapped_column(String(100))
     revoked_by_client: Mapped[str | None] = mapped_column(String(100))
     revoked_by_login_id: Mapped[str | None] = mapped_column(String(64))
+    revoked_by_role: Mapped[str | None] = mapped_column(String(16))  # frontend revocations are braked
 
     __table_args__ = (
         Index(
@@ -111,6 +117,13 @@ class Certificate(Base):
             "revoked_at",
             postgresql_where=text("revoked_at IS NOT NULL"),
             sqlite_where=text("revoked_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_certificates_frontend_revocations",
+            "org_id",
+            "revoked_at",
+            postgresql_where=text("revoked_by_role = 'frontend'"),
+            sqlite_where=text("revoked_by_role = 'frontend'"),
         ),
     )
 
@@ -123,6 +136,10 @@ class ApiClient(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None: never
+    # After `clients rotate`: the replaced token keeps working until previous_token_expires_at.
+    previous_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    previous_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class AuditEvent(Base):

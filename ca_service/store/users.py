@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ca_service.store.models import Certificate, Organization, User
@@ -83,3 +83,9 @@ def lock_user_for_issuance(session: Session, login_id: str) -> IssuanceSubject |
     if row.current_id is not None:
         current = CurrentCertificate(row.current_id, row.current_serial, row.current_not_after, row.current_revoked_at)
     return IssuanceSubject(row.login_id, row.org_id, row.login_method, current)
+
+
+def spelling_ignoring_case(session: Session, login_id: str) -> str | None:
+    """The registered spelling of `login_id` if one differs from it only in case (DESIGN §4:
+    login IDs are unique ignoring case, enforced by the unique index on lower(login_id))."""
+    return session.scalars(select(User.login_id).where(func.lower(User.login_id) == login_id.lower()).limit(1)).first()

@@ -81,6 +81,8 @@ class Api:
 
     def user(self, login_id: str, org_id: str, role: str = "general", email: str | None = None) -> Resp:
         body = {"org_id": org_id, "role": role, "email": email or f"{login_id}@example.com"}
+        if role == "master":  # a master user is a paper procedure (R9): operator + ticket
+            body["ticket"] = f"PAPER-{login_id}"
         r = self.put(f"/v1/users/{login_id}", role="operator", json=body)
         assert r.status in (200, 201), r
         return r

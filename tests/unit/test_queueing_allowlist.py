@@ -1,0 +1,47 @@
+"""The worker's allowlist (ca_service/queueing.JOB_FUNCTIONS) names every job the project really
+enqueues, under the name RQ gives it, or the worker would refuse the project's own jobs."""
+
+from __future__ import annotations
+
+import importlib
+
+from redis import Redis
+from rq.job import Job
+
+from ca_service import queueing
+from ca_service.outbox import records, routes
+from ca_service.services import tasks
+from workers import audit_jobs, jobs, ocsp_jobs
+
+
+def _rq_name(func: object) -> str:
+    """The name RQ stores for a job enqueued as this function object (no Redis round trip)."""
+    return Job.create(func, connection=Redis()).func_name
+
+
+def test_every_enqueued_job_function_is_allowed() -> None:
+    enqueued = [
+        tasks.publish_crl_job,  # services/jobs.py, outbox routes
+        tasks.send_notice_email_job,
+        jobs.sweep_job,  # workers/scheduler.py
+        jobs.republish_crl_job,
+        jobs.expiry_scan_job,
+        ocsp_jobs.rotate_ocsp_responders_job,
+        audit_jobs.audit_checkpoint_job,
+    ]
+    for kind in (records.CRL_PUBLISH, records.NOTICE_EMAIL):
+        found = routes.route(kind)
+        assert found is not None, kind
+        enqueued.append(found.job)
+    for func in enqueued:
+        assert _rq_name(func) in queueing.JOB_FUNCTIONS, _rq_name(func)
+
+
+def test_every_allowed_name_resolves_to_a_function() -> None:
+    for name in queueing.JOB_FUNCTIONS:
+        module, attr = name.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), attr)), name
+
+
+def test_a_foreign_name_is_not_allowed() -> None:
+    assert "subprocess.getoutput" not in queueing.JOB_FUNCTIONS
