@@ -127,6 +127,17 @@ class OrganizationPut(Strict):
 
 
 class UserPut(Strict):
+    """A master user is a paper procedure (R9): with `role: master` the `ticket` is required (and a
+    change from master to general needs one too, which only the stored role can tell: 400
+    `ticket-required` from the service)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": "master"}}, "required": ["role"]},
+            "then": {"required": ["ticket"]},
+        }
+    )
+
     org_id: OrgId
     role: Literal["master", "general"]
     email: Email | None = None

@@ -10,6 +10,10 @@ operation, with its reason (`positive_data_acceptance` may see a 400 only there)
   invalid-csr / key-rejected / csr-signature-invalid / weak-signature-algorithm: JSON Schema cannot
   express "a DER CSR signed by its own key";
 - a `certificate_pem` that matches the PEM pattern but is not a certificate: 400 validation-error;
+- `PUT /v1/users/{login_id}` without a `ticket` that changes a stored master to general: 400
+  ticket-required (R9, issue 13). The document says `role: master` needs a ticket (if/then); that
+  the stored user is a master only the database knows (the coverage phase creates master `0`
+  with a ticket, then sends it back as general without one).
 """
 
 from __future__ import annotations
@@ -54,6 +58,11 @@ max-steps = 6
 [[operations]]
 include-path-regex = '(/certificates|/renewal|/login-checks)$'
 include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+[[operations]]
+include-path = "/v1/users/{login_id}"
+include-method = "PUT"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
 """
 
