@@ -11,6 +11,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,13 @@ def certificate_columns(tag: str, login_prefix: str, *, current: bool) -> dict[s
 def peak_rss_mb(children: bool = False) -> float:
     who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
     return resource.getrusage(who).ru_maxrss / 1024
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (the kernel's choice)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -172,27 +180,30 @@ class BenchEnv:
         engine.dispose()
         return value
 
-    def start_api(self, port: int = 18000, **extra_env: str) -> str:
-        """`ca-service serve` = gunicorn with config/gunicorn.conf.py (the production config)."""
+    def start_api(self, extra_env: Mapping[str, str] | None = None, *, port: int | None = None) -> str:
+        """`ca-service serve` = gunicorn with config/gunicorn.conf.py (the production config), on a
+        free port unless one is given (a fixed port could be another run's server, measured by mistake)."""
+        port = port or free_port()
         base = f"http://127.0.0.1:{port}"
         log = open(self.workdir / "api.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "ca_service.cli.main", "serve", "--bind", f"127.0.0.1:{port}"],
-            env=self.env(CA_PUBLIC_BASE_URL=base, **extra_env),
+            env=self.env(CA_PUBLIC_BASE_URL=base, **(extra_env or {})),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.processes.append(proc)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
             try:
                 if requests.get(base + "/readyz", timeout=2).status_code == 200:
                     return base
             except requests.RequestException:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"API did not become ready; see {self.workdir / 'api.log'}")
+        tail = (self.workdir / "api.log").read_text(errors="replace")[-2000:]  # the directory goes at exit
+        raise RuntimeError(f"API on {base} did not become ready (exit code {proc.poll()}); its log ends:\n{tail}")
 
     def stop(self) -> None:
         for proc in self.processes:

@@ -142,7 +142,7 @@ def main() -> None:
             bodies.write_text("".join(f"u{i}\t{json.dumps({'csr': c})}\n" for i, c in enumerate(csrs)))
             script = env.workdir / "issue.lua"
             script.write_text(LUA)
-            base = env.start_api(18000, **({"CA_GUNICORN_WORKERS": str(args.workers)} if args.workers else {}))
+            base = env.start_api({"CA_GUNICORN_WORKERS": str(args.workers)} if args.workers else {})
             threads = 2
             os.environ.update(BENCH_BODIES=str(bodies), BENCH_TOKEN=token, BENCH_THREADS=str(threads))
             seconds = min(args.seconds, max(1, args.requests // 2500))

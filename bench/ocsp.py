@@ -136,7 +136,7 @@ def main() -> None:
             ("no nonce, Redis down", False, "redis://127.0.0.1:1/0", 2),
         ]
         for label, nonce, url, n in scenarios:
-            base = env.start_api(port=18100 + n, REDIS_URL=url, **extra)
+            base = env.start_api({"REDIS_URL": url, **extra})
             paths_file = env.workdir / f"paths-{n}.txt"
             paths_file.write_text("\n".join(request_paths(issuer, serials, nonce=nonce)) + "\n")
             os.environ.update(BENCH_PATHS=str(paths_file), BENCH_THREADS=str(threads))
