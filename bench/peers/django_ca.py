@@ -53,7 +53,7 @@ def main() -> None:
     crl_sizes = [int(x) for x in (args.crl_entries or ("10000" if quick else "100000,1000000")).split(",")]
     ours_redis = os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/13"
     peer_redis = os.environ.get("BENCH_PEER_REDIS_URL") or "redis://127.0.0.1:6379/14"
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", load average {os.getloadavg()[0]:.1f}"
 
     claims = [(ours_redis, claim_redis_db(ours_redis)), (peer_redis, claim_redis_db(peer_redis))]
     env = BenchEnv("peers")
@@ -116,7 +116,7 @@ def measure_http(
     prefix = {"ours": "/ocsp/", "peer": f"/django_ca/ocsp/{peer.ca_serial}/cert/"}
     issuer = {"ours": ours_issuer, "peer": peer.issuer}
     out: dict[str, list[WrkResult]] = defaultdict(list)
-    peer_api = {"BENCH_BODIES": peer_bodies, "BENCH_API": api, "BENCH_AUTH": auth}
+    peer_api = {"BENCH_PATHS": peer_bodies, "BENCH_API": api, "BENCH_AUTH": auth}
     paths_files: dict[str, str] = {}
 
     def step(who: str, key: str, r: int) -> WrkResult:
@@ -266,7 +266,8 @@ def report(
         (o, o_text), (p, p_text) = rate(f"ours {ours_key}"), rate(peer_key, per)
         rows.append([label, o_text, p_text, f"{o / p:.2f}", f"{o / floor['ours']:.0%}", f"{p / floor['peer']:.0%}"])
     rounds = len(http["ours issue"])
-    print(f"\nrun started {started}; {'QUICK (smoke sizes, not figures)' if quick else 'full'}; {rounds} round(s), "
+    kind = "QUICK (smoke sizes, not figures)" if quick else "full"
+    print(f"\nrun started {started}, ended with load average {os.getloadavg()[0]:.1f}; {kind}; {rounds} round(s), "
           "order flipped each round; the machine was shared with other work")  # fmt: skip
     print_table(
         f"ca-service vs django-ca 3.2: /s, mean (range) over the rounds ({stored:,} stored, {distinct:,} OCSP serials)",

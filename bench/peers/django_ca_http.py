@@ -17,30 +17,26 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from bench.common import WrkResult, run_wrk
+from bench.ocsp import LUA as OCSP_LUA
 from ca_service.pki.ocsp import issuer_hashes
 
-# django-ca's sign endpoint: one POST per request, each with its own CSR and subject.
-PEER_SIGN_LUA = r"""
-local bodies = {}
-local counter, stride, index = 0, 1, 0
-function setup(thread)
-  thread:set("tid", counter); counter = counter + 1
-end
-function init(args)
-  stride = tonumber(os.getenv("BENCH_THREADS") or "1")
-  for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
-  index = tid + 1
-end
+# django-ca's sign endpoint: one POST per request, each with its own CSR and subject. The bodies,
+# one a line, are read by bench/ocsp.py's script (BENCH_PATHS: its per-thread stride over the
+# lines); only what each request is changes.
+PEER_SIGN_LUA = (
+    OCSP_LUA
+    + r"""
 function next_post()
-  local i = ((index - 1) % #bodies) + 1
+  local i = ((index - 1) % #paths) + 1
   index = index + stride
   return wrk.format("POST", os.getenv("BENCH_API") .. "sign/", {["Content-Type"] = "application/json",
-    ["Authorization"] = os.getenv("BENCH_AUTH")}, bodies[i])
+    ["Authorization"] = os.getenv("BENCH_AUTH")}, paths[i])
 end
 function request()
   return next_post()
 end
 """
+)
 
 # The whole flow: POST the order, GET the order (issued: it names the certificate), GET the
 # certificate. The follow-up GETs of a thread's connections wait in one queue, served first.
