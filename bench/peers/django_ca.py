@@ -51,8 +51,8 @@ def main() -> None:
     quick = args.quick
     n_requests, stored, distinct, seconds = (3000, 10_000, 500, 3) if quick else (20_000, 100_000, 5000, 8)
     crl_sizes = [int(x) for x in (args.crl_entries or ("10000" if quick else "100000,1000000")).split(",")]
-    ours_redis = os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/13"
-    peer_redis = os.environ.get("BENCH_PEER_REDIS_URL") or "redis://127.0.0.1:6379/14"
+    ours_redis = os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/12"
+    peer_redis = os.environ.get("BENCH_PEER_REDIS_URL") or "redis://127.0.0.1:6379/13"
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", load average {os.getloadavg()[0]:.1f}"
 
     claims = [(ours_redis, claim_redis_db(ours_redis)), (peer_redis, claim_redis_db(peer_redis))]
