@@ -79,6 +79,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def start_server(argv: Sequence[str], env: Mapping[str, str], log_path: Path, ready_url: str) -> subprocess.Popen[bytes]:
+    """Start a server in its own process group, logging to `log_path`, and wait (90 s at most)
+    until `ready_url` answers 200; if it exits or never answers, fail with the end of its log."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if requests.get(ready_url, timeout=2).status_code == 200:
+                return proc
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    stop_processes([proc])
+    tail = log_path.read_text(errors="replace")[-2000:]  # the run's directory goes at exit
+    raise RuntimeError(f"{argv[0]} for {ready_url} did not become ready (exit code {proc.poll()}); its log ends:\n{tail}")
+
+
+def stop_processes(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each one's process group, SIGKILL after 30 s."""
+    for proc in processes:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
 @dataclass
 class BenchEnv:
     """A fresh database + data dir, with the environment every process of the run shares."""
@@ -185,34 +215,14 @@ class BenchEnv:
         free port unless one is given (a fixed port could be another run's server, measured by mistake)."""
         port = port or free_port()
         base = f"http://127.0.0.1:{port}"
-        log = open(self.workdir / "api.log", "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ca_service.cli.main", "serve", "--bind", f"127.0.0.1:{port}"],
-            env=self.env(CA_PUBLIC_BASE_URL=base, **(extra_env or {})),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        argv = [sys.executable, "-m", "ca_service.cli.main", "serve", "--bind", f"127.0.0.1:{port}"]
+        env = self.env(CA_PUBLIC_BASE_URL=base, **(extra_env or {}))
+        proc = start_server(argv, env, self.workdir / "api.log", base + "/readyz")
         self.processes.append(proc)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if requests.get(base + "/readyz", timeout=2).status_code == 200:
-                    return base
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        tail = (self.workdir / "api.log").read_text(errors="replace")[-2000:]  # the directory goes at exit
-        raise RuntimeError(f"API on {base} did not become ready (exit code {proc.poll()}); its log ends:\n{tail}")
+        return base
 
     def stop(self) -> None:
-        for proc in self.processes:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+        stop_processes(self.processes)
         shutil.rmtree(self.workdir, ignore_errors=True)
         if os.environ.get("BENCH_KEEP_DATABASE") != "1":  # each run's database is its own: drop it
             url = make_url(self.database_url)

@@ -110,7 +110,7 @@ def measure_http(
         "ocsp-cache", run.lines("peer-serials.txt", [f"{s:X}" for s, _ in serials["peer"]]), BENCH_PEER_OCSP_CACHE="1"
     )
     print(f"  django-ca pre-generated {pregenerated['responses']} OCSP responses in {float(str(pregenerated['seconds'])):.1f}s")
-    ours = env.start_api(18200, REDIS_URL=ours_redis)
+    ours = env.start_api({"REDIS_URL": ours_redis})
     server = {"ours": env.processes[-1]}
     base = {"ours": ours}
     prefix = {"ours": "/ocsp/", "peer": f"/django_ca/ocsp/{peer.ca_serial}/cert/"}
@@ -132,7 +132,7 @@ def measure_http(
         order = ("ours", "peer") if r % 2 == 0 else ("peer", "ours")
         print(f"round {r + 1}/{rounds}, {' before '.join(order)} on each path ({workers} workers x {threads} threads) ...")
         for cached in (False, True):  # django-ca: CA_OCSP_RESPONSE_CACHE_EXPIRES unset, then set
-            base["peer"] = peer.start(18300 + cached, workers, threads, timeout, ocsp_cache=cached)
+            base["peer"] = peer.start(workers, threads, timeout, ocsp_cache=cached)
             server["peer"] = peer.servers[-1]
             name = "ocsp cached" if cached else "ocsp fresh"
             for who in order:

@@ -12,18 +12,15 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
-import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -31,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy.engine import make_url
 
 from bench import bulk
-from bench.common import DEFAULT_PG, ROOT
+from bench.common import DEFAULT_PG, ROOT, free_port, start_server, stop_processes
 
 VENV = ROOT / "var" / "peers" / "django-ca-venv"
 SITE = Path(__file__).resolve().parent / "django_project"  # holds the django_ca_site package (not django_ca.py)
@@ -174,36 +171,20 @@ class DjangoCA:
             rows = conn.execute("SELECT serial, revoked FROM django_ca_certificate ORDER BY random() LIMIT %s", (count,))
             return [(str(s), bool(r)) for s, r in rows.fetchall()]
 
-    def start(self, port: int, workers: int, threads: int, timeout: int, *, ocsp_cache: bool) -> str:
-        """gunicorn with ca-service's worker count, worker class and timeout (config/gunicorn.conf.py);
-        no access log, like ca-service's. With `ocsp_cache`, CA_OCSP_RESPONSE_CACHE_EXPIRES is set."""
+    def start(self, workers: int, threads: int, timeout: int, *, ocsp_cache: bool) -> str:
+        """gunicorn with ca-service's worker count, worker class and timeout (config/gunicorn.conf.py),
+        on a free port; no access log, like ca-service's. With `ocsp_cache`, CA_OCSP_RESPONSE_CACHE_EXPIRES is set."""
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         argv = [str(VENV / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                 "--worker-class", "gthread" if threads > 1 else "sync", "--threads", str(threads),
                 "--timeout", str(timeout), "--keep-alive", "5", "--error-logfile", "-", "django_ca_site.wsgi"]  # fmt: skip
-        log = open(self.workdir / f"gunicorn-{port}.log", "ab")
         env = self.env(BENCH_PEER_HOSTNAME=f"127.0.0.1:{port}", BENCH_PEER_OCSP_CACHE="1" if ocsp_cache else "0")
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.servers.append(proc)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                    return base
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise SystemExit(f"django-ca's gunicorn did not become ready; see {self.workdir / f'gunicorn-{port}.log'}")
+        self.servers.append(start_server(argv, env, self.workdir / f"gunicorn-{port}.log", base + "/healthz"))
+        return base
 
     def stop_servers(self) -> None:
-        for proc in self.servers:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+        stop_processes(self.servers)
         self.servers.clear()
 
     def close(self) -> None:
