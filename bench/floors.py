@@ -22,7 +22,7 @@ import psycopg
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
-from bench.common import BenchEnv, run_wrk
+from bench.common import BenchEnv, WrkResult, run_wrk
 
 HEALTHZ_LUA = 'wrk.method = "GET"\n'
 
@@ -80,6 +80,17 @@ def issuance_transaction_floor(env: BenchEnv, prefix: str, count: int, *, proces
 
 def healthz_floor(env: BenchEnv, base: str, *, seconds: int, connections: int) -> float:
     """Requests per second gunicorn + Flask serve when the view does nothing but answer."""
+    return healthz_run(env, base, seconds=seconds, connections=connections).requests_per_second
+
+
+def healthz_run(env: BenchEnv, base: str, *, seconds: int, connections: int, threads: int = 2) -> WrkResult:
+    """`/healthz` on the server under test, same connections and wrk threads: the floor every
+    endpoint's ratio is taken against (issue 16)."""
     script = Path(env.workdir) / "healthz.lua"
     script.write_text(HEALTHZ_LUA)
-    return run_wrk(base + "/healthz", script, seconds=seconds, connections=connections).requests_per_second
+    server = env.processes[-1] if env.processes else None
+    return run_wrk(base + "/healthz", script, seconds=seconds, connections=connections, threads=threads, server=server)
+
+
+def ratio(rate: float, floor: float) -> str:
+    return f"{100 * rate / floor:.0f}%" if floor else "nan"

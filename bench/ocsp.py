@@ -3,10 +3,12 @@ the separate load process, GET /ocsp/{base64} requests for stored certificates.
 
     python -m bench.ocsp [--stored 100000] [--distinct 5000] [--seconds 10] [--connections 16]
 
-Scenarios: `cached` (no nonce: after the first request per serial the signed response comes
-from Redis; a point read of the status still happens), `fresh` (a nonce in every request: each
-response is signed), and `cached, Redis down` (REDIS_URL points nowhere: every response signed
-from the database). Also prints the in-process cost of building and signing one response.
+Scenarios, on one server and in one run: `/healthz` (the floor every ratio is taken against),
+`cached` by GET and by POST (no nonce: after the first request per serial the pre-signed response
+is served from the process's LRU or Redis), `fresh` (a nonce in every request: each response is
+signed); then on a second server `Redis down` (REDIS_URL points nowhere: responses signed from the
+database, then cached per process with the status compared on every request). Also prints the
+in-process cost of building and signing one response.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from bench.common import WRK_HEADERS, BenchEnv, print_table, run_wrk
+from bench.floors import healthz_run, ratio
 from bench.issuance import load_registry, load_stored_certificates
 from ca_service.pki.ocsp import issuer_hashes
 
@@ -44,6 +47,25 @@ function request()
   local i = ((index - 1) % #paths) + 1
   index = index + stride
   return wrk.format("GET", paths[i])
+end
+"""
+
+POST_LUA = r"""
+local bodies = {}
+local counter, stride, index = 0, 1, 0
+function setup(thread)
+  thread:set("tid", counter); counter = counter + 1
+end
+local function unhex(h) return (h:gsub("..", function(cc) return string.char(tonumber(cc, 16)) end)) end
+function init(args)
+  stride = tonumber(os.getenv("BENCH_THREADS") or "1")
+  for line in io.lines(os.getenv("BENCH_POST_BODIES")) do bodies[#bodies + 1] = unhex(line) end
+  index = tid + 1
+end
+function request()
+  local i = ((index - 1) % #bodies) + 1
+  index = index + stride
+  return wrk.format("POST", "/ocsp", {["Content-Type"] = "application/ocsp-request"}, bodies[i])
 end
 """
 
@@ -128,37 +150,61 @@ def main() -> None:
         signing = in_process_signing(env, issuer, serials)
         script = env.workdir / "ocsp.lua"
         script.write_text(LUA)
+        post_script = env.workdir / "ocsp-post.lua"
+        post_script.write_text(POST_LUA)
         threads = 2
         extra = {"CA_GUNICORN_WORKERS": str(args.workers)} if args.workers else {}
-        scenarios = [
-            ("cached (no nonce)", False, redis_url, 0),
-            ("fresh-signed (nonce)", True, redis_url, 1),
-            ("no nonce, Redis down", False, "redis://127.0.0.1:1/0", 2),
-        ]
-        for label, nonce, url, n in scenarios:
-            base = env.start_api(port=18100 + n, REDIS_URL=url, **extra)
-            paths_file = env.workdir / f"paths-{n}.txt"
-            paths_file.write_text("\n".join(request_paths(issuer, serials, nonce=nonce)) + "\n")
-            os.environ.update(BENCH_PATHS=str(paths_file), BENCH_THREADS=str(threads))
-            _check_answers(base, paths_file)
-            if not nonce and n == 0:  # warm the cache: one request per serial
-                run_wrk(base, script, seconds=max(2, args.distinct // 1500), connections=args.connections, threads=threads)
-            result = run_wrk(
-                base, script, seconds=args.seconds, connections=args.connections, threads=threads, server=env.processes[-1]
-            )
-            rows.append([label, *result.cells()])
-            for proc in env.processes:
-                proc.terminate()
-                proc.wait(30)
-            env.processes.clear()
+        run = {"seconds": args.seconds, "connections": args.connections, "threads": threads}
+        plain, nonced = (env.workdir / "paths.txt", env.workdir / "paths-nonce.txt")
+        plain.write_text("\n".join(request_paths(issuer, serials, nonce=False)) + "\n")
+        nonced.write_text("\n".join(request_paths(issuer, serials, nonce=True)) + "\n")
+        bodies = env.workdir / "post-bodies.txt"
+        bodies.write_text("".join(_der_of(path).hex() + "\n" for path in plain.read_text().splitlines()))
+        os.environ.update(BENCH_THREADS=str(threads), BENCH_POST_BODIES=str(bodies))
+        # One server, with Redis, for the floor and the cached and fresh scenarios (same run, same config).
+        base = env.start_api(port=18100, REDIS_URL=redis_url, **extra)
+        server = env.processes[-1]
+        _check_answers(base, plain)
+        os.environ["BENCH_PATHS"] = str(plain)
+        run_wrk(base, script, seconds=max(2, args.distinct // 1500), connections=args.connections, threads=threads)  # warm
+        healthz = healthz_run(env, base, **run)
+        floor = healthz.requests_per_second
+        rows.append(["/healthz (the floor)", *healthz.cells(), "100%"])
+        for label, lua in (("cached, GET (no nonce)", script), ("cached, POST (no nonce)", post_script)):
+            result = run_wrk(base, lua, server=server, **run)
+            rows.append([label, *result.cells(), ratio(result.requests_per_second, floor)])
+        os.environ["BENCH_PATHS"] = str(nonced)
+        _check_answers(base, nonced)
+        result = run_wrk(base, script, server=server, **run)
+        rows.append(["fresh-signed, GET (nonce)", *result.cells(), ratio(result.requests_per_second, floor)])
+        _stop_servers(env)
+        base = env.start_api(port=18102, REDIS_URL="redis://127.0.0.1:1/0", **extra)
+        os.environ["BENCH_PATHS"] = str(plain)
+        _check_answers(base, plain)
+        result = run_wrk(base, script, server=env.processes[-1], **run)
+        rows.append(["no nonce, Redis down", *result.cells(), ratio(result.requests_per_second, floor)])
+        _stop_servers(env)
     finally:
         env.stop()
     print_table(
         f"OCSP over HTTP, {args.stored:,} stored certificates, {args.distinct:,} distinct serials "
         f"(in-process build+sign: {signing:,.0f}/s on one core)",
-        ["scenario", "responses/s", *WRK_HEADERS],
+        ["scenario", "responses/s", *WRK_HEADERS, "ratio to /healthz"],
         rows,
     )
+
+
+def _stop_servers(env: BenchEnv) -> None:
+    for proc in env.processes:
+        proc.terminate()
+        proc.wait(30)
+    env.processes.clear()
+
+
+def _der_of(path: str) -> bytes:
+    from urllib.parse import unquote
+
+    return base64.b64decode(unquote(path[len("/ocsp/") :]))
 
 
 def _check_answers(base: str, paths_file: Path) -> None:
