@@ -140,6 +140,7 @@ class OcspState:
     presigned: bool = False
     watch_pid: int | None = None  # the process whose invalidation watch runs
     live_until: float = 0.0  # LRU hits skip the database until this monotonic time
+    revocation_counts: dict[int, int] = field(default_factory=dict)  # CA id -> counter, at the last poll
     generation: int = 0  # bumped by every drop: a status read before it is not cached after it
     generation_lock: threading.Lock = field(default_factory=threading.Lock)
 

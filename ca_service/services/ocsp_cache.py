@@ -41,6 +41,10 @@ class CachedResponse:
     status: str
     next_update: datetime
     der: bytes
+    # The issuer's revocation counter as the signing process's invalidation watch last saw it
+    # *before* reading the status (-1: unknown). Equal to the reader's own view of it: no revocation
+    # of that issuer committed since, so the status is still right (ocsp_invalidation).
+    revocation_count: int = -1
 
 
 def this_update_of(ctx: ServiceContext, next_update: datetime) -> datetime:
@@ -71,7 +75,7 @@ def issuer_tag(ctx: ServiceContext, issuer_id: int) -> str:
 
 def cache_prefix(ctx: ServiceContext, issuer_id: int, serial: str) -> str:
     """The part of the cache keys that names one certificate (what an invalidation carries)."""
-    return f"ca:ocsp:{issuer_tag(ctx, issuer_id)}:{serial}"
+    return f"ca:ocsp2:{issuer_tag(ctx, issuer_id)}:{serial}"  # 2: the value carries the revocation count
 
 
 def cache_key(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str) -> str:
@@ -101,9 +105,9 @@ def _failed(ctx: ServiceContext, exc: Exception, what: str) -> None:
     log.warning("OCSP cache %s failed (%s); answering from the database", what, type(exc).__name__)
 
 
-def get(ctx: ServiceContext, key: str, generation: int) -> CachedResponse | None:
-    """The LRU's or Redis's fresh entry for `key`; a Redis entry is copied into the LRU unless a
-    drop happened since `generation` was read."""
+def get(ctx: ServiceContext, key: str) -> CachedResponse | None:
+    """The LRU's or Redis's fresh entry for `key` (not yet checked against any status: the
+    caller puts a Redis entry into the LRU once it has, with `put_local`)."""
     local = local_hit(ctx, key)
     if local is not None:
         return local
@@ -117,32 +121,30 @@ def get(ctx: ServiceContext, key: str, generation: int) -> CachedResponse | None
     if not isinstance(raw, bytes):
         return None
     try:
-        status, stamp, der = raw.split(b" ", 2)
+        status, stamp, count, der = raw.split(b" ", 3)
         next_update = datetime.fromtimestamp(int(stamp), UTC)
+        found = CachedResponse(status.decode(), next_update, der, int(count))
     except ValueError:
         return None
-    if not _fresh(ctx, next_update):
-        return None
-    found = CachedResponse(status.decode(), next_update, der)
-    _put_local(ctx, key, found, generation)
-    return found
+    return found if _fresh(ctx, next_update) else None
 
 
-def _put_local(ctx: ServiceContext, key: str, entry: CachedResponse, generation: int) -> None:
+def put_local(ctx: ServiceContext, key: str, entry: CachedResponse, generation: int) -> None:
+    """Into the LRU, unless a drop happened since `generation` was read (before the status was)."""
     state = ctx.ocsp
     with state.generation_lock:
         if state.generation == generation:  # else a drop came after the status was read
             state.local.put(key, entry)
 
 
-def put(ctx: ServiceContext, key: str, generation: int, status: str, next_update: datetime, der: bytes) -> None:
-    ttl = int((next_update - margin(ctx) - ctx.clock.now()).total_seconds())
+def put(ctx: ServiceContext, key: str, generation: int, entry: CachedResponse) -> None:
+    ttl = int((entry.next_update - margin(ctx) - ctx.clock.now()).total_seconds())
     if ttl <= 0:
         return
-    _put_local(ctx, key, CachedResponse(status, next_update, der), generation)
+    put_local(ctx, key, entry, generation)
     if not _available(ctx):
         return
-    value = b"%s %d %s" % (status.encode(), int(next_update.timestamp()), der)
+    value = b"%s %d %d %s" % (entry.status.encode(), int(entry.next_update.timestamp()), entry.revocation_count, entry.der)
     try:
         ctx.redis().set(key, value, ex=ttl)
     except _ERRORS as exc:

@@ -14,9 +14,12 @@ OCSP request, after gunicorn forked the worker) that:
   milliseconds. Redis down or the subscription lost: only the polls remain.
 
 Live means: the last poll *started* less than LIVE_SECONDS ago (its snapshot is at least that
-recent). A hit from the LRU is served without the database read only then; otherwise the
-responder compares the cached status with the database, as it does for every Redis hit. So after
-a revocation commits, every process answers `revoked` within LIVE_SECONDS + one poll's duration
+recent). Only then is a cached response served without the database read: an LRU entry, or a
+Redis entry whose stored revocation counter (what the signing process's watch saw before it read
+the status) equals this process's view of it -- no revocation of that issuer committed in
+between, so a response written to Redis around a revocation is never trusted. Otherwise the
+responder compares the cached status with the database. So after a revocation commits, every
+process answers `revoked` within LIVE_SECONDS + one poll's duration
 (tests/e2e/test_ocsp_staleness.py measures it across the workers of a real gunicorn).
 
 Every drop bumps `ctx.ocsp.generation`; a request that read the status before a drop does not
@@ -43,21 +46,30 @@ LIVE_SECONDS = 0.75  # hits skip the database only if the last poll started less
 _REDIS_ERRORS = (RedisError, OSError, RuntimeError)
 
 
-def live(ctx: ServiceContext) -> bool:
-    """May an LRU hit be served without reading the status from the database?"""
+def snapshot(ctx: ServiceContext, issuer_id: int) -> tuple[int, int | None]:
+    """The LRU's generation, and the issuer's revocation counter as of the watch's last poll if
+    the watch is live (None: check every cached status against the database). Read in this order,
+    before the status: the watch publishes a new counter before it bumps the generation."""
     state = ctx.ocsp
+    generation = state.generation
     if not state.presigned:
-        return False
+        return generation, None
     if state.watch_pid != os.getpid():
         _start(ctx)
-        return False
-    return time.monotonic() < state.live_until
+        return generation, None
+    if time.monotonic() >= state.live_until:
+        return generation, None
+    return generation, state.revocation_counts.get(issuer_id)
 
 
-def drop_all(ctx: ServiceContext) -> None:
-    with ctx.ocsp.generation_lock:
-        ctx.ocsp.generation += 1
-        ctx.ocsp.local.clear()
+def _new_counts(ctx: ServiceContext, counts: dict[int, int]) -> None:
+    state = ctx.ocsp
+    with state.generation_lock:
+        changed = state.revocation_counts != counts
+        state.revocation_counts = counts  # first: a reader that sees the new generation sees these
+        if changed:
+            state.generation += 1
+            state.local.clear()
 
 
 def drop(ctx: ServiceContext, keys: list[str]) -> None:
@@ -84,20 +96,22 @@ def _start(ctx: ServiceContext) -> None:
 class _Watch:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self.counts: tuple[tuple[int, int], ...] | None = None
+        self.pid = os.getpid()
         self.pubsub: Any = None
         self.poll_failed = False
 
     def run(self) -> None:
         from ca_service.services.ocsp_cache import HASH_NAMES
 
-        while True:
+        while self.ctx.ocsp.watch_pid == self.pid:  # else stopped (tests) or a forked child's copy
             self.poll()
             deadline = time.monotonic() + POLL_SECONDS
             while (left := deadline - time.monotonic()) > 0:
                 prefix = self.listen(left)
                 if prefix is not None:
                     drop(self.ctx, [f"{prefix}:{name}" for name in HASH_NAMES])
+        if self.pubsub is not None:
+            self.pubsub.close()
 
     def poll(self) -> None:
         started = time.monotonic()
@@ -109,9 +123,7 @@ class _Watch:
             self.poll_failed = True
             return
         self.poll_failed = False
-        if self.counts is not None and counts != self.counts:
-            drop_all(self.ctx)
-        self.counts = counts
+        _new_counts(self.ctx, dict(counts))
         self.ctx.ocsp.live_until = started + LIVE_SECONDS
 
     def listen(self, timeout: float) -> str | None:
