@@ -71,6 +71,18 @@ def peak_rss_mb(children: bool = False) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
+def _free(port: int) -> int:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+
 @dataclass
 class BenchEnv:
     """A fresh database + data dir, with the environment every process of the run shares."""
@@ -173,7 +185,9 @@ class BenchEnv:
         return value
 
     def start_api(self, port: int = 18000, **extra_env: str) -> str:
-        """`ca-service serve` = gunicorn with config/gunicorn.conf.py (the production config)."""
+        """`ca-service serve` = gunicorn with config/gunicorn.conf.py (the production config), on
+        `port`, or a free one if it is taken (another engineer's benchmark on this shared machine)."""
+        port = _free(port)
         base = f"http://127.0.0.1:{port}"
         log = open(self.workdir / "api.log", "ab")
         proc = subprocess.Popen(

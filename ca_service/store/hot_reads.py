@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import Connection, Engine, Executable, Row, bindparam, select
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.expression import ClauseElement
 
 from ca_service.store.db import translated_errors
 from ca_service.store.models import Certificate, CertificateAuthority, Notice, Organization, User
@@ -30,7 +31,7 @@ class HotReader(threading.local):
     wrapping) cost more CPU than the read. Timestamps come back as aware UTC datetimes, as through
     the models' UTCDateTime."""
 
-    compiled: dict[int, str] = {}  # id(statement) -> SQL; statements are module constants, shared by threads
+    compiled: ClassVar[dict[int, str]] = {}  # id(statement) -> SQL; statements are module constants, shared by threads
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -48,7 +49,7 @@ class HotReader(threading.local):
                 return pooled.execute(statement, params).all()
         sql = self.compiled.get(id(statement))
         if sql is None:
-            sql = self.compiled[id(statement)] = str(statement.compile(dialect=self.engine.dialect))
+            sql = self.compiled[id(statement)] = str(cast(ClauseElement, statement).compile(dialect=self.engine.dialect))
         for attempt in (1, 2):
             conn = self.conn
             if conn is None or conn.closed or conn.invalidated:
