@@ -13,7 +13,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import secrets
+import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -94,3 +96,24 @@ def healthz_run(env: BenchEnv, base: str, *, seconds: int, connections: int, thr
 
 def ratio(rate: float, floor: float) -> str:
     return f"{100 * rate / floor:.0f}%" if floor else "nan"
+
+
+def interleaved(rounds: int, runs: list[tuple[str, Callable[[], WrkResult]]]) -> list[list[object]]:
+    """`rounds` rounds of every run in turn, the first being the floor (`/healthz`): one row per run
+    with the cells of its median-rate round and the median of its per-round ratios to the floor
+    (on a shared machine the load of others drifts within seconds; interleaving puts the floor and
+    the path under the same drift)."""
+    results: dict[str, list[WrkResult]] = {label: [] for label, _ in runs}
+    for _ in range(rounds):
+        for label, run in runs:
+            results[label].append(run())
+    floor = results[runs[0][0]]
+    rows: list[list[object]] = []
+    for label, found in results.items():
+        ratios = [
+            r.requests_per_second / f.requests_per_second if f.requests_per_second else 0.0
+            for r, f in zip(found, floor, strict=True)
+        ]
+        middle = sorted(found, key=lambda r: r.requests_per_second)[len(found) // 2]
+        rows.append([label, *middle.cells(), f"{100 * statistics.median(ratios):.0f}%"])
+    return rows

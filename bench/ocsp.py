@@ -18,6 +18,7 @@ import base64
 import os
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -27,8 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from bench.common import WRK_HEADERS, BenchEnv, print_table, run_wrk
-from bench.floors import healthz_run, ratio
+from bench.common import WRK_HEADERS, BenchEnv, WrkResult, print_table, run_wrk
+from bench.floors import healthz_run, interleaved, ratio
 from bench.issuance import load_registry, load_stored_certificates
 from ca_service.pki.ocsp import issuer_hashes
 
@@ -126,7 +127,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stored", type=int, default=100_000, help="certificates in the database")
     parser.add_argument("--distinct", type=int, default=5000, help="distinct serials asked about")
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=10, help="per run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of /healthz and each scenario")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: the production setting)")
     args = parser.parse_args()
@@ -167,16 +169,27 @@ def main() -> None:
         _check_answers(base, plain)
         os.environ["BENCH_PATHS"] = str(plain)
         run_wrk(base, script, seconds=max(2, args.distinct // 1500), connections=args.connections, threads=threads)  # warm
-        healthz = healthz_run(env, base, **run)
-        floor = healthz.requests_per_second
-        rows.append(["/healthz (the floor)", *healthz.cells(), "100%"])
-        for label, lua in (("cached, GET (no nonce)", script), ("cached, POST (no nonce)", post_script)):
-            result = run_wrk(base, lua, server=server, **run)
-            rows.append([label, *result.cells(), ratio(result.requests_per_second, floor)])
-        os.environ["BENCH_PATHS"] = str(nonced)
         _check_answers(base, nonced)
-        result = run_wrk(base, script, server=server, **run)
-        rows.append(["fresh-signed, GET (nonce)", *result.cells(), ratio(result.requests_per_second, floor)])
+
+        def wrk(lua: Path, paths: Path) -> Callable[[], WrkResult]:
+            def one() -> WrkResult:
+                os.environ["BENCH_PATHS"] = str(paths)
+                return run_wrk(base, lua, server=server, **run)
+
+            return one
+
+        rows.extend(
+            interleaved(
+                args.rounds,
+                [
+                    ("/healthz (the floor)", lambda: healthz_run(env, base, **run)),
+                    ("cached, GET (no nonce)", wrk(script, plain)),
+                    ("cached, POST (no nonce)", wrk(post_script, plain)),
+                    ("fresh-signed, GET (nonce)", wrk(script, nonced)),
+                ],
+            )
+        )
+        floor = float(str(rows[0][1]))
         _stop_servers(env)
         base = env.start_api(port=18102, REDIS_URL="redis://127.0.0.1:1/0", **extra)
         os.environ["BENCH_PATHS"] = str(plain)

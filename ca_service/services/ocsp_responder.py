@@ -15,6 +15,7 @@ and never cached.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -171,7 +172,10 @@ def _answer(ctx: ServiceContext, req: ParsedOCSPRequest) -> OCSPAnswer:
         return _from_cache(ctx, cached)
     st = lookup_status(ctx, issuer_id, serial)
     if cached is not None and cached.status == st.status:
-        ocsp_cache.put_local(ctx, key, cached, generation)
+        if count is not None:  # checked now: stamp it with the counter, so other processes trust it
+            ocsp_cache.put(ctx, key, generation, dataclasses.replace(cached, revocation_count=count))
+        else:
+            ocsp_cache.put_local(ctx, key, cached, generation)
         return _from_cache(ctx, cached)
     metrics.OCSP_REQUESTS.labels(st.status).inc()
     metrics.OCSP_CACHE.labels("stale" if cached is not None else "miss").inc()
