@@ -80,11 +80,6 @@ def issuance_transaction_floor(env: BenchEnv, prefix: str, count: int, *, proces
         return done / (time.perf_counter() - start)
 
 
-def healthz_floor(env: BenchEnv, base: str, *, seconds: int, connections: int) -> float:
-    """Requests per second gunicorn + Flask serve when the view does nothing but answer."""
-    return healthz_run(env, base, seconds=seconds, connections=connections).requests_per_second
-
-
 def healthz_run(env: BenchEnv, base: str, *, seconds: int, connections: int, threads: int = 2) -> WrkResult:
     """`/healthz` on the server under test, same connections and wrk threads: the floor every
     endpoint's ratio is taken against (issue 16)."""
@@ -100,7 +95,8 @@ def ratio(rate: float, floor: float) -> str:
 
 def interleaved(rounds: int, runs: list[tuple[str, Callable[[], WrkResult]]]) -> list[list[object]]:
     """`rounds` rounds of every run in turn, the first being the floor (`/healthz`): one row per run
-    with the cells of its median-rate round and the median of its per-round ratios to the floor
+    with the cells of its median-rate round and the medians of its per-round ratios to the floor
+    (throughput, and service CPU per request: `cpu_ratio`)
     (on a shared machine the load of others drifts within seconds; interleaving puts the floor and
     the path under the same drift)."""
     results: dict[str, list[WrkResult]] = {label: [] for label, _ in runs}
@@ -114,6 +110,13 @@ def interleaved(rounds: int, runs: list[tuple[str, Callable[[], WrkResult]]]) ->
             r.requests_per_second / f.requests_per_second if f.requests_per_second else 0.0
             for r, f in zip(found, floor, strict=True)
         ]
+        cpu = [f.service_cpu_ms / r.service_cpu_ms if r.service_cpu_ms else 0.0 for r, f in zip(found, floor, strict=True)]
         middle = sorted(found, key=lambda r: r.requests_per_second)[len(found) // 2]
-        rows.append([label, *middle.cells(), f"{100 * statistics.median(ratios):.0f}%"])
+        rows.append([label, *middle.cells(), f"{100 * statistics.median(ratios):.0f}%", f"{100 * statistics.median(cpu):.0f}%"])
     return rows
+
+
+def cpu_ratio(result: WrkResult, floor: WrkResult) -> str:
+    """The floor's service CPU per request over the path's: the throughput ratio the service would
+    reach on cores of its own (wrk and other users of the machine left out)."""
+    return f"{100 * floor.service_cpu_ms / result.service_cpu_ms:.0f}%" if result.service_cpu_ms else "nan"
