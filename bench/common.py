@@ -94,7 +94,7 @@ class BenchEnv:
 
     def __post_init__(self) -> None:
         base = make_url(os.environ.get("BENCH_DATABASE_URL") or DEFAULT_PG)
-        dbname = f"ca_bench_{self.name}"
+        dbname = f"ca_bench_{self.name}_{os.getpid()}"  # two people benchmarking at once never share one
         admin = create_engine(base, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))

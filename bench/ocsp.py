@@ -1,11 +1,11 @@
 """OCSP responses per second over HTTP: gunicorn (production config) + PostgreSQL + Redis, wrk as
 the separate load process, GET /ocsp/{base64} requests for stored certificates.
 
-    python -m bench.ocsp [--stored 100000] [--distinct 5000] [--seconds 10] [--connections 16]
+    python -m bench.ocsp [--stored 100000] [--distinct 1000] [--seconds 10] [--rounds 3] [--connections 16]
 
 Scenarios, on one server and in one run: `/healthz` (the floor every ratio is taken against),
-`cached` by GET and by POST (no nonce: after the first request per serial the pre-signed response
-is served from the process's LRU or Redis), `fresh` (a nonce in every request: each response is
+`cached` by GET and by POST (no nonce: every worker's LRU warmed with every serial first, so the
+pre-signed response is served from the LRU without a database read), `fresh` (a nonce in every request: each response is
 signed); then on a second server `Redis down` (REDIS_URL points nowhere: responses signed from the
 database, then cached per process with the status compared on every request). Also prints the
 in-process cost of building and signing one response.
@@ -32,6 +32,7 @@ from bench.common import WRK_HEADERS, BenchEnv, WrkResult, print_table, run_wrk
 from bench.floors import healthz_run, interleaved, ratio
 from bench.issuance import load_registry, load_stored_certificates
 from ca_service.pki.ocsp import issuer_hashes
+from config.settings import load_settings
 
 LUA = r"""
 local paths = {}
@@ -126,7 +127,7 @@ def in_process_signing(env: BenchEnv, issuer: x509.Certificate, serials: list[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stored", type=int, default=100_000, help="certificates in the database")
-    parser.add_argument("--distinct", type=int, default=5000, help="distinct serials asked about")
+    parser.add_argument("--distinct", type=int, default=1000, help="distinct serials asked about")
     parser.add_argument("--seconds", type=int, default=10, help="per run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of /healthz and each scenario")
     parser.add_argument("--connections", type=int, default=16)
@@ -168,7 +169,11 @@ def main() -> None:
         server = env.processes[-1]
         _check_answers(base, plain)
         os.environ["BENCH_PATHS"] = str(plain)
-        run_wrk(base, script, seconds=max(2, args.distinct // 1500), connections=args.connections, threads=threads)  # warm
+        # Warm every worker's LRU with every serial (a worker's first request for a serial reads the
+        # database, like a Redis hit): ~3 requests per serial and worker.
+        workers = args.workers or load_settings().gunicorn_workers
+        warm = max(3, args.distinct * workers * 3 // 1000)
+        run_wrk(base, script, seconds=warm, connections=args.connections, threads=threads)
         _check_answers(base, nonced)
 
         def wrk(lua: Path, paths: Path) -> Callable[[], WrkResult]:

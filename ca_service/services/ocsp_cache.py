@@ -6,8 +6,10 @@ Pre-signed responses (issue 16): in an API server an LRU hit is served without r
 database while the process's invalidation watch is live (services/ocsp_invalidation: a revocation
 drops the entries in every process within a second, by Redis pub/sub and by polling the CAs'
 revocation counters). Otherwise -- the watch not live, or a Redis hit -- the cached response is
-only served when its certStatus equals the status the database gives now, so a Redis entry
-written around a revocation never serves a stale `good`. `invalidate` (called after a revocation
+only served when its certStatus equals the status the database gives now: neither a Redis entry
+written around a revocation nor one planted by whoever can write to Redis (an old, genuinely
+signed `good`) is ever served for a revoked certificate. A Redis hit so saves the signature, not
+the read. `invalidate` (called after a revocation
 commits) drops the local and Redis entries and tells the other processes. Entries live until
 nextUpdate minus a margin, checked against the service clock as well as the Redis TTL. Redis is
 optional on this path: on any Redis error the responder signs from the database, and Redis is
@@ -41,10 +43,6 @@ class CachedResponse:
     status: str
     next_update: datetime
     der: bytes
-    # The issuer's revocation counter as the signing process's invalidation watch last saw it
-    # *before* reading the status (-1: unknown). Equal to the reader's own view of it: no revocation
-    # of that issuer committed since, so the status is still right (ocsp_invalidation).
-    revocation_count: int = -1
 
 
 def this_update_of(ctx: ServiceContext, next_update: datetime) -> datetime:
@@ -75,7 +73,7 @@ def issuer_tag(ctx: ServiceContext, issuer_id: int) -> str:
 
 def cache_prefix(ctx: ServiceContext, issuer_id: int, serial: str) -> str:
     """The part of the cache keys that names one certificate (what an invalidation carries)."""
-    return f"ca:ocsp2:{issuer_tag(ctx, issuer_id)}:{serial}"  # 2: the value carries the revocation count
+    return f"ca:ocsp:{issuer_tag(ctx, issuer_id)}:{serial}"
 
 
 def cache_key(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str) -> str:
@@ -121,9 +119,9 @@ def get(ctx: ServiceContext, key: str) -> CachedResponse | None:
     if not isinstance(raw, bytes):
         return None
     try:
-        status, stamp, count, der = raw.split(b" ", 3)
+        status, stamp, der = raw.split(b" ", 2)
         next_update = datetime.fromtimestamp(int(stamp), UTC)
-        found = CachedResponse(status.decode(), next_update, der, int(count))
+        found = CachedResponse(status.decode(), next_update, der)
     except ValueError:
         return None
     return found if _fresh(ctx, next_update) else None
@@ -144,7 +142,7 @@ def put(ctx: ServiceContext, key: str, generation: int, entry: CachedResponse) -
     put_local(ctx, key, entry, generation)
     if not _available(ctx):
         return
-    value = b"%s %d %d %s" % (entry.status.encode(), int(entry.next_update.timestamp()), entry.revocation_count, entry.der)
+    value = b"%s %d %s" % (entry.status.encode(), int(entry.next_update.timestamp()), entry.der)
     try:
         ctx.redis().set(key, value, ex=ttl)
     except _ERRORS as exc:

@@ -14,12 +14,9 @@ OCSP request, after gunicorn forked the worker) that:
   milliseconds. Redis down or the subscription lost: only the polls remain.
 
 Live means: the last poll *started* less than LIVE_SECONDS ago (its snapshot is at least that
-recent). Only then is a cached response served without the database read: an LRU entry, or a
-Redis entry whose stored revocation counter (what the signing process's watch saw before it read
-the status) equals this process's view of it -- no revocation of that issuer committed in
-between, so a response written to Redis around a revocation is never trusted. Otherwise the
-responder compares the cached status with the database. So after a revocation commits, every
-process answers `revoked` within LIVE_SECONDS + one poll's duration
+recent). Only then is an LRU entry served without the database read (never a Redis entry:
+ocsp_cache); otherwise the responder compares the cached status with the database. So after a
+revocation commits, every process answers `revoked` within LIVE_SECONDS + one poll's duration
 (tests/e2e/test_ocsp_staleness.py measures it across the workers of a real gunicorn).
 
 Every drop bumps `ctx.ocsp.generation`; a request that read the status before a drop does not
@@ -46,27 +43,24 @@ LIVE_SECONDS = 0.75  # hits skip the database only if the last poll started less
 _REDIS_ERRORS = (RedisError, OSError, RuntimeError)
 
 
-def snapshot(ctx: ServiceContext, issuer_id: int) -> tuple[int, int | None]:
-    """The LRU's generation, and the issuer's revocation counter as of the watch's last poll if
-    the watch is live (None: check every cached status against the database). Read in this order,
-    before the status: the watch publishes a new counter before it bumps the generation."""
+def snapshot(ctx: ServiceContext) -> tuple[int, bool]:
+    """The LRU's generation (read before the status), and whether the watch is live: may an LRU
+    hit be served without reading the status from the database?"""
     state = ctx.ocsp
     generation = state.generation
     if not state.presigned:
-        return generation, None
+        return generation, False
     if state.watch_pid != os.getpid():
         _start(ctx)
-        return generation, None
-    if time.monotonic() >= state.live_until:
-        return generation, None
-    return generation, state.revocation_counts.get(issuer_id)
+        return generation, False
+    return generation, time.monotonic() < state.live_until
 
 
 def _new_counts(ctx: ServiceContext, counts: dict[int, int]) -> None:
     state = ctx.ocsp
     with state.generation_lock:
         changed = state.revocation_counts != counts
-        state.revocation_counts = counts  # first: a reader that sees the new generation sees these
+        state.revocation_counts = counts
         if changed:
             state.generation += 1
             state.local.clear()

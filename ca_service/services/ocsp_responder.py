@@ -15,7 +15,6 @@ and never cached.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -161,28 +160,21 @@ def _answer(ctx: ServiceContext, req: ParsedOCSPRequest) -> OCSPAnswer:
         # An issuer we do not hold: `unknown`, signed by the active issuing CA's responder.
         return _sign(ctx, req, issuer_id if issuer_id is not None else active_issuer(ctx).id, st)
     key = ocsp_cache.cache_key(ctx, issuer_id, serial, req.hash_algorithm.name)
-    generation, count = ocsp_invalidation.snapshot(ctx, issuer_id)  # both before the status is read
-    if count is not None:  # pre-signed: the LRU's entry without a database read
+    generation, live = ocsp_invalidation.snapshot(ctx)  # both before the status is read
+    if live:  # pre-signed: the LRU's entry without a database read
         cached = ocsp_cache.local_hit(ctx, key)
         if cached is not None:
             return _from_cache(ctx, cached)
-    cached = ocsp_cache.get(ctx, key)
-    if cached is not None and count is not None and cached.revocation_count == count:
-        ocsp_cache.put_local(ctx, key, cached, generation)  # signed with no revocation since: still right
-        return _from_cache(ctx, cached)
+    cached = ocsp_cache.get(ctx, key)  # the LRU's or Redis's: only served if the status still matches
     st = lookup_status(ctx, issuer_id, serial)
     if cached is not None and cached.status == st.status:
-        if count is not None:  # checked now: stamp it with the counter, so other processes trust it
-            ocsp_cache.put(ctx, key, generation, dataclasses.replace(cached, revocation_count=count))
-        else:
-            ocsp_cache.put_local(ctx, key, cached, generation)
+        ocsp_cache.put_local(ctx, key, cached, generation)
         return _from_cache(ctx, cached)
     metrics.OCSP_REQUESTS.labels(st.status).inc()
     metrics.OCSP_CACHE.labels("stale" if cached is not None else "miss").inc()
     result = _sign(ctx, req, issuer_id, st)
     assert result.next_update is not None
-    entry = ocsp_cache.CachedResponse(st.status, result.next_update, result.der, -1 if count is None else count)
-    ocsp_cache.put(ctx, key, generation, entry)
+    ocsp_cache.put(ctx, key, generation, ocsp_cache.CachedResponse(st.status, result.next_update, result.der))
     return result
 
 
