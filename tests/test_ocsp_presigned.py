@@ -87,7 +87,16 @@ def cert(api) -> x509.Certificate:
     return x509.load_pem_x509_certificate(r.json["certificate_pem"].encode())
 
 
-def test_a_live_process_serves_its_cache_without_the_database_until_the_revocation_counter_moves(ctx, cert, ca_cert, issuer_id):
+@pytest.fixture
+def steady(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live for 30 s after a poll: on a loaded machine a poll may be late, and this test is about
+    what a live process serves (the polls still drop the LRU when a counter moves)."""
+    monkeypatch.setattr(ocsp_invalidation, "LIVE_SECONDS", 30.0)
+
+
+def test_a_live_process_serves_its_cache_without_the_database_until_the_revocation_counter_moves(
+    ctx, cert, ca_cert, issuer_id, steady
+):
     process = _presigned(ctx)
     _until_live(process, issuer_id)
     body = ocsp_request(cert, ca_cert)
@@ -95,7 +104,7 @@ def test_a_live_process_serves_its_cache_without_the_database_until_the_revocati
     revoke_in_db(ctx, cert, "key_compromise", now().replace(microsecond=0))  # the counter not (yet) moved
     assert _status(process, body) == (ocsp.OCSPCertStatus.GOOD, True)  # pre-signed: no database read
     _bump_counter(ctx, issuer_id)
-    deadline = time.monotonic() + ocsp_invalidation.LIVE_SECONDS + 1
+    deadline = time.monotonic() + 5  # a poll every 0.25 s
     while _status(process, body)[0] != ocsp.OCSPCertStatus.REVOKED:
         assert time.monotonic() < deadline, "the revocation was not seen within the bound"
         time.sleep(0.02)
@@ -130,7 +139,7 @@ def test_with_the_watch_not_live_every_cached_status_is_compared_with_the_databa
     assert _status(process, body)[0] == ocsp.OCSPCertStatus.REVOKED
 
 
-def test_redis_down_a_live_process_still_answers_and_sees_revocations(ctx, cert, ca_cert, issuer_id):
+def test_redis_down_a_live_process_still_answers_and_sees_revocations(ctx, cert, ca_cert, issuer_id, steady):
     process = _presigned(ctx, redis_url="redis://127.0.0.1:1/0")  # nothing listens on port 1
     _until_live(process, issuer_id)  # the polls alone make it live
     body = ocsp_request(cert, ca_cert)
@@ -138,7 +147,7 @@ def test_redis_down_a_live_process_still_answers_and_sees_revocations(ctx, cert,
     assert _status(process, body) == (ocsp.OCSPCertStatus.GOOD, True)
     revoke_in_db(ctx, cert, "key_compromise", now().replace(microsecond=0))
     _bump_counter(ctx, issuer_id)
-    deadline = time.monotonic() + ocsp_invalidation.LIVE_SECONDS + 1
+    deadline = time.monotonic() + 5  # a poll every 0.25 s
     while _status(process, body)[0] != ocsp.OCSPCertStatus.REVOKED:
         assert time.monotonic() < deadline, "the revocation was not seen within the bound"
         time.sleep(0.02)

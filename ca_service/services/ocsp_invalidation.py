@@ -59,7 +59,8 @@ def snapshot(ctx: ServiceContext) -> tuple[int, bool]:
 def _new_counts(ctx: ServiceContext, counts: dict[int, int]) -> None:
     state = ctx.ocsp
     with state.generation_lock:
-        changed = state.revocation_counts != counts
+        # A CA row added since (a new responder or issuing CA) starts at 0: not a revocation.
+        changed = any(count != state.revocation_counts.get(ca_id, 0) for ca_id, count in counts.items())
         state.revocation_counts = counts
         if changed:
             state.generation += 1
