@@ -142,6 +142,8 @@ class OcspState:
     live_until: float = 0.0  # LRU hits skip the database until this monotonic time
     revocation_counts: dict[int, int] = field(default_factory=dict)  # CA id -> counter, at the last poll
     generation: int = 0  # bumped by every drop: a status read before it is not cached after it
+    cleared_at: int = 0  # the generation of the last drop of the whole LRU
+    dropped: dict[str, int] = field(default_factory=dict)  # key -> generation of its last drop
     generation_lock: threading.Lock = field(default_factory=threading.Lock)
 
 

@@ -131,7 +131,7 @@ def put_local(ctx: ServiceContext, key: str, entry: CachedResponse, generation: 
     """Into the LRU, unless a drop happened since `generation` was read (before the status was)."""
     state = ctx.ocsp
     with state.generation_lock:
-        if state.generation == generation:  # else a drop came after the status was read
+        if ocsp_invalidation.may_put(ctx, key, generation):  # else a drop came after the status was read
             state.local.put(key, entry)
 
 

@@ -19,8 +19,9 @@ ocsp_cache); otherwise the responder compares the cached status with the databas
 revocation commits, every process answers `revoked` within LIVE_SECONDS + one poll's duration
 (tests/e2e/test_ocsp_staleness.py measures it across the workers of a real gunicorn).
 
-Every drop bumps `ctx.ocsp.generation`; a request that read the status before a drop does not
-put its (possibly stale) response into the LRU after it (ocsp_cache.put).
+Every drop bumps `ctx.ocsp.generation` and notes which keys (or all) it dropped; a request that
+read the status before a drop of its key does not put its (possibly stale) response into the LRU
+after it (ocsp_cache.put_local, `may_put`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ log = logging.getLogger("ca_service.ocsp")
 CHANNEL = "ca:ocsp:invalidate"
 POLL_SECONDS = 0.25
 LIVE_SECONDS = 0.75  # hits skip the database only if the last poll started less than this ago
+MAX_DROPPED = 10_000  # keys remembered as dropped (for puts that raced with their drop)
 _REDIS_ERRORS = (RedisError, OSError, RuntimeError)
 
 
@@ -64,13 +66,27 @@ def _new_counts(ctx: ServiceContext, counts: dict[int, int]) -> None:
         state.revocation_counts = counts
         if changed:
             state.generation += 1
+            state.cleared_at = state.generation
+            state.dropped.clear()
             state.local.clear()
 
 
 def drop(ctx: ServiceContext, keys: list[str]) -> None:
-    with ctx.ocsp.generation_lock:
-        ctx.ocsp.generation += 1
-        ctx.ocsp.local.drop(keys)
+    state = ctx.ocsp
+    with state.generation_lock:
+        state.generation += 1
+        if len(state.dropped) > MAX_DROPPED:  # forget the keys: refuse every put begun before now
+            state.dropped.clear()
+            state.cleared_at = state.generation
+        for key in keys:
+            state.dropped[key] = state.generation
+        state.local.drop(keys)
+
+
+def may_put(ctx: ServiceContext, key: str, generation: int) -> bool:
+    """Neither the whole LRU nor `key` was dropped since `generation` (call under generation_lock)."""
+    state = ctx.ocsp
+    return state.cleared_at <= generation and state.dropped.get(key, 0) <= generation
 
 
 def publish(ctx: ServiceContext, key_prefix: str) -> None:
