@@ -2,7 +2,7 @@
 this machine can do at all:
 
 - the issuance transaction alone: the service's own compiled statements (lock the user row,
-  insert the certificate, insert the audit event, commit: the same five round trips) driven by
+  insert the certificate with its audit event in one statement, commit: the same four round trips) driven by
   raw psycopg from as many processes as gunicorn has workers: no HTTP, no Flask, no SQLAlchemy
   at run time, no signing;
 - `/healthz` through gunicorn: one Flask request that touches neither the database nor a key.
@@ -13,7 +13,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import secrets
+import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,26 +24,26 @@ import psycopg
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
-from bench.common import BenchEnv, run_wrk
+from bench.common import BenchEnv, WrkResult, run_wrk
 
 HEALTHZ_LUA = 'wrk.method = "GET"\n'
 
 
-def _compiled_sql() -> tuple[str, str, list[str], str, list[str]]:
-    from ca_service.store import audit_log, certificates, users
+def _compiled_sql() -> tuple[str, str, list[str]]:
+    from ca_service.store import certificates, users
 
     dialect = postgresql.dialect()
     lock = str(users._LOCK_FOR_ISSUANCE.compile(dialect=dialect))
     cert_keys = list(certificates._INSERT_COLUMNS)
-    cert = str(certificates._INSERT_CERTIFICATE.compile(dialect=dialect, column_keys=cert_keys))
-    audit_keys = ["occurred_at", "client_name", "acting_login_id", "action", "target_type", "target_id", "details", "request_id"]
-    event = str(audit_log._INSERT_EVENT.compile(dialect=dialect, column_keys=audit_keys))
-    return lock, cert, cert_keys, event, audit_keys
+    insert = str(certificates._INSERT_WITH_EVENT.compile(dialect=dialect))  # the certificate and its audit event
+    return lock, insert, cert_keys
 
 
 def _run_transactions(job: tuple[str, list[str], int]) -> int:
+    from ca_service.store.audit_log import EVENT_COLUMNS
+
     dsn, logins, issuer_id = job
-    lock, cert_sql, cert_keys, event_sql, audit_keys = _compiled_sql()
+    lock, insert_sql, cert_keys = _compiled_sql()
     now = datetime.now(UTC).replace(microsecond=0)
     der = os.urandom(650)  # the size of an issued client certificate
     with psycopg.connect(dsn) as conn:
@@ -54,11 +56,11 @@ def _run_transactions(job: tuple[str, list[str], int]) -> int:
                 spki_sha256=secrets.token_hex(32), fingerprint_sha256=secrets.token_hex(32), key_description="EC P-256",
                 issued_at=now, not_before=now - timedelta(minutes=5), not_after=now + timedelta(days=365), der=der,
             )  # fmt: skip
-            conn.execute(cert_sql, values, prepare=True)
-            event = dict.fromkeys(audit_keys)
+            event = dict.fromkeys(EVENT_COLUMNS)
             event.update(occurred_at=now, client_name="floor", action="certificate.issued", target_type="certificate",
                          target_id=values["serial"], details="{}")  # fmt: skip
-            conn.execute(event_sql, event, prepare=True)
+            params = {f"c_{k}": v for k, v in values.items()} | {f"e_{k}": v for k, v in event.items()}
+            conn.execute(insert_sql, params, prepare=True)
             conn.commit()
     return len(logins)
 
@@ -78,8 +80,43 @@ def issuance_transaction_floor(env: BenchEnv, prefix: str, count: int, *, proces
         return done / (time.perf_counter() - start)
 
 
-def healthz_floor(env: BenchEnv, base: str, *, seconds: int, connections: int) -> float:
-    """Requests per second gunicorn + Flask serve when the view does nothing but answer."""
+def healthz_run(env: BenchEnv, base: str, *, seconds: int, connections: int, threads: int = 2) -> WrkResult:
+    """`/healthz` on the server under test, same connections and wrk threads: the floor every
+    endpoint's ratio is taken against (issue 16)."""
     script = Path(env.workdir) / "healthz.lua"
     script.write_text(HEALTHZ_LUA)
-    return run_wrk(base + "/healthz", script, seconds=seconds, connections=connections).requests_per_second
+    server = env.processes[-1] if env.processes else None
+    return run_wrk(base + "/healthz", script, seconds=seconds, connections=connections, threads=threads, server=server)
+
+
+def ratio(rate: float, floor: float) -> str:
+    return f"{100 * rate / floor:.0f}%" if floor else "nan"
+
+
+def interleaved(rounds: int, runs: list[tuple[str, Callable[[], WrkResult]]]) -> list[list[object]]:
+    """`rounds` rounds of every run in turn, the first being the floor (`/healthz`): one row per run
+    with the cells of its median-rate round and the medians of its per-round ratios to the floor
+    (throughput, and service CPU per request: `cpu_ratio`)
+    (on a shared machine the load of others drifts within seconds; interleaving puts the floor and
+    the path under the same drift)."""
+    results: dict[str, list[WrkResult]] = {label: [] for label, _ in runs}
+    for _ in range(rounds):
+        for label, run in runs:
+            results[label].append(run())
+    floor = results[runs[0][0]]
+    rows: list[list[object]] = []
+    for label, found in results.items():
+        ratios = [
+            r.requests_per_second / f.requests_per_second if f.requests_per_second else 0.0
+            for r, f in zip(found, floor, strict=True)
+        ]
+        cpu = [f.service_cpu_ms / r.service_cpu_ms if r.service_cpu_ms else 0.0 for r, f in zip(found, floor, strict=True)]
+        middle = sorted(found, key=lambda r: r.requests_per_second)[len(found) // 2]
+        rows.append([label, *middle.cells(), f"{100 * statistics.median(ratios):.0f}%", f"{100 * statistics.median(cpu):.0f}%"])
+    return rows
+
+
+def cpu_ratio(result: WrkResult, floor: WrkResult) -> str:
+    """The floor's service CPU per request over the path's: the throughput ratio the service would
+    reach on cores of its own (wrk and other users of the machine left out)."""
+    return f"{100 * floor.service_cpu_ms / result.service_cpu_ms:.0f}%" if result.service_cpu_ms else "nan"

@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bench.common import WRK_HEADERS, BenchEnv, certificate_columns, print_table, run_wrk
-from bench.floors import healthz_floor, issuance_transaction_floor
+from bench.floors import cpu_ratio, healthz_run, issuance_transaction_floor
+from bench.floors import ratio as ratio_to
 from config.settings import load_settings
 
 LUA = r"""
@@ -49,7 +50,7 @@ end
 """
 
 
-HEADERS = ["data", "issued/s", *WRK_HEADERS, "SQL-only floor/s", "/healthz/s", "ratio to limit"]
+HEADERS = ["data", "issued/s", *WRK_HEADERS, "SQL-only floor/s", "/healthz/s", "ratio to /healthz", "CPU ratio", "ratio to limit"]
 
 
 def make_csrs(count: int) -> list[str]:
@@ -149,11 +150,23 @@ def main() -> None:
             result = run_wrk(
                 base, script, seconds=seconds, connections=args.connections, threads=threads, server=env.processes[-1]
             )
-            healthz = healthz_floor(env, base, seconds=3, connections=args.connections)
+            floor = healthz_run(env, base, seconds=3, connections=args.connections)
+            healthz = floor.requests_per_second
             workers = args.workers or load_settings().gunicorn_workers  # as many processes as gunicorn has
             sql_only = issuance_transaction_floor(env, "floor", args.requests, processes=workers)
             ratio = f"{result.requests_per_second / limit:.2f}"
-            rows.append([f"{stored:,} stored", *result.cells(), round(sql_only, 1), round(healthz, 1), ratio])
+            to_healthz = ratio_to(result.requests_per_second, healthz)
+            rows.append(
+                [
+                    f"{stored:,} stored",
+                    *result.cells(),
+                    round(sql_only, 1),
+                    round(healthz, 1),
+                    to_healthz,
+                    cpu_ratio(result, floor),
+                    ratio,
+                ]
+            )
         finally:
             env.stop()
     print_table(f"Issuance over HTTP (in-process parse+verify+sign limit {limit:,.0f}/s on one core)", HEADERS, rows)

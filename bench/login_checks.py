@@ -11,12 +11,14 @@ import argparse
 import json
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import requests
 from cryptography import x509
 
 from bench.common import WRK_HEADERS, BenchEnv, WrkResult, print_table, run_wrk
+from bench.floors import healthz_run, interleaved
 from bench.issuance import load_registry, load_stored_certificates, make_csrs
 
 LUA = r"""
@@ -82,7 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--stored", default="0")
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=10, help="per run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of /healthz and the saturation run")
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     rows = []
@@ -118,15 +121,23 @@ def main() -> None:
             )
             assert probe.status_code == 200 and probe.json()["allowed"] is True, probe.text
             os.environ.update(BENCH_BODIES=str(bodies), BENCH_TOKEN=token, BENCH_DELAY_MS="0")
-            sat = run_wrk(base, script, seconds=args.seconds, connections=args.connections, server=env.processes[-1])
+            server = env.processes[-1]
+            run = {"seconds": args.seconds, "connections": args.connections}
+            for label, *cells in interleaved(
+                args.rounds,
+                [
+                    ("/healthz, saturation", partial(healthz_run, env, base, **run)),
+                    ("saturation", partial(run_wrk, base, script, server=server, **run)),
+                ],
+            ):
+                rows.append([f"{stored:,} stored", label, *cells])
             paced = run_paced(base, script, env, seconds=args.seconds)
-            rows.append([f"{stored:,} stored", "saturation", *sat.cells()])
-            rows.append([f"{stored:,} stored", "paced ~1,000/s", *paced.cells()])
+            rows.append([f"{stored:,} stored", "paced ~1,000/s", *paced.cells(), "-", "-"])
         finally:
             env.stop()
     print_table(
         f"Login checks over HTTP (P-256 verify floor {floor:,.0f}/s on one core)",
-        ["data", "load", "checks/s", *WRK_HEADERS],
+        ["data", "load", "checks/s", *WRK_HEADERS, "ratio to /healthz", "CPU ratio"],
         rows,
     )
 

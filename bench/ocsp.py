@@ -1,12 +1,14 @@
 """OCSP responses per second over HTTP: gunicorn (production config) + PostgreSQL + Redis, wrk as
 the separate load process, GET /ocsp/{base64} requests for stored certificates.
 
-    python -m bench.ocsp [--stored 100000] [--distinct 5000] [--seconds 10] [--connections 16]
+    python -m bench.ocsp [--stored 100000] [--distinct 1000] [--seconds 10] [--rounds 3] [--connections 16]
 
-Scenarios: `cached` (no nonce: after the first request per serial the signed response comes
-from Redis; a point read of the status still happens), `fresh` (a nonce in every request: each
-response is signed), and `cached, Redis down` (REDIS_URL points nowhere: every response signed
-from the database). Also prints the in-process cost of building and signing one response.
+Scenarios, on one server and in one run: `/healthz` (the floor every ratio is taken against),
+`cached` by GET and by POST (no nonce: every worker's LRU warmed with every serial first, so the
+pre-signed response is served from the LRU without a database read), `fresh` (a nonce in every request: each response is
+signed); then on a second server `Redis down` (REDIS_URL points nowhere: responses signed from the
+database, then cached per process with the status compared on every request). Also prints the
+in-process cost of building and signing one response.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import base64
 import os
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -25,9 +28,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from bench.common import WRK_HEADERS, BenchEnv, print_table, run_wrk
+from bench.common import WRK_HEADERS, BenchEnv, WrkResult, print_table, run_wrk
+from bench.floors import healthz_run, interleaved, ratio
 from bench.issuance import load_registry, load_stored_certificates
 from ca_service.pki.ocsp import issuer_hashes
+from config.settings import load_settings
 
 LUA = r"""
 local paths = {}
@@ -44,6 +49,25 @@ function request()
   local i = ((index - 1) % #paths) + 1
   index = index + stride
   return wrk.format("GET", paths[i])
+end
+"""
+
+POST_LUA = r"""
+local bodies = {}
+local counter, stride, index = 0, 1, 0
+function setup(thread)
+  thread:set("tid", counter); counter = counter + 1
+end
+local function unhex(h) return (h:gsub("..", function(cc) return string.char(tonumber(cc, 16)) end)) end
+function init(args)
+  stride = tonumber(os.getenv("BENCH_THREADS") or "1")
+  for line in io.lines(os.getenv("BENCH_POST_BODIES")) do bodies[#bodies + 1] = unhex(line) end
+  index = tid + 1
+end
+function request()
+  local i = ((index - 1) % #bodies) + 1
+  index = index + stride
+  return wrk.format("POST", "/ocsp", {["Content-Type"] = "application/ocsp-request"}, bodies[i])
 end
 """
 
@@ -103,8 +127,9 @@ def in_process_signing(env: BenchEnv, issuer: x509.Certificate, serials: list[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stored", type=int, default=100_000, help="certificates in the database")
-    parser.add_argument("--distinct", type=int, default=5000, help="distinct serials asked about")
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--distinct", type=int, default=1000, help="distinct serials asked about")
+    parser.add_argument("--seconds", type=int, default=10, help="per run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of /healthz and each scenario")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: the production setting)")
     args = parser.parse_args()
@@ -128,37 +153,77 @@ def main() -> None:
         signing = in_process_signing(env, issuer, serials)
         script = env.workdir / "ocsp.lua"
         script.write_text(LUA)
+        post_script = env.workdir / "ocsp-post.lua"
+        post_script.write_text(POST_LUA)
         threads = 2
         extra = {"CA_GUNICORN_WORKERS": str(args.workers)} if args.workers else {}
-        scenarios = [
-            ("cached (no nonce)", False, redis_url, 0),
-            ("fresh-signed (nonce)", True, redis_url, 1),
-            ("no nonce, Redis down", False, "redis://127.0.0.1:1/0", 2),
-        ]
-        for label, nonce, url, n in scenarios:
-            base = env.start_api({"REDIS_URL": url, **extra})
-            paths_file = env.workdir / f"paths-{n}.txt"
-            paths_file.write_text("\n".join(request_paths(issuer, serials, nonce=nonce)) + "\n")
-            os.environ.update(BENCH_PATHS=str(paths_file), BENCH_THREADS=str(threads))
-            _check_answers(base, paths_file)
-            if not nonce and n == 0:  # warm the cache: one request per serial
-                run_wrk(base, script, seconds=max(2, args.distinct // 1500), connections=args.connections, threads=threads)
-            result = run_wrk(
-                base, script, seconds=args.seconds, connections=args.connections, threads=threads, server=env.processes[-1]
+        run = {"seconds": args.seconds, "connections": args.connections, "threads": threads}
+        plain, nonced = (env.workdir / "paths.txt", env.workdir / "paths-nonce.txt")
+        plain.write_text("\n".join(request_paths(issuer, serials, nonce=False)) + "\n")
+        nonced.write_text("\n".join(request_paths(issuer, serials, nonce=True)) + "\n")
+        bodies = env.workdir / "post-bodies.txt"
+        bodies.write_text("".join(_der_of(path).hex() + "\n" for path in plain.read_text().splitlines()))
+        os.environ.update(BENCH_THREADS=str(threads), BENCH_POST_BODIES=str(bodies))
+        # One server, with Redis, for the floor and the cached and fresh scenarios (same run, same config).
+        base = env.start_api({"REDIS_URL": redis_url, **extra})
+        server = env.processes[-1]
+        _check_answers(base, plain)
+        os.environ["BENCH_PATHS"] = str(plain)
+        # Warm every worker's LRU with every serial (a worker's first request for a serial reads the
+        # database, like a Redis hit): ~3 requests per serial and worker.
+        workers = args.workers or load_settings().gunicorn_workers
+        warm = max(3, args.distinct * workers * 3 // 1000)
+        run_wrk(base, script, seconds=warm, connections=args.connections, threads=threads)
+        _check_answers(base, nonced)
+
+        def wrk(lua: Path, paths: Path) -> Callable[[], WrkResult]:
+            def one() -> WrkResult:
+                os.environ["BENCH_PATHS"] = str(paths)
+                return run_wrk(base, lua, server=server, **run)
+
+            return one
+
+        rows.extend(
+            interleaved(
+                args.rounds,
+                [
+                    ("/healthz (the floor)", lambda: healthz_run(env, base, **run)),
+                    ("cached, GET (no nonce)", wrk(script, plain)),
+                    ("cached, POST (no nonce)", wrk(post_script, plain)),
+                    ("fresh-signed, GET (nonce)", wrk(script, nonced)),
+                ],
             )
-            rows.append([label, *result.cells()])
-            for proc in env.processes:
-                proc.terminate()
-                proc.wait(30)
-            env.processes.clear()
+        )
+        floor, floor_cpu = float(str(rows[0][1])), float(str(rows[0][7]))  # rate, service CPU ms (WRK_HEADERS)
+        _stop_servers(env)
+        base = env.start_api({"REDIS_URL": "redis://127.0.0.1:1/0", **extra})
+        os.environ["BENCH_PATHS"] = str(plain)
+        _check_answers(base, plain)
+        result = run_wrk(base, script, server=env.processes[-1], **run)
+        cpu = f"{100 * floor_cpu / result.service_cpu_ms:.0f}%" if result.service_cpu_ms else "nan"
+        rows.append(["no nonce, Redis down", *result.cells(), ratio(result.requests_per_second, floor), cpu])
+        _stop_servers(env)
     finally:
         env.stop()
     print_table(
         f"OCSP over HTTP, {args.stored:,} stored certificates, {args.distinct:,} distinct serials "
         f"(in-process build+sign: {signing:,.0f}/s on one core)",
-        ["scenario", "responses/s", *WRK_HEADERS],
+        ["scenario", "responses/s", *WRK_HEADERS, "ratio to /healthz", "CPU ratio"],
         rows,
     )
+
+
+def _stop_servers(env: BenchEnv) -> None:
+    for proc in env.processes:
+        proc.terminate()
+        proc.wait(30)
+    env.processes.clear()
+
+
+def _der_of(path: str) -> bytes:
+    from urllib.parse import unquote
+
+    return base64.b64decode(unquote(path[len("/ocsp/") :]))
 
 
 def _check_answers(base: str, paths_file: Path) -> None:

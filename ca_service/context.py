@@ -136,6 +136,15 @@ class OcspState:
     local: Lru[str, CachedResponse] = field(default_factory=lambda: Lru(OCSP_LOCAL_ENTRIES))
     issuer_tags: dict[int, str] = field(default_factory=dict)  # issuer id -> SKI hex (the Redis key's issuer)
     redis_down_until: float = 0.0  # circuit breaker: Redis skipped until this monotonic time
+    # Pre-signed responses (services/ocsp_invalidation): on in API servers, off in tests' apps
+    presigned: bool = False
+    watch_pid: int | None = None  # the process whose invalidation watch runs
+    live_until: float = 0.0  # LRU hits skip the database until this monotonic time
+    revocation_counts: dict[int, int] = field(default_factory=dict)  # CA id -> counter, at the last poll
+    generation: int = 0  # bumped by every drop: a status read before it is not cached after it
+    cleared_at: int = 0  # the generation of the last drop of the whole LRU
+    dropped: dict[str, int] = field(default_factory=dict)  # key -> generation of its last drop
+    generation_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass

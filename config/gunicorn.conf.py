@@ -16,6 +16,8 @@ _settings = load_settings()
 
 workers = _settings.gunicorn_workers
 threads = _settings.gunicorn_threads
+# sync by default: the steadiest p99 at ~1,000 login checks/s (docs/operations.md, bench/README.md,
+# issue 16); CA_GUNICORN_THREADS > 1 behind a keep-alive front end serves more per core.
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = _settings.gunicorn_timeout
 graceful_timeout = 25  # stop within 30 s of SIGTERM

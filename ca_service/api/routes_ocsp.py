@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from flask import Response, request
@@ -55,20 +57,27 @@ def decode_get_request(encoded: str) -> bytes | None:
         return None
 
 
+@lru_cache(maxsize=4096)
+def _validators(der: bytes, this_update: datetime, next_update: datetime) -> tuple[str, str, str]:
+    """ETag, Last-Modified and Expires of a (pre-signed, so often repeated) response."""
+    return hashlib.sha256(der).hexdigest()[:32], http_date(this_update), http_date(next_update)
+
+
 def _http_response(answer: ocsp_responder.OCSPAnswer, *, cacheable: bool) -> Response:
     """The answer with RFC 5019 caching headers when it is cacheable, written as plain header
     strings (werkzeug's cache_control/make_conditional helpers cost more than signing did)."""
     if cacheable and answer.cacheable and answer.this_update and answer.next_update:
         max_age = int((answer.next_update - ctx().clock.now()).total_seconds())
         if max_age > 0:
-            etag = hashlib.sha256(answer.der).hexdigest()[:32]
+            etag, last_modified, expires = _validators(answer.der, answer.this_update, answer.next_update)
             headers = {
                 "Cache-Control": f"public, no-transform, must-revalidate, max-age={max_age}",
-                "Last-Modified": http_date(answer.this_update),
-                "Expires": http_date(answer.next_update),
+                "Last-Modified": last_modified,
+                "Expires": expires,
                 "ETag": quote_etag(etag),
             }
-            if not is_resource_modified(request.environ, etag, last_modified=answer.this_update):
+            conditional = "HTTP_IF_NONE_MATCH" in request.environ or "HTTP_IF_MODIFIED_SINCE" in request.environ
+            if conditional and not is_resource_modified(request.environ, etag, last_modified=answer.this_update):
                 return Response(status=304, headers=headers)
             return Response(answer.der, status=200, mimetype=MIMETYPE, headers=headers)
     return Response(answer.der, status=200, mimetype=MIMETYPE, headers={"Cache-Control": "no-store"})

@@ -30,19 +30,22 @@ def canonical_json(value: Any) -> str:
 
 def record(session: Tx, ctx: ServiceContext, actor: Actor, action: str, target_type: str, target_id: str, **details: Any) -> None:
     """Write one audit event in the caller's transaction."""
-    audit_log.insert_event(
-        session,
-        {
-            "occurred_at": ctx.clock.now(),
-            "client_name": actor.client_name,
-            "acting_login_id": actor.acting_login_id,
-            "action": action,
-            "target_type": target_type,
-            "target_id": target_id,
-            "details": canonical_json(details),
-            "request_id": actor.request_id,
-        },
-    )
+    audit_log.insert_event(session, event(ctx, actor, action, target_type, target_id, **details))
+
+
+def event(ctx: ServiceContext, actor: Actor, action: str, target_type: str, target_id: str, **details: Any) -> dict[str, Any]:
+    """The row of one audit event (store.audit_log.EVENT_COLUMNS), for a store function that
+    inserts it together with the change it records."""
+    return {
+        "occurred_at": ctx.clock.now(),
+        "client_name": actor.client_name,
+        "acting_login_id": actor.acting_login_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "details": canonical_json(details),
+        "request_id": actor.request_id,
+    }
 
 
 def event_hash(ev: AuditEvent, chain_index: int, prev_hash: str) -> str:

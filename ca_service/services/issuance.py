@@ -71,6 +71,15 @@ def _sign_and_insert(
     csr: CheckedCSR,
     renewal_of: str | None,
 ) -> Certificate:
+    row = _signed_row(ctx, issuer, user, csr, renewal_of)
+    certs.insert_certificate(session, row)  # the row stays transient: it only feeds the response view
+    return row
+
+
+def _signed_row(
+    ctx: ServiceContext, issuer: ActiveIssuer, user: IssuanceSubject, csr: CheckedCSR, renewal_of: str | None
+) -> Certificate:
+    """The new certificate, signed, as the (transient) row to insert."""
     now = ctx.clock.now().replace(microsecond=0)
     not_after = add_months(now, ctx.settings.cert_validity_months)
     if not_after > issuer.not_after:
@@ -92,7 +101,7 @@ def _sign_and_insert(
         issuer.context,
     )
     der = cert.public_bytes(serialization.Encoding.DER)
-    row = Certificate(
+    return Certificate(
         serial=serial_hex(cert.serial_number),
         issuer_id=issuer.id,
         login_id=user.login_id,
@@ -107,8 +116,6 @@ def _sign_and_insert(
         der=der,
         renewal_of=renewal_of,
     )
-    certs.insert_certificate(session, row)  # the row stays transient: it only feeds the response view
-    return row
 
 
 def _with_retry(ctx: ServiceContext, op: str, login_id: str, attempt: Callable[[], CertificateView]) -> CertificateView:
@@ -149,19 +156,12 @@ def issue_certificate(ctx: ServiceContext, actor: Actor, login_id: str, csr_pem:
                         serial=current.serial,
                     )
                 certs.release_current(session, current.id)  # expired: no longer blocks (R8)
-            row = _sign_and_insert(session, ctx, issuer, user, csr, renewal_of=None)
-            audit.record(
-                session,
-                ctx,
-                actor,
-                "certificate.issued",
-                "certificate",
-                row.serial,
-                login_id=login_id,
-                org_id=user.org_id,
-                not_after=row.not_after,
-                key=csr.key_description,
-            )
+            row = _signed_row(ctx, issuer, user, csr, renewal_of=None)
+            event = audit.event(
+                ctx, actor, "certificate.issued", "certificate", row.serial,
+                login_id=login_id, org_id=user.org_id, not_after=row.not_after, key=csr.key_description,
+            )  # fmt: skip
+            certs.insert_certificate(session, row, event)  # with its audit event: one round trip on PostgreSQL
             return view_of(row, ctx, now)
 
     view = _with_retry(ctx, "issuance", login_id, attempt)

@@ -2,14 +2,18 @@
 Redis, shared by every process, and in front of it a bounded in-process LRU (a Redis round trip
 costs more CPU than a P-256 signature; the local hit costs a dict lookup).
 
-A cached response is only served when its certStatus equals the status the database gives now
-(the responder reads it on every request, a point lookup), so a missed invalidation can never
-serve a stale `good` for a revoked certificate; `invalidate` (called after a revocation commits)
-just drops the entries at once. Entries live until nextUpdate minus a margin, checked against the
-service clock as well as the Redis TTL. Redis is optional on this path: on any Redis error the
-responder signs from the database, and Redis is skipped for a few seconds (circuit breaker) so an
-outage costs no timeouts per request. The local copies need no cross-process invalidation for
-the same reason Redis needs none for correctness: the status is compared on every request.
+Pre-signed responses (issue 16): in an API server an LRU hit is served without reading the
+database while the process's invalidation watch is live (services/ocsp_invalidation: a revocation
+drops the entries in every process within a second, by Redis pub/sub and by polling the CAs'
+revocation counters). Otherwise -- the watch not live, or a Redis hit -- the cached response is
+only served when its certStatus equals the status the database gives now: neither a Redis entry
+written around a revocation nor one planted by whoever can write to Redis (an old, genuinely
+signed `good`) is ever served for a revoked certificate. A Redis hit so saves the signature, not
+the read. `invalidate` (called after a revocation
+commits) drops the local and Redis entries and tells the other processes. Entries live until
+nextUpdate minus a margin, checked against the service clock as well as the Redis TTL. Redis is
+optional on this path: on any Redis error the responder signs from the database, and Redis is
+skipped for a few seconds (circuit breaker) so an outage costs no timeouts per request.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from redis.exceptions import RedisError
 
 from ca_service import metrics
 from ca_service.context import ServiceContext
+from ca_service.services import ocsp_invalidation
 from ca_service.store.authorities import ski_of
 from ca_service.store.db import reading
 
@@ -66,8 +71,19 @@ def issuer_tag(ctx: ServiceContext, issuer_id: int) -> str:
     return tag
 
 
+def cache_prefix(ctx: ServiceContext, issuer_id: int, serial: str) -> str:
+    """The part of the cache keys that names one certificate (what an invalidation carries)."""
+    return f"ca:ocsp:{issuer_tag(ctx, issuer_id)}:{serial}"
+
+
 def cache_key(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str) -> str:
-    return f"ca:ocsp:{issuer_tag(ctx, issuer_id)}:{serial}:{hash_name}"
+    return f"{cache_prefix(ctx, issuer_id, serial)}:{hash_name}"
+
+
+def local_hit(ctx: ServiceContext, key: str) -> CachedResponse | None:
+    """The LRU's fresh entry for `key`, if any (no Redis, no database)."""
+    local = ctx.ocsp.local.get(key)
+    return local if local is not None and _fresh(ctx, local.next_update) else None
 
 
 def margin(ctx: ServiceContext) -> timedelta:
@@ -87,11 +103,11 @@ def _failed(ctx: ServiceContext, exc: Exception, what: str) -> None:
     log.warning("OCSP cache %s failed (%s); answering from the database", what, type(exc).__name__)
 
 
-def get(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str) -> CachedResponse | None:
-    key = cache_key(ctx, issuer_id, serial, hash_name)
-    local_cache = ctx.ocsp.local
-    local = local_cache.get(key)
-    if local is not None and _fresh(ctx, local.next_update):
+def get(ctx: ServiceContext, key: str) -> CachedResponse | None:
+    """The LRU's or Redis's fresh entry for `key` (not yet checked against any status: the
+    caller puts a Redis entry into the LRU once it has, with `put_local`)."""
+    local = local_hit(ctx, key)
+    if local is not None:
         return local
     if not _available(ctx):
         return None
@@ -105,24 +121,28 @@ def get(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str) -> Cac
     try:
         status, stamp, der = raw.split(b" ", 2)
         next_update = datetime.fromtimestamp(int(stamp), UTC)
+        found = CachedResponse(status.decode(), next_update, der)
     except ValueError:
         return None
-    if not _fresh(ctx, next_update):
-        return None
-    found = CachedResponse(status.decode(), next_update, der)
-    local_cache.put(key, found)
-    return found
+    return found if _fresh(ctx, next_update) else None
 
 
-def put(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str, status: str, next_update: datetime, der: bytes) -> None:
-    ttl = int((next_update - margin(ctx) - ctx.clock.now()).total_seconds())
+def put_local(ctx: ServiceContext, key: str, entry: CachedResponse, generation: int) -> None:
+    """Into the LRU, unless a drop happened since `generation` was read (before the status was)."""
+    state = ctx.ocsp
+    with state.generation_lock:
+        if ocsp_invalidation.may_put(ctx, key, generation):  # else a drop came after the status was read
+            state.local.put(key, entry)
+
+
+def put(ctx: ServiceContext, key: str, generation: int, entry: CachedResponse) -> None:
+    ttl = int((entry.next_update - margin(ctx) - ctx.clock.now()).total_seconds())
     if ttl <= 0:
         return
-    key = cache_key(ctx, issuer_id, serial, hash_name)
-    ctx.ocsp.local.put(key, CachedResponse(status, next_update, der))
+    put_local(ctx, key, entry, generation)
     if not _available(ctx):
         return
-    value = b"%s %d %s" % (status.encode(), int(next_update.timestamp()), der)
+    value = b"%s %d %s" % (entry.status.encode(), int(entry.next_update.timestamp()), entry.der)
     try:
         ctx.redis().set(key, value, ex=ttl)
     except _ERRORS as exc:
@@ -130,12 +150,16 @@ def put(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str, status
 
 
 def invalidate(ctx: ServiceContext, issuer_id: int, serial: str) -> None:
-    """Drop the cached responses for one certificate (after its revocation commits). Never raises:
-    the responder checks the status in the database anyway."""
+    """Drop the cached responses for one certificate in this process, in Redis and (pub/sub) in
+    every API process, after its revocation commits. Never raises: if Redis fails here, the other
+    processes still drop theirs at their next revocation-counter poll, and Redis hits are always
+    compared with the database."""
     try:
-        keys = [cache_key(ctx, issuer_id, serial, name) for name in HASH_NAMES]
-        ctx.ocsp.local.drop(keys)  # this process's copies; the others' are never served (status compared)
+        prefix = cache_prefix(ctx, issuer_id, serial)
+        keys = [f"{prefix}:{name}" for name in HASH_NAMES]
+        ocsp_invalidation.drop(ctx, keys)  # this process's copies
         if ctx.settings.redis_url is not None:
             ctx.redis().delete(*keys)
+            ocsp_invalidation.publish(ctx, prefix)  # the other processes' copies, at once
     except Exception as exc:
         log.warning("OCSP cache invalidation for %s failed (%s); entries expire on their own", serial, type(exc).__name__)

@@ -6,9 +6,11 @@ a certificate issued and not revoked (also after expiry, RFC 6960 practice), `re
 and reason, `unknown` for a serial never issued by that CA or an issuer not held. Garbage gets
 the malformedRequest response status, any failure internalError: never an HTTP 500.
 
-Hot path: one indexed read of the certificate's status, no database write; a fresh cached signed
-response with the same status (ocsp_cache) is served without signing. Nonce requests are signed
-fresh and never cached.
+Hot path, in an API server: a pre-signed response from the process's LRU, no database read
+(services/ocsp_invalidation bounds its staleness after a revocation to under a second). Else one
+indexed read of the certificate's status, no database write; a cached signed response with the
+same status (ocsp_cache, LRU or Redis) is served without signing. Nonce requests are signed fresh
+and never cached.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -32,7 +36,7 @@ from ca_service.pki.ocsp import (
     issuer_hashes,
     parse_request,
 )
-from ca_service.services import ocsp_cache, ocsp_signer
+from ca_service.services import ocsp_cache, ocsp_invalidation, ocsp_signer
 from ca_service.services.authorities import active_issuer, serial_hex
 from ca_service.store.authorities import issuing_certificates
 from ca_service.store.db import reading
@@ -149,24 +153,43 @@ def _issuer_cert(ctx: ServiceContext, issuer_id: int) -> x509.Certificate:
 def _answer(ctx: ServiceContext, req: ParsedOCSPRequest) -> OCSPAnswer:
     issuer_id = match_issuer(ctx, req)
     serial = serial_hex(req.serial)
-    st = lookup_status(ctx, issuer_id, serial)
-    metrics.OCSP_REQUESTS.labels(st.status).inc()
-    # An issuer we do not hold: `unknown`, signed by the active issuing CA's responder.
-    signer_issuer_id = issuer_id if issuer_id is not None else active_issuer(ctx).id
-    hash_name = req.hash_algorithm.name
     if req.nonce is not None or issuer_id is None:
+        st = lookup_status(ctx, issuer_id, serial)
+        metrics.OCSP_REQUESTS.labels(st.status).inc()
         metrics.OCSP_CACHE.labels("bypass").inc()
-        return _sign(ctx, req, signer_issuer_id, st)
-    cached = ocsp_cache.get(ctx, issuer_id, serial, hash_name)
+        # An issuer we do not hold: `unknown`, signed by the active issuing CA's responder.
+        return _sign(ctx, req, issuer_id if issuer_id is not None else active_issuer(ctx).id, st)
+    key = ocsp_cache.cache_key(ctx, issuer_id, serial, req.hash_algorithm.name)
+    generation, live = ocsp_invalidation.snapshot(ctx)  # both before the status is read
+    if live:  # pre-signed: the LRU's entry without a database read
+        cached = ocsp_cache.local_hit(ctx, key)
+        if cached is not None:
+            return _from_cache(ctx, cached)
+    cached = ocsp_cache.get(ctx, key)  # the LRU's or Redis's: only served if the status still matches
+    st = lookup_status(ctx, issuer_id, serial)
     if cached is not None and cached.status == st.status:
-        metrics.OCSP_CACHE.labels("hit").inc()
-        this_update = ocsp_cache.this_update_of(ctx, cached.next_update)
-        return OCSPAnswer(cached.der, st.status, this_update, cached.next_update, cacheable=True, from_cache=True)
+        ocsp_cache.put_local(ctx, key, cached, generation)
+        return _from_cache(ctx, cached)
+    metrics.OCSP_REQUESTS.labels(st.status).inc()
     metrics.OCSP_CACHE.labels("stale" if cached is not None else "miss").inc()
-    result = _sign(ctx, req, signer_issuer_id, st)
+    result = _sign(ctx, req, issuer_id, st)
     assert result.next_update is not None
-    ocsp_cache.put(ctx, issuer_id, serial, hash_name, st.status, result.next_update, result.der)
+    ocsp_cache.put(ctx, key, generation, ocsp_cache.CachedResponse(st.status, result.next_update, result.der))
     return result
+
+
+@cache
+def _counters(status: str) -> tuple[Any, Any]:
+    """The metric children a cache hit counts (labels() costs a locked lookup per call)."""
+    return metrics.OCSP_REQUESTS.labels(status), metrics.OCSP_CACHE.labels("hit")
+
+
+def _from_cache(ctx: ServiceContext, cached: ocsp_cache.CachedResponse) -> OCSPAnswer:
+    requests, hits = _counters(cached.status)
+    requests.inc()
+    hits.inc()
+    this_update = ocsp_cache.this_update_of(ctx, cached.next_update)
+    return OCSPAnswer(cached.der, cached.status, this_update, cached.next_update, cacheable=True, from_cache=True)
 
 
 def answer(ctx: ServiceContext, der: bytes) -> OCSPAnswer:

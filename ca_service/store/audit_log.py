@@ -12,6 +12,7 @@ from ca_service.store.models import AuditEvent
 
 _SEAL_LOCK_KEY = 0x6361_7564  # "caud": advisory lock id on PostgreSQL
 _INSERT_EVENT = insert(AuditEvent)
+EVENT_COLUMNS = ("occurred_at", "client_name", "acting_login_id", "action", "target_type", "target_id", "details", "request_id")
 
 
 def insert_event(session: Session, values: dict[str, Any]) -> None:

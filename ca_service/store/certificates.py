@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from ca_service.store.models import Certificate, CertificateAuthority
+from ca_service.store import audit_log
+from ca_service.store.models import AuditEvent, Certificate, CertificateAuthority
 from ca_service.store.validity import STATUSES, status_is, valid_at
 
 _CERTS = Certificate.__table__
 _INSERT_COLUMNS = [c.key for c in _CERTS.columns if c.key != "id"]
 _INSERT_CERTIFICATE = insert(Certificate)  # compiled once: the hot path skips the ORM unit of work
+_EVENTS = AuditEvent.__table__
+# PostgreSQL: the certificate and its audit event in one statement (one round trip, not two); the
+# same constraints refuse it, by the same names (store.errors).
+_INSERT_WITH_EVENT = (
+    insert(AuditEvent)
+    .values({c.key: bindparam(f"e_{c.key}", type_=c.type) for c in _EVENTS.columns if c.key in audit_log.EVENT_COLUMNS})
+    .add_cte(
+        insert(Certificate)
+        .values({key: bindparam(f"c_{key}", type_=_CERTS.c[key].type) for key in _INSERT_COLUMNS})
+        .cte("new_certificate")
+    )
+)
 _RELEASE_CURRENT = update(Certificate).where(Certificate.id == bindparam("cert_id")).values(current_login_id=None)
 
 
@@ -55,10 +69,21 @@ def mark_superseded(session: Session, cert: Certificate, successor_serial: str) 
     session.flush()
 
 
-def insert_certificate(session: Session, row: Certificate) -> None:
-    """INSERT the (transient) row as a Core statement. KeyReused, ActiveCertificateExists or
-    SerialCollision (store.errors) when the transaction ends, by the constraint that refused it."""
-    session.connection().execute(_INSERT_CERTIFICATE, {key: getattr(row, key) for key in _INSERT_COLUMNS})
+def insert_certificate(session: Session, row: Certificate, event: Mapping[str, Any] | None = None) -> None:
+    """INSERT the (transient) row as a Core statement, and `event` (audit_log.EVENT_COLUMNS) with
+    it. KeyReused, ActiveCertificateExists or SerialCollision (store.errors) when the transaction
+    ends, by the constraint that refused it."""
+    values = {key: getattr(row, key) for key in _INSERT_COLUMNS}
+    conn = session.connection()
+    if event is None:
+        conn.execute(_INSERT_CERTIFICATE, values)
+    elif conn.dialect.name == "postgresql":
+        params = {f"c_{key}": value for key, value in values.items()}
+        params.update({f"e_{key}": event.get(key) for key in audit_log.EVENT_COLUMNS})
+        conn.execute(_INSERT_WITH_EVENT, params)
+    else:  # SQLite has no INSERT in a WITH clause
+        conn.execute(_INSERT_CERTIFICATE, values)
+        audit_log.insert_event(session, dict(event))
 
 
 def revoke(
