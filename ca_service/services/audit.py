@@ -29,7 +29,9 @@ def canonical_json(value: Any) -> str:
 
 
 def record(session: Tx, ctx: ServiceContext, actor: Actor, action: str, target_type: str, target_id: str, **details: Any) -> None:
-    """Write one audit event in the caller's transaction."""
+    """Write one audit event in the caller's transaction (under dual control, with both operators)."""
+    if actor.requested_by is not None:
+        details = {**details, "requested_by": actor.requested_by, "approved_by": actor.client_name}
     audit_log.insert_event(
         session,
         {
