@@ -9,7 +9,9 @@ from ca_service.errors import ServiceError
 
 ERRORS = {
     "login-refused": L("The username, password or one-time code is wrong."),
-    "operator-locked": L("Too many failed logins: this account is locked for a while. Ask another operator to reset it, or wait."),
+    "operator-locked": L(
+        "Too many failed logins: this account is locked for a while. Ask another operator to reset it, or wait."
+    ),
     "ticket-required": L("Enter the paper ticket number (the help desk's procedure requires it)."),
     "already-revoked": L("This certificate was already revoked."),
     "not-found": L("Not found."),
@@ -25,8 +27,12 @@ ERRORS = {
 }
 
 REASONS = {
-    "no-certificate": L("The organisation logs in with certificates, and this user has never been issued one. Issue a certificate."),
-    "certificate-required": L("The organisation logs in with certificates: ID and password alone are refused. The user needs a certificate."),
+    "no-certificate": L(
+        "The organisation logs in with certificates, and this user has never been issued one. Issue a certificate."
+    ),
+    "certificate-required": L(
+        "The organisation logs in with certificates: ID and password alone are refused. The user needs a certificate."
+    ),
     "expired": L("The user's newest certificate has expired. Issue a new certificate."),
     "revoked": L("The user's newest certificate was revoked. Issue a new certificate."),
     "not-yet-valid": L("The user's newest certificate is not valid yet (its start date is in the future)."),

@@ -19,10 +19,7 @@ from ca_service.console.blueprint import bp, ctx
 from ca_service.services import operators
 
 PUBLIC_ENDPOINTS = {"console.login", "console.static"}
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
+CSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 LANG_COOKIE = "ca_console_lang"
 
 

@@ -3,6 +3,8 @@ dual control a master user's certificate goes to a second operator's approval)."
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
@@ -36,7 +38,7 @@ def revoke(serial: str) -> tuple[str, int] | BaseResponse:
     detail = helpdesk.certificate_detail(ctx(), serial)
     cert = detail.certificate
     dual = approvals.revocation_needs_approval(ctx(), cert.serial)
-    values = {"cert": cert, "reasons": CHOOSABLE, "dual": dual}
+    values: dict[str, Any] = {"cert": cert, "reasons": CHOOSABLE, "dual": dual}
     if request.method == "GET":
         return page("revoke.html", reason="", ticket="", **values)
     reason, ticket = request.form.get("reason", ""), request.form.get("ticket", "").strip()

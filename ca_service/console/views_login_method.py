@@ -3,6 +3,8 @@ will revoke are listed before the operator confirms; under dual control a second
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
@@ -17,7 +19,7 @@ METHODS = ("certificate", "id_password")
 def switch_login_method(org_id: str) -> tuple[str, int] | BaseResponse:
     org = registry.get_organization(ctx(), org_id)
     dual = approvals.switch_needs_approval(ctx())
-    values = {"org": org, "methods": METHODS, "dual": dual}
+    values: dict[str, Any] = {"org": org, "methods": METHODS, "dual": dual}
     if request.method == "GET":
         return page("login_method.html", login_method="", ticket="", **values)
     method, ticket = request.form.get("login_method", ""), request.form.get("ticket", "").strip()

@@ -146,7 +146,9 @@ def _run(ctx: ServiceContext, approver: Actor, pending: ApprovalView) -> Approva
             view = revocation.revoke(ctx, acting, pending.target_id, reason=pending.params["reason"], ticket=pending.ticket)
             outcome = f"revoked {view.serial} ({view.revocation_reason})"
         else:
-            result = login_method.switch_login_method(ctx, acting, pending.target_id, pending.params["login_method"], pending.ticket)
+            result = login_method.switch_login_method(
+                ctx, acting, pending.target_id, pending.params["login_method"], pending.ticket
+            )
             outcome = f"{result.previous_login_method} -> {result.login_method}; revoked {len(result.revoked)}"
     except ServiceError as err:
         status, outcome = "failed", f"{err.code}: {err.detail}"

@@ -13,8 +13,7 @@ from ca_service.context import ServiceContext
 from ca_service.errors import NotFound
 from ca_service.services import audit, audit_checkpoints, crl_publication, helpdesk, login_checks, registry, root_crl
 from ca_service.services.certificates import CertificateView, view_of
-from ca_service.services.crl_publication import CrlDocument
-from ca_service.services.crl_publication import CrlResult
+from ca_service.services.crl_publication import CrlDocument, CrlResult
 from ca_service.services.registry import OrganizationView, UserView
 from ca_service.store import helpdesk_pages as store
 from ca_service.store.db import reading
@@ -81,13 +80,13 @@ def user(ctx: ServiceContext, login_id: str) -> UserOverview:
 
 
 def diagnose(ctx: ServiceContext, found: UserView, newest: CertificateView | None) -> LoginDiagnosis:
-    """"Why can't this user log in?": the login check with the organisation's method and, for
+    """ "Why can't this user log in?": the login check with the organisation's method and, for
     certificates, the user's newest certificate, exactly as the front end would ask it."""
     if found.login_method == LoginMethod.CERTIFICATE and newest is None:
         return LoginDiagnosis(found.login_method, False, "no-certificate", None)
     pem = newest.certificate_pem if found.login_method == LoginMethod.CERTIFICATE and newest is not None else None
     check = login_checks.check_login(ctx, found.login_id, found.login_method, pem, counted=False)
-    return LoginDiagnosis(found.login_method, check.allowed, check.reason, newest.serial if pem else None)
+    return LoginDiagnosis(found.login_method, check.allowed, check.reason, newest.serial if pem and newest else None)
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,9 @@ def authenticate(ctx: ServiceContext, username: str, password: str, otp: str, re
             raise LoginRefused("the username, password or one-time code is wrong")
         now = ctx.clock.now()
         if row.locked_until is not None and row.locked_until > now:
-            raise OperatorLocked(_locked_message(ctx, row.locked_until), retry_after=int((row.locked_until - now).total_seconds()))
+            raise OperatorLocked(
+                _locked_message(ctx, row.locked_until), retry_after=int((row.locked_until - now).total_seconds())
+            )
         step = _totp_step(row.totp_secret, otp, now, row.last_totp_step) if _password_ok(row.password_hash, password) else None
         if step is not None:
             row.failed_logins, row.locked_until, row.last_totp_step, row.last_login_at = 0, None, step, now

@@ -27,7 +27,9 @@ def current_certificates(session: Session, login_ids: list[str]) -> list[Certifi
     return list(session.scalars(select(Certificate).where(Certificate.current_login_id.in_(login_ids))))
 
 
-def events_about(session: Session, targets: list[str], actions: tuple[str, ...] | None = None, limit: int = 200) -> list[AuditEvent]:
+def events_about(
+    session: Session, targets: list[str], actions: tuple[str, ...] | None = None, limit: int = 200
+) -> list[AuditEvent]:
     """Audit events whose target is one of `targets` (a login ID, its serials, an org ID), newest first."""
     if not targets:
         return []

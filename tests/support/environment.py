@@ -24,7 +24,7 @@ PASSPHRASE = "test-passphrase-not-secret"
 ROOT_PASSPHRASE = "test-root-passphrase-not-secret"
 # CA_TEST_KEY_BACKEND=pkcs11: every test environment keeps its CA keys in a fresh SoftHSM2 token
 # (CI runs a representative subset so, `.ci/run`); default: encrypted key files.
-CONSOLE_SECRET = "test-console-session-key-0123456789abcdef"  # noqa: S105 - tests only
+CONSOLE_SECRET = "test-console-session-key-0123456789abcdef"
 KEY_BACKEND = os.environ.get("CA_TEST_KEY_BACKEND") or "file"
 
 
