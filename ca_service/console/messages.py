@@ -44,7 +44,7 @@ REASONS = {
 }
 
 LABELS = {
-    "certificate": L("Certificate"),
+    "certificate": L("Certificate method"),
     "id_password": L("ID and password"),
     "master": L("Master user"),
     "general": L("General user"),

@@ -29,7 +29,7 @@ SHOTS = Path(os.environ["CA_CONSOLE_SCREENSHOTS"]) if os.environ.get("CA_CONSOLE
 @pytest.fixture(scope="module")
 def console_url(live_processes) -> str:
     """A gunicorn with dual control on (two workers: a session made on one is honoured by the other)."""
-    return live_processes.start_api(workers=2, name="console-api", CA_DUAL_CONTROL="true")
+    return live_processes.start_api(workers=2, name="console-api", CA_DUAL_CONTROL="true", CA_CONSOLE_SECURE_COOKIES="true")
 
 
 @pytest.fixture(scope="module")
