@@ -10,6 +10,8 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from ca_service.console.blueprint import actor, bp, ctx, page
+from ca_service.console.messages import error_text
+from ca_service.errors import InvalidInput
 from ca_service.pki.reasons import REASONS
 from ca_service.services import approvals, helpdesk, revocation
 
@@ -55,6 +57,11 @@ def revoke(serial: str) -> tuple[str, int] | BaseResponse:
         pending = approvals.request(ctx(), actor(), approvals.REVOCATION, cert.serial, {"reason": reason}, ticket)
         flash(_("Revocation requested. A second operator must approve it within 24 hours."))
         return redirect(url_for("console.approval", approval_id=pending.id))
-    view = revocation.revoke(ctx(), actor(), cert.serial, reason=reason, ticket=ticket or None)
+    try:
+        view = revocation.revoke(ctx(), actor(), cert.serial, reason=reason, ticket=ticket or None)
+    except InvalidInput as refused:  # a master user's certificate without the ticket (R9)
+        if refused.code != "ticket-required":
+            raise
+        return page("revoke.html", 400, reason=reason, ticket=ticket, problems={"ticket": error_text(refused)}, **values)
     flash(_("The certificate %(serial)s was revoked. A CRL publication is queued.", serial=view.serial))
     return redirect(url_for("console.certificate", serial=view.serial))

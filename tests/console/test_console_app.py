@@ -256,3 +256,16 @@ def test_every_page_renders_in_japanese_and_english_with_labels_on_every_field(c
                 leftover = [s for s in english if s in resp.text]
                 assert leftover == [], (path, leftover)  # no English text left on a Japanese page
         assert "JST" in alice.get("/console/users/taro").text  # dates in Japan time, zone shown
+
+
+def test_a_master_users_certificate_is_revoked_only_with_the_ticket(ctx, api, app):
+    boss = setup_org(api, "acme", ())["acme-boss"]
+    alice = Console(app, make_operator(ctx, "alice"))
+    page = f"/console/certificates/{boss}/revoke"
+    missing = alice.post(page, {"reason": "affiliation_changed", "ticket": "", "confirmed": "yes"}, page=page)
+    assert missing.status_code == 400 and 'aria-describedby="ticket-error"' in missing.text  # the form again, the field marked
+    assert helpdesk.certificate_detail(ctx, boss).certificate.status == "active"
+    done = alice.post(page, {"reason": "affiliation_changed", "ticket": "HD-9", "confirmed": "yes"}, page=page)
+    assert done.status_code == 302
+    detail = helpdesk.certificate_detail(ctx, boss)
+    assert (detail.certificate.status, detail.revoked_by_client, detail.revocation_ticket) == ("revoked", "console:alice", "HD-9")
