@@ -12,6 +12,8 @@ from html.parser import HTMLParser
 import pyotp
 import pytest
 from babel.messages.pofile import read_po
+from redis import Redis
+from rq import Queue
 from sqlalchemy import text
 
 from ca_service.api.app import create_app
@@ -19,7 +21,9 @@ from ca_service.console import catalogue
 from ca_service.services import approvals, audit, helpdesk, operators
 from ca_service.store.models import Notice
 from tests.support.console import ADMIN, csrf_of, fresh_otp, make_operator
+from tests.support.workers import run_worker_burst
 from tests.test_operations_cli import as_json, setup_org
+from tests.test_operations_cli import redis_queues as redis_queues  # a fixture, used by name
 
 
 class Console:
@@ -269,3 +273,18 @@ def test_a_master_users_certificate_is_revoked_only_with_the_ticket(ctx, api, ap
     assert done.status_code == 302
     detail = helpdesk.certificate_detail(ctx, boss)
     assert (detail.certificate.status, detail.revoked_by_client, detail.revocation_ticket) == ("revoked", "console:alice", "HD-9")
+
+
+@pytest.mark.usefixtures("redis_queues")
+def test_a_failed_job_is_listed_and_retried_from_the_console(ctx, app, test_env):
+    queue = Queue("default", connection=Redis.from_url(test_env.redis_url))
+    job = queue.enqueue("workers.jobs.expiry_scan_job", kwargs={"as_of": "not-a-date"})
+    run_worker_burst(test_env)  # a real worker: the job fails (bad date)
+    alice = Console(app, make_operator(ctx, "alice"))
+    listed = alice.get("/console/failures").text
+    assert job.id in listed and "ValueError" in listed
+    assert alice.post(f"/console/failures/jobs/{job.id}/retry", {}).status_code == 302
+    assert job.id in queue.get_job_ids() and job.id not in queue.failed_job_registry.get_job_ids()
+    audit.seal_pending(ctx, wait=True)
+    [event] = helpdesk.audit_events(ctx, helpdesk.AuditQuery(action="job.requeued", target=job.id))
+    assert event["client_name"] == "console:alice"
