@@ -10,6 +10,7 @@ from pathlib import Path
 from flask import Flask, request
 from flask_babel import Babel
 
+from ca_service.console.blueprint import ctx
 from ca_service.console.security import LANG_COOKIE
 
 LANGUAGES = ("ja", "en")
@@ -25,8 +26,6 @@ def local_time(value: datetime | None, with_seconds: bool = False) -> str:
     """'2027-11-24 14:00 JST' in CA_TIMEZONE."""
     if value is None:
         return "—"
-    from ca_service.console.blueprint import ctx
-
     local = value.astimezone(ctx().settings.tz)
     return local.strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M") + f" {local.tzname()}"
 

@@ -47,12 +47,9 @@ def csrf_token() -> str:
 
 def start_session(info: operators.OperatorInfo) -> None:
     """A new session for a freshly authenticated operator (never the pre-login one: no fixation)."""
-    lang = session.get("lang")
     session.clear()
     session.permanent = True
     session.update(op=info.username, epoch=info.session_epoch, seen=ctx().clock.now().timestamp(), csrf=secrets.token_urlsafe(32))
-    if lang:
-        session["lang"] = lang
 
 
 @bp.before_request

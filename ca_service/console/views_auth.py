@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from ca_service.api.problems import status_of
 from ca_service.console.blueprint import bp, ctx, operator, page
 from ca_service.console.messages import error_text
 from ca_service.console.security import csrf_token, start_session
@@ -47,8 +48,6 @@ def logout() -> BaseResponse:
 
 @bp.errorhandler(ServiceError)
 def _service_error(err: ServiceError) -> tuple[str, int]:
-    from ca_service.api.problems import status_of
-
     return page("error.html", status_of(err), message=error_text(err), code=err.code)
 
 
