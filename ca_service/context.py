@@ -48,6 +48,7 @@ class Actor:
     role: str
     acting_login_id: str | None = None
     request_id: str | None = None
+    requested_by: str | None = None  # dual control: the operator who asked; client_name approved it
 
 
 class Once(Generic[T]):

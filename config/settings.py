@@ -111,6 +111,21 @@ class Settings:
     pkcs11_module: str | None = None
     pkcs11_token_label: str | None = None
     pkcs11_pin_file: Path | None = None
+    # issue 15: the help desk's web console (docs/operations.md "Operator console")
+    console_secret_value: str | None = field(default=None, repr=False)
+    console_secret_file: Path | None = None
+    dual_control: bool = False
+    console_session_minutes: int = 15
+    console_lockout_failures: int = 5
+    console_lockout_minutes: int = 15
+    console_secure_cookies: bool = True
+
+    def console_secret(self) -> bytes | None:
+        """The key signing console session cookies and CSRF tokens, the same on every gunicorn
+        worker and node (CA_CONSOLE_SECRET_KEY[_FILE]); None: the console is switched off."""
+        if not (self.console_secret_value or self.console_secret_file):
+            return None
+        return _passphrase("CA_CONSOLE_SECRET_KEY", self.console_secret_value, self.console_secret_file, "the console secret key")
 
     @property
     def tz(self) -> ZoneInfo:
@@ -205,6 +220,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if missing:
             raise SettingsError(f"CA_KEY_BACKEND=pkcs11 needs {', '.join(missing)}")
     clock_file = env.get("CA_CLOCK_OFFSET_FILE")
+    console_secret_file = env.get("CA_CONSOLE_SECRET_KEY_FILE")
     log_level = (env.get("CA_LOG_LEVEL") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError(f"CA_LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR")
@@ -257,4 +273,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         pkcs11_module=env.get("CA_PKCS11_MODULE") or None,
         pkcs11_token_label=env.get("CA_PKCS11_TOKEN_LABEL") or None,
         pkcs11_pin_file=Path(pin_file) if pin_file else None,
+        console_secret_value=env.get("CA_CONSOLE_SECRET_KEY") or None,
+        console_secret_file=Path(console_secret_file) if console_secret_file else None,
+        dual_control=_bool(env, "CA_DUAL_CONTROL", False),
+        console_session_minutes=_int(env, "CA_CONSOLE_SESSION_MINUTES", 15, 1, 24 * 60),
+        console_lockout_failures=_int(env, "CA_CONSOLE_LOCKOUT_FAILURES", 5, 1, 100),
+        console_lockout_minutes=_int(env, "CA_CONSOLE_LOCKOUT_MINUTES", 15, 1, 24 * 60),
+        console_secure_cookies=_bool(env, "CA_CONSOLE_SECURE_COOKIES", True),
     )

@@ -23,6 +23,7 @@ from ca_service.api.auth import check_request
 from ca_service.api.json_depth import MAX_DEPTH, nesting_depth
 from ca_service.api.openapi import make_openapi_app
 from ca_service.api.proxy import TrustedProxies
+from ca_service.console import register as register_console
 from ca_service.context import ServiceContext, build_context
 from ca_service.errors import InvalidInput, ServiceError
 from config.logging import bind as bind_log
@@ -36,6 +37,8 @@ def _before_request() -> None:
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     bind_log(request_id=g.request_id)
+    if request.blueprint == "console":  # HTML forms with operator sessions (ca_service/console)
+        return
     check_request()
     client = g.get("client")
     if client is not None:
@@ -81,6 +84,7 @@ def create_app(context: ServiceContext | None = None) -> Flask:
         routes_publication.bp,
     ):
         app.register_api(bp)
+    register_console(app)  # a plain blueprint: not in /openapi.json, not under bearer auth
     instrumentation.register(app)
     app.before_request(_before_request)
     app.after_request(_after_request)

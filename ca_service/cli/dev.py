@@ -29,16 +29,17 @@ from ca_service.cli.embedded_redis import EmbeddedRedis
 DEV_PROCESSES = (("api", ["serve", "--bind", "{bind}"]), ("worker", ["worker"]), ("scheduler", ["scheduler"]))
 
 
-def _dev_passphrase(data_dir: Path) -> None:
-    os.environ["CA_DEV_MODE"] = "1"  # dev only: the root key may share the online keys' passphrase
-    if os.environ.get("CA_KEY_PASSPHRASE") or os.environ.get("CA_KEY_PASSPHRASE_FILE"):
+def _dev_secret(data_dir: Path, name: str, file_name: str) -> None:
+    """A random secret kept in the data directory (mode 600) as NAME_FILE, unless NAME or
+    NAME_FILE is set: the CA keys' passphrase, the console's session key (shared by the workers)."""
+    if os.environ.get(name) or os.environ.get(f"{name}_FILE"):
         return
-    path = data_dir / "dev-passphrase"
+    path = data_dir / file_name
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(24))
-    os.environ["CA_KEY_PASSPHRASE_FILE"] = str(path)
+            fh.write(secrets.token_urlsafe(32))
+    os.environ[f"{name}_FILE"] = str(path)
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -96,7 +97,9 @@ def _run_dev(bind: str, data_dir: Path) -> int:
     base_url = probe_url(bind)
     os.environ.setdefault("CA_PUBLIC_BASE_URL", base_url)  # the certificate URLs follow the port
     os.environ.setdefault("CA_GUNICORN_WORKERS", "2")  # a laptop's worth, not 2 x cores + 1
-    _dev_passphrase(data_dir)
+    os.environ["CA_DEV_MODE"] = "1"  # dev only: the root key may share the online keys' passphrase
+    _dev_secret(data_dir, "CA_KEY_PASSPHRASE", "dev-passphrase")
+    _dev_secret(data_dir, "CA_CONSOLE_SECRET_KEY", "console-secret")  # the operator console's sessions
     # one metrics directory for the API, worker and scheduler: the API's /metrics shows them all
     prepare_metrics_dir(data_dir, "dev")
     redis: EmbeddedRedis | None = None

@@ -22,6 +22,7 @@ from ca_service.cli.helpdesk import audit_list, notices_list, search, users_sear
 from ca_service.cli.ocsp import ocsp_group
 from ca_service.cli.operator import COMMANDS as OPERATOR_COMMANDS
 from ca_service.cli.operator import users_group
+from ca_service.cli.operators import operators_group
 from ca_service.services import audit_checkpoints, authorities, ocsp_signer, root_crl
 from ca_service.store.migrate import upgrade_to_head
 
@@ -96,6 +97,7 @@ cli.add_command(ca_group)
 for command in OPERATOR_COMMANDS:
     cli.add_command(command)
 cli.add_command(search)
+cli.add_command(operators_group)
 notices_group.add_command(notices_list)
 users_group.add_command(users_search)
 

@@ -35,7 +35,9 @@ def record(session: Tx, ctx: ServiceContext, actor: Actor, action: str, target_t
 
 def event(ctx: ServiceContext, actor: Actor, action: str, target_type: str, target_id: str, **details: Any) -> dict[str, Any]:
     """The row of one audit event (store.audit_log.EVENT_COLUMNS), for a store function that
-    inserts it together with the change it records."""
+    inserts it together with the change it records (under dual control, with both operators)."""
+    if actor.requested_by is not None:
+        details = {**details, "requested_by": actor.requested_by, "approved_by": actor.client_name}
     return {
         "occurred_at": ctx.clock.now(),
         "client_name": actor.client_name,

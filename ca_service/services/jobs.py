@@ -9,10 +9,12 @@ from rq.exceptions import NoSuchJobError
 from rq.job import JobStatus
 
 from ca_service.constants import QueueName
-from ca_service.context import ServiceContext
+from ca_service.context import Actor, ServiceContext
 from ca_service.errors import NotFound, Unavailable
 from ca_service.queueing import fetch_job, queue
-from ca_service.services import tasks
+from ca_service.services import audit, tasks
+from ca_service.services.post_commit import after_commit
+from ca_service.store.db import transaction
 
 _STATES = {
     JobStatus.QUEUED: "queued",
@@ -30,11 +32,19 @@ def _unavailable() -> Unavailable:
     return Unavailable("the job queue (Redis) is unavailable; try again shortly", code="queue-unavailable")
 
 
-def enqueue_crl_publication(ctx: ServiceContext) -> dict[str, Any]:
+def enqueue_crl_publication(ctx: ServiceContext, actor: Actor | None = None) -> dict[str, Any]:
+    """Queue a forced publication; with `actor` (the console), audited in the same transaction
+    as the enqueue (no audit event for a request Redis refused)."""
     if ctx.settings.redis_url is None:
         raise _unavailable()
     try:
-        job = queue(QueueName.CRL, ctx.redis()).enqueue(tasks.publish_crl_job, kwargs={"force": True})
+        if actor is None:
+            job = queue(QueueName.CRL, ctx.redis()).enqueue(tasks.publish_crl_job, kwargs={"force": True})
+        else:
+            with transaction(ctx.sessions) as session:
+                job = queue(QueueName.CRL, ctx.redis()).enqueue(tasks.publish_crl_job, kwargs={"force": True})
+                audit.record(session, ctx, actor, "crl.publication_requested", "job", job.id)
+            after_commit(ctx)
     except RedisError:
         raise _unavailable() from None
     return {"job_id": job.id, "status": "queued"}

@@ -63,8 +63,13 @@ def _parse(pem: str | None) -> x509.Certificate:
         raise InvalidInput("certificate_pem could not be parsed", fields={"certificate_pem": "unparseable certificate"}) from None
 
 
-def check_login(ctx: ServiceContext, login_id: str, method: str, certificate_pem: str | None) -> LoginCheck:
+def check_login(
+    ctx: ServiceContext, login_id: str, method: str, certificate_pem: str | None, *, counted: bool = True
+) -> LoginCheck:
+    """`counted=False`: the help desk asking why a user cannot log in (not a login: no metric)."""
     result = _check(ctx, login_id, method, certificate_pem)
+    if not counted:
+        return result
     metrics.LOGIN_CHECKS.labels("allowed" if result.allowed else result.reason or "refused").inc()
     return result
 

@@ -16,7 +16,7 @@ from ca_service.services.post_commit import after_commit
 from ca_service.services.registry import LOGIN_METHODS, get_org_row
 from ca_service.services.revocation import mark_revoked
 from ca_service.store.certificates import valid_certificates_of_org
-from ca_service.store.db import transaction
+from ca_service.store.db import reading, transaction
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,13 @@ def switch_login_method(ctx: ServiceContext, actor: Actor, org_id: str, login_me
         metrics.CERTIFICATES_REVOKED.labels(RevocationReason.CESSATION_OF_OPERATION).inc()
     after_commit(ctx, outbox=bool(touched))
     return SwitchResult(org_id, login_method, previous, revoked)
+
+
+def certificates_to_revoke(ctx: ServiceContext, org_id: str, login_method: str) -> list[CertificateView]:
+    """What a switch to `login_method` would revoke now (the console lists them before confirming)."""
+    now = ctx.clock.now()
+    with reading(ctx.sessions) as session:
+        org = get_org_row(session, org_id)
+        if login_method != LoginMethod.ID_PASSWORD or org.login_method == login_method:
+            return []
+        return [view_of(c, ctx, now) for c in valid_certificates_of_org(session, org_id, now)]

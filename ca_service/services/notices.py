@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ca_service import metrics
-from ca_service.context import ServiceContext
+from ca_service.context import Actor, ServiceContext
+from ca_service.errors import Conflict, NotFound
 from ca_service.outbox import records as outbox
+from ca_service.services import audit
 from ca_service.services.certificates import days_remaining
 from ca_service.services.notice_messages import screen_messages
 from ca_service.services.post_commit import after_commit
@@ -95,3 +97,18 @@ def current_notices(ctx: ServiceContext, login_id: str, *, session: Tx | None = 
 def failed_notices(ctx: ServiceContext, limit: int = 200) -> list[Notice]:
     with reading(ctx.sessions) as session:
         return store.failed(session, limit)
+
+
+def retry_email(ctx: ServiceContext, actor: Actor, notice_id: int) -> None:
+    """Send a notice email that failed after every retry once more (the help desk fixed the
+    address or the mail server): back to pending, queued through the outbox, audited."""
+    with transaction(ctx.sessions) as session:
+        notice = store.lock(session, notice_id)
+        if notice is None:
+            raise NotFound(f"no notice {notice_id}", code="notice-not-found")
+        if notice.email_status != "failed":
+            raise Conflict(f"notice {notice_id}'s email is {notice.email_status}, not failed", code="notice-not-failed")
+        notice.email_status, notice.email_attempts = "pending", 0
+        outbox.add(session, ctx, actor, outbox.NOTICE_EMAIL, notice_id=notice_id)
+        audit.record(session, ctx, actor, "notice.email_retried", "notice", str(notice_id), login_id=notice.login_id)
+    after_commit(ctx, outbox=True)

@@ -5,8 +5,7 @@ Index use (PostgreSQL and SQLite), for tables of ~10M certificates:
 - login ID and organisation ID prefixes: a range on the primary key (`>= q AND < q + U+10FFFF`,
   with LIKE as the exact filter), so the PK index is walked, never the table;
 - a serial (hex, colons and leading zeros allowed): exact match or prefix range on the UNIQUE
-  serial index; certificates are never searched by any other column here (fingerprint_sha256
-  has no index: looking it up would read the whole table);
+  serial index, or a SHA-256 fingerprint (64 hex digits) exactly on its index (migration 0010);
 - users of a matching organisation: through the users.org_id index;
 - email and display name prefixes and organisation names have no index: they read the users
   and organisations tables (bounded by LIMIT); an index needs a migration (see docs/operations.md);
@@ -54,7 +53,7 @@ class CertMatch:
     org_id: str
     not_after: datetime
     revoked_at: datetime | None
-    matched_on: str  # serial
+    matched_on: str  # serial | fingerprint
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,15 @@ def search(session: Session, query: str, limit: int = 20) -> SearchMatches:
 
     certs: list[CertMatch] = []
     serial = serial_prefix(q)
-    if serial is not None:
+    fingerprint = q.lower().replace(":", "")
+    if len(fingerprint) == 64 and set(fingerprint) <= _HEX:  # a SHA-256 fingerprint, exact (indexed since 0010)
+        rows = session.execute(
+            select(Certificate.serial, Certificate.login_id, Certificate.org_id, Certificate.not_after, Certificate.revoked_at)
+            .where(Certificate.fingerprint_sha256 == fingerprint)
+            .limit(limit)
+        )
+        certs = [CertMatch(r.serial, r.login_id, r.org_id, r.not_after, r.revoked_at, "fingerprint") for r in rows]
+    elif serial is not None:
         rows = session.execute(
             select(Certificate.serial, Certificate.login_id, Certificate.org_id, Certificate.not_after, Certificate.revoked_at)
             .where(_prefix(Certificate.serial, serial))

@@ -95,7 +95,7 @@ class Certificate(Base):
     # refuses a second current certificate per login ID (DESIGN §1), whatever the code does.
     current_login_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     spki_sha256: Mapped[str] = mapped_column(String(64), unique=True)  # key reuse refused
-    fingerprint_sha256: Mapped[str] = mapped_column(String(64))
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), index=True)  # the help desk's search (0010)
     key_description: Mapped[str] = mapped_column(String(32))
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     not_before: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -156,7 +156,7 @@ class AuditEvent(Base):
     acting_login_id: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     target_type: Mapped[str] = mapped_column(String(32))
-    target_id: Mapped[str] = mapped_column(String(128))
+    target_id: Mapped[str] = mapped_column(String(128), index=True)  # the console's history panels (0010)
     details: Mapped[str] = mapped_column(Text)  # canonical JSON
     request_id: Mapped[str | None] = mapped_column(String(64))
     chain_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
@@ -249,3 +249,41 @@ class AuditCheckpoint(Base):
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(Text)  # base64 of the DER ECDSA / PKCS#1 v1.5 signature
+
+
+class Operator(Base):
+    """A help-desk person with a console account (issue 15): argon2 password hash, TOTP secret
+    (RFC 6238), lock-out after repeated failures. `session_epoch` is bumped by logout, reset and
+    disable: a console session signed under an older epoch is no longer accepted."""
+
+    __tablename__ = "operators"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    totp_secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_totp_step: Mapped[int | None] = mapped_column(BigInteger)  # a TOTP code is accepted once
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Approval(Base):
+    """Dual control (CA_DUAL_CONTROL): an action one operator asked for and a second, different
+    operator must approve within 24 hours (a master user's revocation, a login-method switch)."""
+
+    __tablename__ = "approvals"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))  # revocation | login_method_switch
+    target_id: Mapped[str] = mapped_column(String(128))  # serial or org_id
+    params: Mapped[str] = mapped_column(Text)  # JSON: reason, or login_method
+    ticket: Mapped[str] = mapped_column(String(100))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | running | approved | rejected | failed
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(Text)  # what the approved action did, or why it failed

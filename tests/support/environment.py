@@ -24,6 +24,7 @@ PASSPHRASE = "test-passphrase-not-secret"
 ROOT_PASSPHRASE = "test-root-passphrase-not-secret"
 # CA_TEST_KEY_BACKEND=pkcs11: every test environment keeps its CA keys in a fresh SoftHSM2 token
 # (CI runs a representative subset so, `.ci/run`); default: encrypted key files.
+CONSOLE_SECRET = "test-console-session-key-0123456789abcdef"
 KEY_BACKEND = os.environ.get("CA_TEST_KEY_BACKEND") or "file"
 
 
@@ -60,6 +61,8 @@ class TestEnvironment:
             CA_ROOT_KEY_PASSPHRASE=ROOT_PASSPHRASE,
             CA_CLOCK_OFFSET_FILE=str(self.clock_file),
             CA_ORGANIZATION_NAME="Test Bank",
+            CA_CONSOLE_SECRET_KEY=CONSOLE_SECRET,
+            CA_CONSOLE_SECURE_COOKIES="false",  # the console is served over plain http in tests
         )
         if self.hsm is not None:
             env.update(self.hsm.env())

@@ -1,0 +1,31 @@
+"""The help desk's web console (DESIGN §4b, issue 15): server-rendered pages under /console/ on
+the same services as the JSON API. A plain Flask blueprint: flask-openapi3 documents only its own
+API blueprints, so /openapi.json does not list these routes; bearer-token auth does not apply
+(the views carry no roles) and the console has its own operator sessions (console/security.py)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from ca_service.console import (
+    i18n,
+    security,
+    views_approvals,
+    views_auth,
+    views_certificates,
+    views_login_method,
+    views_lookup,
+    views_operations,
+)
+from ca_service.console.blueprint import bp
+from ca_service.console.messages import label, reason_text
+
+__all__ = ["register"]
+_PAGES = (views_auth, views_lookup, views_certificates, views_login_method, views_approvals, views_operations)
+
+
+def register(app: Flask) -> None:
+    security.configure(app)
+    i18n.register(app)
+    app.jinja_env.globals.update(csrf_token=security.csrf_token, label=label, reason_text=reason_text)
+    app.register_blueprint(bp)

@@ -1,0 +1,31 @@
+"""The console's blueprint and the helpers every page module uses (context, actor, rendering)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, g, render_template
+
+from ca_service.context import Actor, ServiceContext
+from ca_service.services.operators import OperatorInfo, console_actor
+
+bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
+
+
+def ctx() -> ServiceContext:
+    context: ServiceContext = current_app.extensions["ca_service"]
+    return context
+
+
+def operator() -> OperatorInfo:
+    info: OperatorInfo = g.operator
+    return info
+
+
+def actor() -> Actor:
+    """The signed-in operator, audited as console:<username> with the operator role."""
+    return console_actor(operator().username, g.get("request_id"))
+
+
+def page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
+    return render_template(template, **values), status

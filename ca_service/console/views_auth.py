@@ -1,0 +1,61 @@
+"""Login (username, password, otp), logout, and the error pages of the console."""
+
+from __future__ import annotations
+
+from flask import flash, g, redirect, request, session, url_for
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from ca_service.api.problems import status_of
+from ca_service.console.blueprint import bp, ctx, operator, page
+from ca_service.console.messages import error_text
+from ca_service.console.security import csrf_token, start_session
+from ca_service.errors import ServiceError
+from ca_service.services import operators
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/console/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("console.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> tuple[str, int] | BaseResponse:
+    csrf_token()  # the pre-login session carries the login form's CSRF token
+    if request.method == "GET":
+        return page("login.html", expired=bool(request.args.get("expired")), next=request.args.get("next", ""))
+    form = request.form
+    try:
+        info = operators.authenticate(
+            ctx(), form.get("username", "").strip(), form.get("password", ""), form.get("otp", ""), g.get("request_id")
+        )
+    except (operators.LoginRefused, operators.OperatorLocked) as refused:
+        status = 429 if isinstance(refused, operators.OperatorLocked) else 401
+        return page("login.html", status, error=error_text(refused), next=form.get("next", ""), username=form.get("username", ""))
+    start_session(info)
+    return redirect(_safe_next(form.get("next")))
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> BaseResponse:
+    operators.logout(ctx(), operator().username, g.get("request_id"))
+    session.clear()
+    flash(_("You have logged out."))
+    return redirect(url_for("console.login"))
+
+
+@bp.errorhandler(ServiceError)
+def _service_error(err: ServiceError) -> tuple[str, int]:
+    return page("error.html", status_of(err), message=error_text(err), code=err.code)
+
+
+@bp.errorhandler(400)
+@bp.errorhandler(503)
+def _http_error(err: HTTPException) -> tuple[str, int]:
+    if err.description == "csrf":
+        message = _("The form was refused: its security token is missing or out of date. Reload the page and try again.")
+    else:
+        message = err.description or ""
+    return page("error.html", err.code or 400, message=message, code=str(err.code))

@@ -1,0 +1,52 @@
+"""The operators and approvals tables (the console's accounts and dual-control requests)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ca_service.store.models import Approval, Operator
+
+
+def add(session: Session, row: Operator) -> None:
+    """DuplicateName (store.errors) at commit if the username is taken."""
+    session.add(row)
+
+
+def get(session: Session, username: str, *, for_update: bool = False) -> Operator | None:
+    stmt = select(Operator).where(Operator.username == username)
+    return session.scalars(stmt.with_for_update() if for_update else stmt).first()
+
+
+def all_operators(session: Session) -> list[Operator]:
+    return list(session.scalars(select(Operator).order_by(Operator.username)))
+
+
+def add_approval(session: Session, row: Approval) -> Approval:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_approval(session: Session, approval_id: int, *, for_update: bool = False) -> Approval | None:
+    stmt = select(Approval).where(Approval.id == approval_id)
+    return session.scalars(stmt.with_for_update() if for_update else stmt).first()
+
+
+def claim_approval(session: Session, approval_id: int, now: datetime) -> bool:
+    """pending -> running, if still pending and not expired (one approver wins a race)."""
+    result = session.execute(
+        update(Approval)
+        .where(Approval.id == approval_id, Approval.status == "pending", Approval.expires_at > now)
+        .values(status="running")
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def approvals(session: Session, *, statuses: tuple[str, ...] | None = None, limit: int = 100) -> list[Approval]:
+    stmt = select(Approval)
+    if statuses:
+        stmt = stmt.where(Approval.status.in_(statuses))
+    return list(session.scalars(stmt.order_by(Approval.id.desc()).limit(limit)))
