@@ -16,12 +16,13 @@ from ca_service.console import (
     views_login_method,
     views_lookup,
     views_operations,
+    views_users,
 )
 from ca_service.console.blueprint import bp
 from ca_service.console.messages import label, reason_text
 
 __all__ = ["register"]
-_PAGES = (views_auth, views_lookup, views_certificates, views_login_method, views_approvals, views_operations)
+_PAGES = (views_auth, views_lookup, views_certificates, views_login_method, views_approvals, views_operations, views_users)
 
 
 def register(app: Flask) -> None:

@@ -245,6 +245,7 @@ def test_every_page_renders_in_japanese_and_english_with_labels_on_every_field(c
         "/console/?q=acme", "/console/organizations/acme", "/console/users/taro", f"/console/certificates/{serials['taro']}",
         f"/console/certificates/{serials['taro']}/revoke", "/console/organizations/acme/login-method", "/console/approvals",
         f"/console/approvals/{pending.id}", "/console/crl", "/console/failures", "/console/audit", "/console/login",
+        "/console/users/taro/role",
     ]  # fmt: skip
     english = {m.id for m in read_po(catalogue.PO.open("rb"), locale="ja") if m.id and len(m.id) > 12 and "%" not in m.id}
     for lang in ("ja", "en"):
@@ -273,6 +274,27 @@ def test_a_master_users_certificate_is_revoked_only_with_the_ticket(ctx, api, ap
     assert done.status_code == 302
     detail = helpdesk.certificate_detail(ctx, boss)
     assert (detail.certificate.status, detail.revoked_by_client, detail.revocation_ticket) == ("revoked", "console:alice", "HD-9")
+
+
+def test_a_role_changes_to_and_from_master_only_with_the_ticket_and_is_audited(ctx, api, app):
+    setup_org(api, "acme", ("taro",))
+    alice = Console(app, make_operator(ctx, "alice"))
+    page = "/console/users/taro/role"
+    missing = alice.post(page, {"role": "master", "ticket": ""}, page=page)
+    assert missing.status_code == 400 and 'aria-describedby="ticket-error"' in missing.text
+    same = alice.post(page, {"role": "general", "ticket": "HD-1"}, page=page)
+    assert same.status_code == 400 and 'aria-describedby="role-error"' in same.text
+    assert api.get("/v1/users/taro", role="operator").json["role"] == "general"  # nothing written
+    assert alice.post(page, {"role": "master", "ticket": "HD-2"}, page=page).status_code == 302
+    assert api.get("/v1/users/taro", role="operator").json["role"] == "master"
+    assert alice.post(page, {"role": "general", "ticket": "HD-3"}, page=page).status_code == 302
+    assert api.get("/v1/users/taro", role="operator").json["role"] == "general"
+    audit.seal_pending(ctx, wait=True)
+    events = helpdesk.audit_events(ctx, helpdesk.AuditQuery(action="user.updated", target="taro"))
+    assert sorted((e["client_name"], e["details"]["ticket"], e["details"]["role"]) for e in events) == [
+        ("console:alice", "HD-2", "master"),
+        ("console:alice", "HD-3", "general"),
+    ]
 
 
 @pytest.mark.usefixtures("redis_queues")

@@ -1,0 +1,39 @@
+"""A user's role (R9: a master user is a paper procedure): the help desk makes a user master, or a
+master general, citing the paper ticket, through the same registry service as
+`PUT /v1/users/{login_id}` (audited `user.updated` with the ticket, under console:<username>).
+A new master is registered by the front end as a general user, then made master here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response as BaseResponse
+
+from ca_service.console.blueprint import actor, bp, ctx, page
+from ca_service.services import registry
+from ca_service.services.registry import USER_ROLES
+
+
+@bp.route("/users/<login_id>/role", methods=["GET", "POST"])
+def change_role(login_id: str) -> tuple[str, int] | BaseResponse:
+    user = registry.get_user(ctx(), login_id)
+    values: dict[str, Any] = {"u": user, "roles": USER_ROLES}
+    if request.method == "GET":
+        return page("role.html", role="", ticket="", **values)
+    role, ticket = request.form.get("role", ""), request.form.get("ticket", "").strip()
+    problems = {}
+    if role not in USER_ROLES:
+        problems["role"] = _("Choose the role.")
+    elif role == user.role:
+        problems["role"] = _("The user already has this role.")
+    if not ticket:
+        problems["ticket"] = _("Enter the paper ticket number.")
+    if problems:
+        return page("role.html", 400, role=role, ticket=ticket, problems=problems, **values)
+    registry.put_user(
+        ctx(), actor(), user.login_id, org_id=user.org_id, role=role, email=user.email, display_name=user.display_name, ticket=ticket
+    )
+    flash(_("The role of %(login_id)s was changed.", login_id=user.login_id))
+    return redirect(url_for("console.user", login_id=user.login_id))
