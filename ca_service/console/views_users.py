@@ -33,7 +33,14 @@ def change_role(login_id: str) -> tuple[str, int] | BaseResponse:
     if problems:
         return page("role.html", 400, role=role, ticket=ticket, problems=problems, **values)
     registry.put_user(
-        ctx(), actor(), user.login_id, org_id=user.org_id, role=role, email=user.email, display_name=user.display_name, ticket=ticket
+        ctx(),
+        actor(),
+        user.login_id,
+        org_id=user.org_id,
+        role=role,
+        email=user.email,
+        display_name=user.display_name,
+        ticket=ticket,
     )
     flash(_("The role of %(login_id)s was changed.", login_id=user.login_id))
     return redirect(url_for("console.user", login_id=user.login_id))
