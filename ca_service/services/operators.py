@@ -6,6 +6,7 @@ The SQL is in ca_service/store/operators.py."""
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -16,17 +17,20 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ca_service.context import Actor, ServiceContext
-from ca_service.errors import Conflict, InvalidInput, NotFound, ServiceError
+from ca_service.errors import Conflict, InvalidInput, NotFound, ServiceError, Unavailable
+from ca_service.pki.sealing import Unsealable, seal, unseal
 from ca_service.services import audit
 from ca_service.services.post_commit import after_commit
 from ca_service.store import operators as store
 from ca_service.store.db import reading, transaction
 from ca_service.store.models import Operator
 
+log = logging.getLogger("ca_service.console")
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 TOTP_STEP = 30
 _HASHER = PasswordHasher()  # argon2id, the library's (RFC 9106) defaults
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))  # unknown usernames cost as much as known ones
+_TOTP_PURPOSE = b"ca-service console operator TOTP seed v1"
 
 
 class LoginRefused(ServiceError):
@@ -76,6 +80,31 @@ def _new_credentials(ctx: ServiceContext, username: str) -> tuple[Credentials, s
     return Credentials(username, password, secret, uri), _HASHER.hash(password)
 
 
+def _console_secret(ctx: ServiceContext) -> bytes:
+    secret = ctx.settings.console_secret()
+    if secret is None:
+        raise Unavailable(
+            "set CA_CONSOLE_SECRET_KEY (or _FILE): operators' TOTP seeds are sealed with it", code="console-not-configured"
+        )
+    return secret
+
+
+def _sealed_seed(ctx: ServiceContext, seed: str) -> str:
+    """The TOTP seed as stored: sealed with the console secret (pki.sealing), never in clear."""
+    return seal(_console_secret(ctx), _TOTP_PURPOSE, seed)
+
+
+def _seed(ctx: ServiceContext, row: Operator) -> str | None:
+    try:
+        return unseal(_console_secret(ctx), _TOTP_PURPOSE, row.totp_secret)
+    except Unsealable:
+        log.error(
+            "operator %s: the TOTP seed cannot be unsealed with this CA_CONSOLE_SECRET_KEY (changed?): reset the operator",
+            row.username,
+        )
+        return None
+
+
 def create(ctx: ServiceContext, actor: Actor, username: str, display_name: str | None = None) -> Credentials:
     if not USERNAME.match(username):
         raise InvalidInput(
@@ -83,6 +112,7 @@ def create(ctx: ServiceContext, actor: Actor, username: str, display_name: str |
             fields={"username": "invalid"},
         )
     creds, password_hash = _new_credentials(ctx, username)
+    sealed = _sealed_seed(ctx, creds.totp_secret)
     with transaction(ctx.sessions) as session:
         if store.get(session, username) is not None:
             raise Conflict(f"an operator named {username!r} already exists", code="operator-exists")
@@ -90,7 +120,7 @@ def create(ctx: ServiceContext, actor: Actor, username: str, display_name: str |
         store.add(
             session,
             Operator(
-                username=username, display_name=display_name, password_hash=password_hash, totp_secret=creds.totp_secret,
+                username=username, display_name=display_name, password_hash=password_hash, totp_secret=sealed,
                 created_at=now, failed_logins=0, session_epoch=0,
             ),
         )  # fmt: skip
@@ -125,9 +155,10 @@ def disable(ctx: ServiceContext, actor: Actor, username: str) -> OperatorInfo:
 def reset(ctx: ServiceContext, actor: Actor, username: str) -> Credentials:
     """A new password and TOTP secret (the person lost theirs); unlocks and re-enables the account."""
     creds, password_hash = _new_credentials(ctx, username)
+    sealed = _sealed_seed(ctx, creds.totp_secret)
     with transaction(ctx.sessions) as session:
         row = _locked(store.get(session, username, for_update=True), username)
-        row.password_hash, row.totp_secret = password_hash, creds.totp_secret
+        row.password_hash, row.totp_secret = password_hash, sealed
         row.failed_logins, row.locked_until, row.disabled_at, row.last_totp_step = 0, None, None, None
         row.session_epoch += 1
         audit.record(session, ctx, actor, "operator.reset", "operator", username)
@@ -170,7 +201,8 @@ def authenticate(ctx: ServiceContext, username: str, password: str, otp: str, re
             raise OperatorLocked(
                 _locked_message(ctx, row.locked_until), retry_after=int((row.locked_until - now).total_seconds())
             )
-        step = _totp_step(row.totp_secret, otp, now, row.last_totp_step) if _password_ok(row.password_hash, password) else None
+        seed = _seed(ctx, row) if _password_ok(row.password_hash, password) else None
+        step = _totp_step(seed, otp, now, row.last_totp_step) if seed is not None else None
         if step is not None:
             row.failed_logins, row.locked_until, row.last_totp_step, row.last_login_at = 0, None, step, now
             if _HASHER.check_needs_rehash(row.password_hash):

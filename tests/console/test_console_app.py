@@ -212,6 +212,21 @@ def test_the_operators_cli(ctx):
     assert as_json("operators", "disable", "hd.sato", "--json")["disabled_at"] is not None
 
 
+def test_the_totp_seed_is_sealed_at_rest_and_useless_under_another_console_secret(ctx, caplog):
+    """Whoever reads the database (a backup, a DBA) gets neither the password (argon2) nor the
+    second factor: the seed is sealed with CA_CONSOLE_SECRET_KEY, kept outside the database."""
+    creds = make_operator(ctx, "hd.kato")
+    with ctx.engine.connect() as conn:
+        stored = conn.execute(text("SELECT totp_secret FROM operators WHERE username = 'hd.kato'")).scalar()
+    assert stored.startswith("f1:") and creds.totp_secret not in stored
+    code = pyotp.TOTP(creds.totp_secret).at(ctx.clock.now())
+    other = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, console_secret_value="another-secret-" + "x" * 32))
+    with pytest.raises(operators.LoginRefused):  # another key: refused (and logged), never a 500
+        operators.authenticate(other, "hd.kato", creds.password, code)
+    assert "cannot be unsealed" in caplog.text
+    assert operators.authenticate(ctx, "hd.kato", creds.password, code).username == "hd.kato"
+
+
 def test_every_message_is_translated_and_the_committed_catalogue_is_compiled():
     with catalogue.PO.open("rb") as f:
         po = read_po(f, locale="ja")

@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("username", sa.String(length=64), nullable=False),
         sa.Column("display_name", sa.String(length=200), nullable=True),
         sa.Column("password_hash", sa.String(length=200), nullable=False),
-        sa.Column("totp_secret", sa.String(length=64), nullable=False),
+        sa.Column("totp_secret", sa.String(length=255), nullable=False),
         sa.Column("created_at", ca_service.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("disabled_at", ca_service.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("failed_logins", sa.Integer(), server_default="0", nullable=False),
