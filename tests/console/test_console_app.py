@@ -220,7 +220,8 @@ def test_the_totp_seed_is_sealed_at_rest_and_useless_under_another_console_secre
         stored = conn.execute(text("SELECT totp_secret FROM operators WHERE username = 'hd.kato'")).scalar()
     assert stored.startswith("f1:") and creds.totp_secret not in stored
     code = pyotp.TOTP(creds.totp_secret).at(ctx.clock.now())
-    other = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, console_secret_value="another-secret-" + "x" * 32))
+    settings = dataclasses.replace(ctx.settings, console_secret_value="another-secret-" + "x" * 32)
+    other = dataclasses.replace(ctx, settings=settings)
     with pytest.raises(operators.LoginRefused):  # another key: refused (and logged), never a 500
         operators.authenticate(other, "hd.kato", creds.password, code)
     assert "cannot be unsealed" in caplog.text
