@@ -9,7 +9,7 @@ from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from ca_service.console.blueprint import actor, bp, ctx, page
+from ca_service.console.blueprint import actor, bp, ctx, page, paper_change_form
 from ca_service.services import approvals, login_method, registry
 
 METHODS = ("certificate", "id_password")
@@ -22,14 +22,13 @@ def switch_login_method(org_id: str) -> tuple[str, int] | BaseResponse:
     values: dict[str, Any] = {"org": org, "methods": METHODS, "dual": dual}
     if request.method == "GET":
         return page("login_method.html", login_method="", ticket="", **values)
-    method, ticket = request.form.get("login_method", ""), request.form.get("ticket", "").strip()
-    problems = {}
-    if method not in METHODS:
-        problems["login_method"] = _("Choose the login method.")
-    elif method == org.login_method:
-        problems["login_method"] = _("The organisation already uses this login method.")
-    if not ticket:
-        problems["ticket"] = _("Enter the paper ticket number.")
+    method, ticket, problems = paper_change_form(
+        "login_method",
+        METHODS,
+        org.login_method,
+        _("Choose the login method."),
+        _("The organisation already uses this login method."),
+    )
     if problems:
         return page("login_method.html", 400, login_method=method, ticket=ticket, problems=problems, **values)
     if request.form.get("confirmed") != "yes":

@@ -11,7 +11,7 @@ from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from ca_service.console.blueprint import actor, bp, ctx, page
+from ca_service.console.blueprint import actor, bp, ctx, page, paper_change_form
 from ca_service.services import registry
 from ca_service.services.registry import USER_ROLES
 
@@ -22,14 +22,9 @@ def change_role(login_id: str) -> tuple[str, int] | BaseResponse:
     values: dict[str, Any] = {"u": user, "roles": USER_ROLES}
     if request.method == "GET":
         return page("role.html", role="", ticket="", **values)
-    role, ticket = request.form.get("role", ""), request.form.get("ticket", "").strip()
-    problems = {}
-    if role not in USER_ROLES:
-        problems["role"] = _("Choose the role.")
-    elif role == user.role:
-        problems["role"] = _("The user already has this role.")
-    if not ticket:
-        problems["ticket"] = _("Enter the paper ticket number.")
+    role, ticket, problems = paper_change_form(
+        "role", USER_ROLES, user.role, _("Choose the role."), _("The user already has this role.")
+    )
     if problems:
         return page("role.html", 400, role=role, ticket=ticket, problems=problems, **values)
     registry.put_user(
