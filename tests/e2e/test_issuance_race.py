@@ -77,7 +77,9 @@ def test_issuances_queued_on_the_user_lock_name_the_winner(api, ctx):
         threads = [threading.Thread(target=issue, args=(make_csr()[1],)) for _ in range(2)]
         for t in threads:
             t.start()
-        with ctx.engine.connect() as probe:
+        # autocommit: PostgreSQL keeps one pg_stat_activity snapshot per transaction, so a probe
+        # inside one transaction would never see the issuances arrive at the lock
+        with ctx.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as probe:
             waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
             for _ in range(200):
                 if probe.execute(text(waiting)).scalar() == 2:
