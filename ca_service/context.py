@@ -149,6 +149,17 @@ class OcspState:
 
 
 @dataclass
+class AuthBlockState:
+    """This process's copy of the addresses the bad-token throttle blocks (services/auth_blocks)."""
+
+    enabled: bool = False  # on in API servers (api/app.py), off in tests' in-process apps
+    watch_pid: int | None = None  # the process whose watch runs
+    live_until: float = 0.0  # the copy answers for Redis until this monotonic time
+    blocked: dict[str, float] = field(default_factory=dict)  # address -> monotonic time its window closes
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
 class SealThrottle:
     """When this process last sealed the audit chain after a commit (services/post_commit)."""
 
@@ -172,6 +183,7 @@ class ServiceContext:
     # token digest -> (cache deadline, client, the stored hash it matched, when that token stops working)
     auth_cache: dict[str, tuple[float, ClientInfo | None, str, datetime | None]] = field(default_factory=dict)
     auth_throttle_down_until: float = 0.0  # services/auth_throttle: Redis skipped until this monotonic time
+    auth_blocks: AuthBlockState = field(default_factory=AuthBlockState)
     seal: SealThrottle = field(default_factory=SealThrottle)
     hot_reader: HotReader = field(init=False)
 

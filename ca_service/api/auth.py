@@ -50,16 +50,19 @@ def check_request() -> None:
         raise Unauthenticated("send Authorization: Bearer <token>")
     ctx = current_app.extensions["ca_service"]
     address = request.remote_addr or "unknown"  # the peer, or what a trusted proxy says (api/proxy.py)
-    wait = auth_throttle.blocked_for(ctx, address)
-    if wait is not None:
-        raise TooManyFailures("too many requests with a bad token from this address; try again later", retry_after=wait)
+    _refuse_if_blocked(auth_throttle.blocked_for(ctx, address))
     client = authenticate(ctx, token.strip())
     if client is None:
-        auth_throttle.note_failure(ctx, address)
+        _refuse_if_blocked(auth_throttle.note_failure(ctx, address))  # past the limit: 429, not 401
         raise Unauthenticated("the token is unknown, expired, or its API client is disabled")
     if client.role not in allowed:
         raise Forbidden(f"role {client.role} may not call this endpoint (allowed: {', '.join(allowed)})")
     g.client = client
+
+
+def _refuse_if_blocked(wait: int | None) -> None:
+    if wait is not None:
+        raise TooManyFailures("too many requests with a bad token from this address; try again later", retry_after=wait)
 
 
 def current_client() -> ClientInfo:

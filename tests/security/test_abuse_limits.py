@@ -11,6 +11,7 @@ import requests
 from redis import Redis
 from sqlalchemy import text
 
+from ca_service.services import auth_blocks
 from tests.support.api import Api
 from tests.support.cli import run_cli
 from tests.support.live import free_port
@@ -20,12 +21,19 @@ def _clear_auth_throttle(redis_url: str) -> None:
     conn = Redis.from_url(redis_url)
     for key in conn.scan_iter("ca:auth-failures:*"):
         conn.delete(key)
+    conn.delete(auth_blocks.INDEX)
     conn.close()
 
 
 def test_repeated_bad_tokens_from_one_address_are_throttled(ctx, test_env, live_processes, tokens):
     base = live_processes.start_api(workers=2, name="api-throttle", CA_AUTH_FAILURE_LIMIT="10")
+    other = live_processes.start_api(workers=1, name="api-throttle-2", CA_AUTH_FAILURE_LIMIT="10")  # a second node
     try:
+        # starts the second node's copy of the blocked addresses (services/auth_blocks)
+        assert (
+            requests.get(other + "/v1/users/x", headers={"Authorization": f"Bearer {tokens['frontend']}"}, timeout=10).status_code
+            == 404
+        )
         statuses = []
         for i in range(15):
             spoofed = {"X-Forwarded-For": f"10.0.{i}.1", "X-Real-IP": f"10.1.{i}.1", "Forwarded": f"for=10.2.{i}.1"}
@@ -38,10 +46,14 @@ def test_repeated_bad_tokens_from_one_address_are_throttled(ctx, test_env, live_
         # while blocked the address learns nothing, not even whether a token is valid
         good = requests.get(base + "/v1/users/x", headers={"Authorization": f"Bearer {tokens['frontend']}"}, timeout=10)
         assert good.status_code == 429
+        # nor through another node, which heard of the block over Redis and answers from its copy
+        elsewhere = requests.get(other + "/v1/users/x", headers={"Authorization": f"Bearer {tokens['frontend']}"}, timeout=10)
+        assert elsewhere.status_code == 429 and elsewhere.json()["code"] == "too-many-authentication-failures"
         assert requests.get(base + "/healthz", timeout=10).status_code == 200  # public endpoints stay open
     finally:
         _clear_auth_throttle(test_env.redis_url)
         live_processes.processes["api-throttle"].stop()
+        live_processes.processes["api-throttle-2"].stop()
 
 
 def test_every_postgresql_connection_has_statement_and_lock_timeouts(ctx, test_env):
