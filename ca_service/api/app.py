@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-import uuid
 
 from flask import Flask, Response, g, request
 
@@ -21,6 +19,7 @@ from ca_service.api import (
 )
 from ca_service.api.auth import check_request
 from ca_service.api.json_depth import MAX_DEPTH, nesting_depth
+from ca_service.api.ocsp_fast import OcspFastPath
 from ca_service.api.openapi import make_openapi_app
 from ca_service.api.proxy import TrustedProxies
 from ca_service.console import register as register_console
@@ -30,12 +29,9 @@ from config.logging import bind as bind_log
 from config.logging import configure as configure_logging
 from config.settings import load_settings
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
 
 def _before_request() -> None:
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_id = instrumentation.request_id_from(request.headers.get("X-Request-ID", ""))
     bind_log(request_id=g.request_id)
     if request.blueprint == "console":  # HTML forms with operator sessions (ca_service/console)
         return
@@ -90,5 +86,6 @@ def create_app(context: ServiceContext | None = None) -> Flask:
     app.before_request(_before_request)
     app.after_request(_after_request)
     problems.register(app)
-    app.wsgi_app = TrustedProxies(app.wsgi_app, ctx.settings.trusted_proxies)  # type: ignore[method-assign]
+    fast = OcspFastPath(app.wsgi_app, ctx)  # pre-signed OCSP hits below Flask (api/ocsp_fast.py)
+    app.wsgi_app = TrustedProxies(fast, ctx.settings.trusted_proxies)  # type: ignore[method-assign]
     return app

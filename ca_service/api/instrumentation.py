@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+import uuid
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -22,6 +24,7 @@ _MAX_SUBJECT = 64  # a login ID's or a serial's longest valid form
 # Label values are bounded: any other method (clients can invent them) counts as "other", any
 # path no route matches as "unmatched", so no client can add series to /metrics.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def _start() -> None:
@@ -29,19 +32,26 @@ def _start() -> None:
     g.log_token = log_context.set({})  # filled by app._before_request and auth
 
 
+def request_id_from(incoming: str) -> str:
+    """The caller's X-Request-ID if it is a sane one, else a new one."""
+    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def record(method: str, route: str, status: int, elapsed: float, subjects: dict[str, Any]) -> None:
+    """Count a finished request and write its access log line (in the request's log context)."""
+    label = method if method in METHODS else "other"
+    metrics.HTTP_REQUESTS.labels(label, route, str(status)).inc()
+    metrics.HTTP_LATENCY.labels(label, route).observe(elapsed)
+    access_log.info("%s %s %s %.1fms", method, route, status, elapsed * 1000, extra=subjects)
+
+
 def _finish(resp: Response) -> Response:
     started = g.get("started")
     if started is not None:
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        method = request.method if request.method in METHODS else "other"
-        metrics.HTTP_REQUESTS.labels(method, route, str(resp.status_code)).inc()
-        elapsed = time.perf_counter() - started
-        metrics.HTTP_LATENCY.labels(method, route).observe(elapsed)
         client = g.get("client")
         bind_log(request_id=g.get("request_id"), api_client=client.name if client else None)
-        access_log.info(
-            "%s %s %s %.1fms", request.method, route, resp.status_code, elapsed * 1000, extra=_subjects(resp),
-        )  # fmt: skip
+        record(request.method, route, resp.status_code, time.perf_counter() - started, _subjects(resp))
     token = g.pop("log_token", None)
     if token is not None:
         log_context.reset(token)

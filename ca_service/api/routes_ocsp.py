@@ -17,7 +17,7 @@ from typing import Any
 from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
-from werkzeug.http import http_date, is_resource_modified, quote_etag
+from werkzeug.http import http_date, is_resource_modified, quote_etag, unquote_etag
 
 from ca_service.api.auth import PUBLIC, roles
 from ca_service.api.responses import ctx
@@ -63,24 +63,34 @@ def _validators(der: bytes, this_update: datetime, next_update: datetime) -> tup
     return hashlib.sha256(der).hexdigest()[:32], http_date(this_update), http_date(next_update)
 
 
-def _http_response(answer: ocsp_responder.OCSPAnswer, *, cacheable: bool) -> Response:
-    """The answer with RFC 5019 caching headers when it is cacheable, written as plain header
-    strings (werkzeug's cache_control/make_conditional helpers cost more than signing did)."""
-    if cacheable and answer.cacheable and answer.this_update and answer.next_update:
-        max_age = int((answer.next_update - ctx().clock.now()).total_seconds())
+def cache_headers(answer: ocsp_responder.OCSPAnswer, now: datetime) -> dict[str, str]:
+    """RFC 5019 caching headers for a cacheable answer before its nextUpdate, else no-store;
+    written as plain strings (werkzeug's cache_control/make_conditional helpers cost more than
+    signing did)."""
+    if answer.cacheable and answer.this_update and answer.next_update:
+        max_age = int((answer.next_update - now).total_seconds())
         if max_age > 0:
             etag, last_modified, expires = _validators(answer.der, answer.this_update, answer.next_update)
-            headers = {
+            return {
                 "Cache-Control": f"public, no-transform, must-revalidate, max-age={max_age}",
                 "Last-Modified": last_modified,
                 "Expires": expires,
                 "ETag": quote_etag(etag),
             }
-            conditional = "HTTP_IF_NONE_MATCH" in request.environ or "HTTP_IF_MODIFIED_SINCE" in request.environ
-            if conditional and not is_resource_modified(request.environ, etag, last_modified=answer.this_update):
-                return Response(status=304, headers=headers)
-            return Response(answer.der, status=200, mimetype=MIMETYPE, headers=headers)
-    return Response(answer.der, status=200, mimetype=MIMETYPE, headers={"Cache-Control": "no-store"})
+    return {"Cache-Control": "no-store"}
+
+
+def is_conditional(environ: dict[str, Any]) -> bool:
+    return "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ
+
+
+def _http_response(answer: ocsp_responder.OCSPAnswer, *, cacheable: bool) -> Response:
+    """The answer with its caching headers when it is cacheable (GET without a nonce), or 304."""
+    headers = cache_headers(answer, ctx().clock.now()) if cacheable else {"Cache-Control": "no-store"}
+    if "ETag" in headers and is_conditional(request.environ):
+        if not is_resource_modified(request.environ, unquote_etag(headers["ETag"])[0], last_modified=answer.this_update):
+            return Response(status=304, headers=headers)
+    return Response(answer.der, status=200, mimetype=MIMETYPE, headers=headers)
 
 
 @bp.post("/ocsp", responses=_RESPONSES, openapi_extensions=_REQUEST_BODY)

@@ -159,12 +159,9 @@ def _answer(ctx: ServiceContext, req: ParsedOCSPRequest) -> OCSPAnswer:
         metrics.OCSP_CACHE.labels("bypass").inc()
         # An issuer we do not hold: `unknown`, signed by the active issuing CA's responder.
         return _sign(ctx, req, issuer_id if issuer_id is not None else active_issuer(ctx).id, st)
-    key = ocsp_cache.cache_key(ctx, issuer_id, serial, req.hash_algorithm.name)
-    generation, live = ocsp_invalidation.snapshot(ctx)  # both before the status is read
-    if live:  # pre-signed: the LRU's entry without a database read
-        cached = ocsp_cache.local_hit(ctx, key)
-        if cached is not None:
-            return _from_cache(ctx, cached)
+    key, generation, presigned = _presigned(ctx, req, issuer_id, serial)
+    if presigned is not None:
+        return presigned
     cached = ocsp_cache.get(ctx, key)  # the LRU's or Redis's: only served if the status still matches
     st = lookup_status(ctx, issuer_id, serial)
     if cached is not None and cached.status == st.status:
@@ -176,6 +173,29 @@ def _answer(ctx: ServiceContext, req: ParsedOCSPRequest) -> OCSPAnswer:
     assert result.next_update is not None
     ocsp_cache.put(ctx, key, generation, ocsp_cache.CachedResponse(st.status, result.next_update, result.der))
     return result
+
+
+def _presigned(ctx: ServiceContext, req: ParsedOCSPRequest, issuer_id: int, serial: str) -> tuple[str, int, OCSPAnswer | None]:
+    """The cache key, the LRU's generation (read before any status is), and the pre-signed answer
+    if the LRU holds one and the invalidation watch is live (then no database read is needed)."""
+    key = ocsp_cache.cache_key(ctx, issuer_id, serial, req.hash_algorithm.name)
+    generation, live = ocsp_invalidation.snapshot(ctx)
+    cached = ocsp_cache.local_hit(ctx, key) if live else None
+    return key, generation, _from_cache(ctx, cached) if cached is not None else None
+
+
+def presigned_answer(ctx: ServiceContext, der: bytes) -> OCSPAnswer | None:
+    """The pre-signed answer to a DER OCSPRequest if this process may serve it without the
+    database, else None (a miss, a nonce, an issuer not held, anything odd): `answer` decides
+    those. What api/ocsp_fast.py serves below Flask."""
+    try:
+        req = parse_request(der)
+        if req.nonce is not None:
+            return None
+        issuer_id = match_issuer(ctx, req)
+        return None if issuer_id is None else _presigned(ctx, req, issuer_id, serial_hex(req.serial))[2]
+    except Exception:  # malformed or failing: the full path answers (malformedRequest, internalError)
+        return None
 
 
 @cache
