@@ -61,7 +61,7 @@ def _finish(resp: Response) -> Response:
 def _subjects(resp: Response) -> dict[str, Any]:
     """Who and what a request was about, for its access log line: the bank user acting (a body's
     `acting_login_id`, else the login ID in the path or the body) and the certificate's serial
-    (in the path, else the one a POST's 2xx JSON answer names: a new certificate's).
+    (in the path, else the one a POST's 201 JSON answer names: a new certificate's).
     Only an authenticated client's body is looked at, and every value is cut to a login ID's
     length: what an anonymous caller sends never reaches the log."""
     args = request.view_args or {}
@@ -74,7 +74,7 @@ def _subjects(resp: Response) -> dict[str, Any]:
     body = body if isinstance(body, dict) else {}
     acting = body.get("acting_login_id") or args.get("login_id") or body.get("login_id")
     serial = args.get("serial")
-    if serial is None and request.method == "POST" and resp.is_json and 200 <= resp.status_code < 300:
+    if serial is None and request.method == "POST" and resp.status_code == 201 and resp.is_json:  # issued
         answer = resp.get_json(silent=True)
         serial = answer.get("serial") if isinstance(answer, dict) else None
     return {"acting_login_id": _clip(acting), "serial": _clip(serial)}
