@@ -46,8 +46,8 @@ def verify_floor(certs: list[x509.Certificate], issuer: x509.Certificate) -> flo
     return len(certs) / (time.perf_counter() - start)
 
 
-def issue_in_process(env: BenchEnv, count: int) -> tuple[list[str], x509.Certificate]:
-    """Issue `count` real certificates through the issuance service (not HTTP) for u0..u{count}."""
+def issue_in_process(env: BenchEnv, count: int, prefix: str = "u") -> tuple[list[str], x509.Certificate]:
+    """Issue `count` real certificates through the issuance service (not HTTP) for {prefix}0..{prefix}{count}."""
     from ca_service.context import Actor, build_context
     from ca_service.services.authorities import active_issuer
     from ca_service.services.issuance import issue_certificate
@@ -57,9 +57,13 @@ def issue_in_process(env: BenchEnv, count: int) -> tuple[list[str], x509.Certifi
     actor = Actor(client_name="bench", role="frontend")
     pems = []
     for i, csr in enumerate(make_csrs(count)):
-        view, _chain = issue_certificate(ctx, actor, f"u{i}", csr)
+        view, _chain = issue_certificate(ctx, actor, f"{prefix}{i}", csr)
         pems.append(view.certificate_pem)
     return pems, active_issuer(ctx).context.certificate
+
+
+def login_check_body(login_id: str, pem: str) -> str:
+    return json.dumps({"login_id": login_id, "method": "certificate", "certificate_pem": pem})
 
 
 PACED_CONNECTIONS = 20
@@ -104,12 +108,7 @@ def main() -> None:
                 load_stored_certificates(env, stored, issuer_id)
                 print(f"bulk-loaded {stored:,} certificates in {time.perf_counter() - t:.1f}s", flush=True)
             bodies = env.workdir / "checks.jsonl"
-            bodies.write_text(
-                "".join(
-                    json.dumps({"login_id": f"u{i}", "method": "certificate", "certificate_pem": p}) + "\n"
-                    for i, p in enumerate(pems)
-                )
-            )
+            bodies.write_text("".join(login_check_body(f"u{i}", p) + "\n" for i, p in enumerate(pems)))
             script = env.workdir / "check.lua"
             script.write_text(LUA)
             base = env.start_api()

@@ -21,6 +21,7 @@ import sys
 import time
 from collections import defaultdict
 
+import requests
 from cryptography import x509
 
 from bench.common import WRK_HEADERS, BenchEnv, WrkResult, peak_rss_mb_of_tree, print_table
@@ -29,8 +30,10 @@ from bench.crl_publication import load_revoked
 from bench.floors import HEALTHZ_LUA
 from bench.issuance import LUA as OURS_ISSUE_LUA
 from bench.issuance import load_registry, load_stored_certificates, make_csrs
+from bench.login_checks import LUA as OURS_CHECK_LUA
+from bench.login_checks import issue_in_process, login_check_body
 from bench.ocsp import LUA as OCSP_LUA
-from bench.peers.django_ca_http import PEER_FLOW_LUA, PEER_SIGN_LUA, Runner, check_ocsp, ocsp_paths
+from bench.peers.django_ca_http import PEER_CERT_LUA, PEER_FLOW_LUA, PEER_SIGN_LUA, Runner, check_ocsp, ocsp_paths
 from bench.peers.django_ca_peer import PASSWORD, USER, DjangoCA, claim_redis_db, release_redis_db
 from config.settings import load_settings
 
@@ -89,6 +92,10 @@ def measure_http(
     load_stored_certificates(env, stored, issuer_id)
     env.sql("UPDATE certificates SET revoked_at = now(), revocation_reason = 'key_compromise' WHERE id % 10 = 0")
     env.settle("certificates")
+    checked = min(distinct, 2000)  # ca-service's login checks: certificates issued to l0..l{checked}
+    print(f"ca-service: {checked:,} certificates issued in process for the login checks ...", flush=True)
+    env.load_users("l", checked, with_org=False)
+    pems, _ = issue_in_process(env, checked, prefix="l")
     print(f"django-ca: migrate, init_ca (P-256), API user, {stored:,} stored certificates (10% revoked) ...", flush=True)
     peer.init()
     peer.load_certificates(stored, revoked_every=10)
@@ -106,6 +113,8 @@ def measure_http(
     ]
     peer_body = [{"csr": c, "subject": [{"oid": "2.5.4.3", "value": f"u{i}"}], "profile": "client"} for i, c in enumerate(csrs)]
     peer_bodies = run.lines("peer-bodies.jsonl", [json.dumps(body) for body in peer_body])
+    check_bodies = run.lines("ours-checks.jsonl", [login_check_body(f"l{i}", pem) for i, pem in enumerate(pems)])
+    peer_checks = run.lines("peer-checks.txt", [f"{api}certs/{s:X}/" for s, _ in serials["peer"]])
     pregenerated = peer.tool(
         "ocsp-cache", run.lines("peer-serials.txt", [f"{s:X}" for s, _ in serials["peer"]]), BENCH_PEER_OCSP_CACHE="1"
     )
@@ -126,6 +135,10 @@ def measure_http(
             return run.wrk(base[who], OURS_ISSUE_LUA, server[who], BENCH_BODIES=ours_bodies[r], BENCH_TOKEN=token)
         if key == "issue":
             return run.wrk(base[who], PEER_SIGN_LUA, server[who], env=peer_api)
+        if key == "check" and who == "ours":
+            return run.wrk(base[who], OURS_CHECK_LUA, server[who], BENCH_BODIES=check_bodies, BENCH_TOKEN=token)
+        if key == "check":
+            return run.wrk(base[who], PEER_CERT_LUA, server[who], BENCH_PATHS=peer_checks, BENCH_AUTH=auth)
         return run.wrk(base[who], OCSP_LUA, server[who], BENCH_PATHS=paths_files[who])
 
     for r in range(rounds):
@@ -139,7 +152,9 @@ def measure_http(
                 paths = ocsp_paths(prefix[who], issuer[who], serials[who], nonce=not cached)
                 paths_files[who] = run.lines(f"{who}-{name.replace(' ', '-')}.txt", paths)
                 check_ocsp(base[who], paths, serials[who])
-            keys = ["healthz", name] if cached else ["healthz", "issue", name]
+            if not cached:
+                _check_certificate_checks(base, check_bodies, peer_checks, token, auth)
+            keys = ["healthz", name] if cached else ["healthz", "issue", "check", name]
             for key in keys:
                 if key == "ocsp cached":  # both caches warm first: the steady state of a cache hit
                     for who in order:  # django-ca's is Redis (one pass); ours is each worker's LRU (~3 per serial and worker)
@@ -161,6 +176,19 @@ def measure_http(
             if result.total == 0 or result.non_2xx:
                 raise SystemExit(f"{key}: {result.total} requests, {result.non_2xx} non-2xx: not a measurement")
     return out
+
+
+def _check_certificate_checks(base: dict[str, str], check_bodies: str, peer_checks: str, token: str, auth: str) -> None:
+    """The first answers of both certificate-check paths are what they should be before timing."""
+    with open(check_bodies) as bodies, open(peer_checks) as paths:
+        for body, path in list(zip(bodies, paths, strict=False))[:20]:
+            ours = requests.post(base["ours"] + "/v1/login-checks", data=body, timeout=10,
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})  # fmt: skip
+            if ours.status_code != 200 or ours.json().get("allowed") is not True:
+                raise SystemExit(f"ca-service login check: {ours.status_code} {ours.text[:200]}")
+            theirs = requests.get(base["peer"] + path.strip(), headers={"Authorization": auth}, timeout=10)
+            if theirs.status_code != 200 or "revoked" not in theirs.json():
+                raise SystemExit(f"django-ca certificate lookup: {theirs.status_code} {theirs.text[:200]}")
 
 
 def _settled_orders(peer: DjangoCA) -> int:
@@ -259,6 +287,7 @@ def report(
         ("trivial floor: /healthz (ca-service) vs a trivial Django view", "healthz", "peer healthz", 1),
         ("issuance over HTTP: django-ca POST only", "issue", "peer issue", 1),
         ("issuance over HTTP: django-ca POST + GET order + GET cert (/3)", "issue", "peer issue flow", 3),
+        ("certificate check: ca-service login check vs django-ca GET certs/{serial}/", "check", "peer check", 1),
         ("OCSP fresh-signed (nonce; django-ca cache off)", "ocsp fresh", "peer ocsp fresh", 1),
         ("OCSP cached (django-ca: pre-generated, in Redis)", "ocsp cached", "peer ocsp cached", 1),
     ]

@@ -63,6 +63,21 @@ end
 )
 
 
+# django-ca has no login check. Its nearest equivalent is the REST API's certificate lookup (the
+# certificate with its revocation status), authenticated with HTTP Basic like its sign endpoint:
+# GET certs/{serial}/ for stored serials (BENCH_PATHS, one path a line).
+PEER_CERT_LUA = (
+    OCSP_LUA
+    + r"""
+function request()
+  local i = ((index - 1) % #paths) + 1
+  index = index + stride
+  return wrk.format("GET", paths[i], {["Authorization"] = os.getenv("BENCH_AUTH")})
+end
+"""
+)
+
+
 def ocsp_paths(prefix: str, issuer: x509.Certificate, serials: list[tuple[int, bool]], *, nonce: bool) -> list[str]:
     """GET paths with SHA-256 CertIDs (django-ca's pre-generated responses answer only those)."""
     out = []
