@@ -18,8 +18,10 @@ from ca_service.pki.reasons import REASONS
 from ca_service.services import audit, login_method, registry, revocation
 from ca_service.services.certificates import get_certificate
 from ca_service.services.post_commit import after_commit
+from ca_service.store import certificates as certificate_rows
 from ca_service.store import operators as store
-from ca_service.store.db import reading, transaction
+from ca_service.store import users as user_rows
+from ca_service.store.db import Tx, reading, transaction
 from ca_service.store.models import Approval
 
 LIFETIME = timedelta(hours=24)
@@ -124,7 +126,7 @@ def _decide(ctx: ServiceContext, actor: Actor, approval_id: int, *, approving: b
         raise NotPermitted("a second, different operator must approve this request (dual control)", code="same-operator")
     now = ctx.clock.now()
     with transaction(ctx.sessions) as session:
-        if not store.claim_approval(session, approval_id, now):
+        if not store.claim_approval(session, approval_id, now, _operator(actor)):
             raise Conflict(f"approval request {approval_id} was decided meanwhile or has expired", code="approval-not-pending")
         row = store.get_approval(session, approval_id)
         assert row is not None
@@ -171,3 +173,41 @@ def approve(ctx: ServiceContext, actor: Actor, approval_id: int) -> ApprovalView
 def reject(ctx: ServiceContext, actor: Actor, approval_id: int) -> ApprovalView:
     """The requester may withdraw their own request; anyone else may refuse it."""
     return _decide(ctx, actor, approval_id, approving=False)
+
+
+INTERRUPTED_AFTER = timedelta(minutes=10)  # far past gunicorn's request timeout: no request still runs it
+SWEEP = Actor(client_name="approval-sweep", role="system")
+
+
+def settle_interrupted(ctx: ServiceContext) -> int:
+    """An approval whose approving request died mid-action (a killed worker, a lost database
+    connection) stayed `running`: nobody could approve, reject or learn its outcome. The sweep
+    settles each from what the database says happened -- the certificate revoked, or the
+    organisation on the requested login method: approved; else failed, to be asked again -- and
+    audits it. Returns how many it settled."""
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        rows = store.interrupted_approvals(session, now - INTERRUPTED_AFTER)
+        for row in rows:
+            done = _carried_out(session, row)
+            row.status = "approved" if done else "failed"
+            row.outcome = (
+                "carried out; recorded by the sweep after the approving request was interrupted"
+                if done
+                else "interrupted before the action was carried out; ask again"
+            )
+            audit.record(
+                session, ctx, SWEEP, f"approval.{row.status}", row.kind, row.target_id, approval_id=row.id,
+                requested_by=row.requested_by, approved_by=row.decided_by, ticket=row.ticket, outcome=row.outcome,
+            )  # fmt: skip
+    if rows:
+        after_commit(ctx)
+    return len(rows)
+
+
+def _carried_out(session: Tx, row: Approval) -> bool:
+    if row.kind == REVOCATION:
+        cert = certificate_rows.by_serial(session, row.target_id)
+        return cert is not None and cert.revoked_at is not None
+    org = user_rows.get_org(session, row.target_id)
+    return org is not None and org.login_method == json.loads(row.params).get("login_method")

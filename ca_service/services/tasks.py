@@ -14,7 +14,7 @@ from rq import get_current_job
 from ca_service.constants import QueueName
 from ca_service.context import ServiceContext, process_context
 from ca_service.outbox import records, relay, routes
-from ca_service.services import audit, crl_publication, mailer, notices, redispatch
+from ca_service.services import approvals, audit, crl_publication, mailer, notices, redispatch
 from ca_service.timefmt import rfc3339
 from config.logging import bind as bind_log
 
@@ -73,10 +73,16 @@ def expiry_scan_job(as_of: str | None = None) -> dict[str, Any]:
 
 def sweep_job() -> dict[str, int]:
     """Scheduled every few seconds: relay outbox entries left pending (e.g. Redis was down), enqueue
-    again the work a restarted Redis lost, and seal audit events left unsealed."""
+    again the work a restarted Redis lost, settle approvals whose approving request died
+    mid-action, and seal audit events left unsealed."""
     ctx = _ctx()
     dispatched = relay.dispatch_pending(ctx)
-    return {"dispatched": dispatched, "redispatched": redispatch.redispatch_lost(ctx), "sealed": audit.seal_pending(ctx)}
+    return {
+        "dispatched": dispatched,
+        "redispatched": redispatch.redispatch_lost(ctx),
+        "approvals_settled": approvals.settle_interrupted(ctx),
+        "sealed": audit.seal_pending(ctx),
+    }
 
 
 routes.register(records.CRL_PUBLISH, QueueName.CRL, publish_crl_job)

@@ -35,14 +35,26 @@ def get_approval(session: Session, approval_id: int, *, for_update: bool = False
     return session.scalars(stmt.with_for_update() if for_update else stmt).first()
 
 
-def claim_approval(session: Session, approval_id: int, now: datetime) -> bool:
-    """pending -> running, if still pending and not expired (one approver wins a race)."""
+def claim_approval(session: Session, approval_id: int, now: datetime, approver: str) -> bool:
+    """pending -> running (decided by `approver` at `now`), if still pending and not expired (one
+    approver wins a race)."""
     result = session.execute(
         update(Approval)
         .where(Approval.id == approval_id, Approval.status == "pending", Approval.expires_at > now)
-        .values(status="running")
+        .values(status="running", decided_by=approver, decided_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def interrupted_approvals(session: Session, running_since: datetime) -> list[Approval]:
+    """Approvals still running that were claimed before `running_since`, locked (skipping those
+    another sweep holds)."""
+    stmt = (
+        select(Approval)
+        .where(Approval.status == "running", Approval.decided_at < running_since)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(stmt))
 
 
 def approvals(session: Session, *, statuses: tuple[str, ...] | None = None, limit: int = 100) -> list[Approval]:
