@@ -59,3 +59,10 @@ def _http_error(err: HTTPException) -> tuple[str, int]:
     else:
         message = err.description or ""
     return page("error.html", err.code or 400, message=message, code=str(err.code))
+
+
+@bp.route("/<path:unknown>")
+def not_found(unknown: str) -> tuple[str, int]:
+    """Any other page under /console/ (a mistyped or outdated link): the console's own page in the
+    operator's language, not the JSON API's problem document."""
+    return page("error.html", 404, message=_("There is no such page in the console."), code="404")

@@ -69,6 +69,19 @@ def test_the_console_is_not_in_the_openapi_document_and_the_api_is_unchanged(app
     assert "Set-Cookie" not in client.get("/healthz").headers
 
 
+def test_an_unknown_console_page_is_an_html_page_in_the_operators_language(ctx, app):
+    anonymous = app.test_client().get("/console/no-such-page")
+    assert anonymous.status_code == 302 and "/console/login" in anonymous.headers["Location"]  # nothing told first
+    alice = Console(app, make_operator(ctx, "alice"))
+    for lang, wording in (("ja", "コンソールにこのページはありません。"), ("en", "There is no such page in the console.")):
+        missing = alice.get(f"/console/certificates/abc/nothing?lang={lang}")
+        assert missing.status_code == 404 and missing.mimetype == "text/html", missing.headers
+        assert f'<html lang="{lang}">' in missing.text and wording in missing.text
+    assert alice.get("/console/static/console.css").status_code in (200, 304)  # static files still served
+    api_missing = app.test_client().get("/v1/no-such-resource")
+    assert api_missing.status_code == 404 and api_missing.mimetype == "application/problem+json"  # the API unchanged
+
+
 def test_cookies_and_headers_are_strict(ctx):
     app = _with(ctx, console_secure_cookies=True)  # the default (tests over http turn it off)
     creds = make_operator(ctx, "alice")
