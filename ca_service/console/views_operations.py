@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from ca_service.console.blueprint import actor, bp, ctx, page
+from ca_service.console.i18n import local_time
 from ca_service.errors import InvalidInput, ServiceError
 from ca_service.services import failed_jobs, helpdesk, helpdesk_pages, jobs, notices
 
@@ -30,6 +31,8 @@ def crl_publish() -> BaseResponse:
 @bp.route("/jobs/<job_id>")
 def job(job_id: str) -> tuple[str, int]:
     status = jobs.job_status(ctx(), job_id)
+    if status.get("result"):  # its times arrive as RFC 3339 in UTC: shown like every time in the console
+        status = {**status, "result": {k: _shown(k, v) for k, v in status["result"].items()}}
     done = status["status"] in ("finished", "failed")
     return page("job.html", job=status, refresh=None if done else JOB_REFRESH_SECONDS)
 
@@ -84,3 +87,12 @@ def audit() -> tuple[str, int]:
     events = helpdesk.audit_events(ctx(), query)
     checkpoint = helpdesk_pages.checkpoint_status(ctx())
     return page("audit.html", events=events, args=args, checkpoint=checkpoint, now=ctx().clock.now())
+
+
+def _shown(key: str, value: object) -> object:
+    if key in ("this_update", "next_update") and isinstance(value, str):
+        try:
+            return local_time(datetime.fromisoformat(value.replace("Z", "+00:00")), with_seconds=True)
+        except ValueError:
+            return value
+    return value

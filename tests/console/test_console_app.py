@@ -327,6 +327,19 @@ def test_a_role_changes_to_and_from_master_only_with_the_ticket_and_is_audited(c
 
 
 @pytest.mark.usefixtures("redis_queues")
+def test_the_job_page_shows_the_crl_times_in_japan_time(ctx, app, test_env):
+    alice = Console(app, make_operator(ctx, "alice"))
+    asked = alice.post("/console/crl/publish", {}, page="/console/crl")
+    assert asked.status_code == 302 and "/console/jobs/" in asked.headers["Location"]
+    run_worker_burst(test_env)  # a real worker publishes the CRL
+    shown = alice.get(asked.headers["Location"].removeprefix("http://localhost"))
+    result = shown.text.split('id="job-result"', 1)[1].split("</dl>", 1)[0]
+    times = re.findall(r"<dd>([^<]*)</dd>", result)
+    assert sum(t.endswith(" JST") for t in times) == 2, result  # thisUpdate and nextUpdate, not RFC 3339 UTC
+    assert not re.search(r"\d{4}-\d\d-\d\dT", result), result
+
+
+@pytest.mark.usefixtures("redis_queues")
 def test_a_failed_job_is_listed_and_retried_from_the_console(ctx, app, test_env):
     queue = Queue("default", connection=Redis.from_url(test_env.redis_url))
     job = queue.enqueue("workers.jobs.expiry_scan_job", kwargs={"as_of": "not-a-date"})
