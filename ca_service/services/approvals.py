@@ -185,9 +185,12 @@ def settle_interrupted(ctx: ServiceContext) -> int:
     settles each from what the database says happened -- the certificate revoked, or the
     organisation on the requested login method: approved; else failed, to be asked again -- and
     audits it. Returns how many it settled."""
-    now = ctx.clock.now()
+    since = ctx.clock.now() - INTERRUPTED_AFTER
+    with reading(ctx.sessions) as session:  # the sweep runs every few seconds: no write transaction for nothing
+        if not store.any_interrupted_approval(session, since):
+            return 0
     with transaction(ctx.sessions) as session:
-        rows = store.interrupted_approvals(session, now - INTERRUPTED_AFTER)
+        rows = store.interrupted_approvals(session, since)
         for row in rows:
             done = _carried_out(session, row)
             row.status = "approved" if done else "failed"

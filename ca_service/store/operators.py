@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from ca_service.store.models import Approval, Operator
@@ -46,15 +46,19 @@ def claim_approval(session: Session, approval_id: int, now: datetime, approver: 
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _interrupted(running_since: datetime) -> Select[tuple[Approval]]:
+    return select(Approval).where(Approval.status == "running", Approval.decided_at < running_since)
+
+
+def any_interrupted_approval(session: Session, running_since: datetime) -> bool:
+    """Is any approval still running that was claimed before `running_since`? (a plain read)"""
+    return session.scalars(_interrupted(running_since).limit(1)).first() is not None
+
+
 def interrupted_approvals(session: Session, running_since: datetime) -> list[Approval]:
     """Approvals still running that were claimed before `running_since`, locked (skipping those
     another sweep holds)."""
-    stmt = (
-        select(Approval)
-        .where(Approval.status == "running", Approval.decided_at < running_since)
-        .with_for_update(skip_locked=True)
-    )
-    return list(session.scalars(stmt))
+    return list(session.scalars(_interrupted(running_since).with_for_update(skip_locked=True)))
 
 
 def approvals(session: Session, *, statuses: tuple[str, ...] | None = None, limit: int = 100) -> list[Approval]:
