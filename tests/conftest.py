@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography import x509
 from sqlalchemy import text
 
 from ca_service.api.app import create_app
@@ -19,6 +20,7 @@ from config.settings import load_settings
 from tests.support.api import Api
 from tests.support.environment import TestEnvironment, create_environment
 from tests.support.live import LiveProcesses
+from tests.support.pki import make_csr
 
 KEPT_TABLES = {"certificate_authorities", "api_clients", "alembic_version", "crls"}  # crls: all but the root's
 SYSTEM = Actor(client_name="tests", role="operator")
@@ -128,3 +130,19 @@ def live_processes(test_env: TestEnvironment, ctx: ServiceContext, tokens: dict[
 def live(live_processes: LiveProcesses) -> Api:
     """The API served by a real gunicorn (several workers) on the same database and clock."""
     return live_processes.api()
+
+
+@pytest.fixture
+def issuer(ctx: ServiceContext) -> x509.Certificate:
+    """The active issuing CA's certificate."""
+    return authorities.active_issuer(ctx).context.certificate
+
+
+@pytest.fixture
+def leaf(api: Api) -> x509.Certificate:
+    """alice's certificate (organisation acme), issued through the API."""
+    api.org("acme")
+    api.user("alice", "acme")
+    r = api.issue("alice", make_csr()[1])
+    assert r.status == 201, r
+    return x509.load_pem_x509_certificate(r.json["certificate_pem"].encode())

@@ -26,7 +26,6 @@ from ca_service.context import Lru, ServiceContext
 from ca_service.services import ocsp_cache, ocsp_responder, ocsp_signer
 from ca_service.services.authorities import active_issuer
 from ca_service.store.models import Certificate, CertificateAuthority
-from tests.support.pki import make_csr
 
 OCSP_NOCHECK = ObjectIdentifier("1.3.6.1.5.5.7.48.1.5")
 MIME = "application/ocsp-response"
@@ -66,20 +65,6 @@ def verify_response(der: bytes, issuer: x509.Certificate, at: datetime) -> ocsp.
     assert resp.responder_key_hash == x509.SubjectKeyIdentifier.from_public_key(key).digest
     assert resp.this_update_utc <= at < resp.next_update_utc
     return resp
-
-
-@pytest.fixture
-def issuer(ctx: ServiceContext) -> x509.Certificate:
-    return active_issuer(ctx).context.certificate
-
-
-@pytest.fixture
-def leaf(api) -> x509.Certificate:
-    api.org("acme")
-    api.user("alice", "acme")
-    r = api.issue("alice", make_csr()[1])
-    assert r.status == 201, r
-    return x509.load_pem_x509_certificate(r.json["certificate_pem"].encode())
 
 
 def post(api, body: bytes, content_type: str = "application/ocsp-request"):

@@ -25,10 +25,9 @@ from ca_service.api.ocsp_fast import GET_ROUTE, MAX_BODY, OcspFastPath
 from ca_service.context import ServiceContext
 from ca_service.services import ocsp_invalidation
 from ca_service.services.authorities import active_issuer
-from tests.support.pki import make_csr
 from tests.test_ocsp import now as ocsp_now
 from tests.test_ocsp import ocsp_request, revoke_in_db, verify_response
-from tests.test_ocsp_presigned import _bump_counter, _presigned, _until_live
+from tests.test_ocsp_presigned import _bump_counter, _presigned, _stop, _until_live
 
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
 
@@ -46,20 +45,6 @@ class _Downstream:
 
 
 @pytest.fixture
-def cert(api) -> x509.Certificate:
-    api.org("acme")
-    api.user("alice", "acme")
-    r = api.issue("alice", make_csr()[1])
-    assert r.status == 201, r
-    return x509.load_pem_x509_certificate(r.json["certificate_pem"].encode())
-
-
-@pytest.fixture
-def ca_cert(ctx: ServiceContext) -> x509.Certificate:
-    return active_issuer(ctx).context.certificate
-
-
-@pytest.fixture
 def served(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ServiceContext, Client, Client, _Downstream]]:
     """A live process (its own LRU and watch) with its app: a client through the middleware, and
     one on the bare Flask app for comparison."""
@@ -70,7 +55,7 @@ def served(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
     flask_app = app.wsgi_app.app.app  # TrustedProxies -> OcspFastPath -> Flask's own wsgi_app
     downstream = _Downstream(flask_app)
     yield process, Client(OcspFastPath(downstream, process)), Client(flask_app), downstream
-    process.ocsp.watch_pid = None  # its watch thread ends at its next poll
+    _stop(process)
 
 
 def _get_path(body: bytes) -> str:
@@ -85,9 +70,9 @@ def _comparable(headers: Any) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_a_warm_hit_is_answered_below_flask_exactly_as_flask_answers_it(served, cert, ca_cert, method):
+def test_a_warm_hit_is_answered_below_flask_exactly_as_flask_answers_it(served, leaf, issuer, method):
     _process, fast, flask_only, downstream = served
-    body = ocsp_request(cert, ca_cert)
+    body = ocsp_request(leaf, issuer)
 
     def ask(client: Client) -> Any:
         if method == "GET":
@@ -103,13 +88,13 @@ def test_a_warm_hit_is_answered_below_flask_exactly_as_flask_answers_it(served, 
     assert hit.get_data() == reference.get_data()
     assert _comparable(hit.headers) == _comparable(reference.headers)
     assert re.fullmatch(r"[0-9a-f]{32}", hit.headers["X-Request-ID"])
-    status = verify_response(hit.get_data(), ca_cert, ocsp_now()).certificate_status
+    status = verify_response(hit.get_data(), issuer, ocsp_now()).certificate_status
     assert status == ocsp.OCSPCertStatus.GOOD
 
 
-def test_it_is_counted_and_logged_as_flask_would(served, cert, ca_cert, caplog):
+def test_it_is_counted_and_logged_as_flask_would(served, leaf, issuer, caplog):
     _process, fast, _flask_only, downstream = served
-    path = _get_path(ocsp_request(cert, ca_cert))
+    path = _get_path(ocsp_request(leaf, issuer))
     fast.get(path)
     requests_200 = metrics.HTTP_REQUESTS.labels("GET", GET_ROUTE, "200")
     before = requests_200._value.get()
@@ -122,18 +107,18 @@ def test_it_is_counted_and_logged_as_flask_would(served, cert, ca_cert, caplog):
     assert len(lines) == 1 and lines[0].startswith(f"GET {GET_ROUTE} 200 "), lines
 
 
-def test_what_is_not_a_warm_presigned_hit_reaches_flask(served, ctx, cert, ca_cert):
+def test_what_is_not_a_warm_presigned_hit_reaches_flask(served, ctx, leaf, issuer):
     process, fast, _flask_only, downstream = served
-    body = ocsp_request(cert, ca_cert)
+    body = ocsp_request(leaf, issuer)
     fast.get(_get_path(body))  # warm
     calls = downstream.calls
     cases: list[tuple[str, Any]] = [
-        ("a nonce", lambda: fast.post("/ocsp", data=ocsp_request(cert, ca_cert, nonce=b"n" * 16), headers=OCSP_REQUEST)),
+        ("a nonce", lambda: fast.post("/ocsp", data=ocsp_request(leaf, issuer, nonce=b"n" * 16), headers=OCSP_REQUEST)),
         ("garbage", lambda: fast.post("/ocsp", data=b"\x30\x03garbage", headers=OCSP_REQUEST)),
         ("bad base64", lambda: fast.get("/ocsp/%%%")),
         ("a conditional GET", lambda: fast.get(_get_path(body), headers={"If-None-Match": '"x"'})),
         ("HEAD", lambda: fast.head(_get_path(body))),
-        ("another certificate's serial", lambda: fast.get(_get_path(_other_serial(cert, ca_cert)))),
+        ("another certificate's serial", lambda: fast.get(_get_path(_other_serial(leaf, issuer)))),
         ("a chunked body", lambda: fast.post("/ocsp", data=body, headers={**OCSP_REQUEST, "Transfer-Encoding": "chunked"})),
         ("a large body", lambda: fast.post("/ocsp", data=body + b"\0" * MAX_BODY, headers=OCSP_REQUEST)),
     ]
@@ -142,45 +127,45 @@ def test_what_is_not_a_warm_presigned_hit_reaches_flask(served, ctx, cert, ca_ce
         calls += 1
         assert downstream.calls == calls, f"{what} was answered below Flask"
         assert answer.status_code in (200, 304), (what, answer.status_code)
-    nonce_answer = fast.post("/ocsp", data=ocsp_request(cert, ca_cert, nonce=b"m" * 16), headers=OCSP_REQUEST)
-    assert verify_response(nonce_answer.get_data(), ca_cert, ocsp_now()).certificate_status == ocsp.OCSPCertStatus.GOOD
+    nonce_answer = fast.post("/ocsp", data=ocsp_request(leaf, issuer, nonce=b"m" * 16), headers=OCSP_REQUEST)
+    assert verify_response(nonce_answer.get_data(), issuer, ocsp_now()).certificate_status == ocsp.OCSPCertStatus.GOOD
     process.ocsp.live_until = 0.0  # the watch no longer live: even the warm one goes to Flask
     process.ocsp.watch_pid = None
     fast.get(_get_path(body))
     assert downstream.calls == calls + 2
 
 
-def test_a_revocation_stops_the_fast_answer_at_the_next_poll(served, ctx, cert, ca_cert):
+def test_a_revocation_stops_the_fast_answer_at_the_next_poll(served, ctx, leaf, issuer):
     process, fast, _flask_only, downstream = served
-    path = _get_path(ocsp_request(cert, ca_cert))
+    path = _get_path(ocsp_request(leaf, issuer))
     fast.get(path)
     fast.get(path)
     assert downstream.calls == 1
-    revoke_in_db(ctx, cert, "key_compromise", ocsp_now().replace(microsecond=0))  # bumps no counter
+    revoke_in_db(ctx, leaf, "key_compromise", ocsp_now().replace(microsecond=0))  # bumps no counter
     _bump_counter(ctx, active_issuer(process).id)  # what every revocation's transaction does
     deadline = time.monotonic() + 5
-    while verify_response(fast.get(path).get_data(), ca_cert, ocsp_now()).certificate_status != ocsp.OCSPCertStatus.REVOKED:
+    while verify_response(fast.get(path).get_data(), issuer, ocsp_now()).certificate_status != ocsp.OCSPCertStatus.REVOKED:
         assert time.monotonic() < deadline, "the revocation was not seen within the bound"
         time.sleep(0.02)
 
 
-def test_with_presigned_responses_off_nothing_is_answered_below_flask(ctx, api, cert, ca_cert):
+def test_with_presigned_responses_off_nothing_is_answered_below_flask(ctx, api, leaf, issuer):
     """The tests' in-process apps (and any process whose watch is off) always go through Flask."""
     downstream = _Downstream(lambda environ, start_response: (start_response("204 No Content", []), [b""])[1])
     fast = Client(OcspFastPath(downstream, ctx))
-    path = _get_path(ocsp_request(cert, ca_cert))
+    path = _get_path(ocsp_request(leaf, issuer))
     api.get(path, role=None)  # warm ctx's LRU through the app
     fast.get(path)
     assert downstream.calls == 1
 
 
-def _other_serial(cert: x509.Certificate, ca_cert: x509.Certificate) -> bytes:
+def _other_serial(leaf: x509.Certificate, issuer: x509.Certificate) -> bytes:
     """A request naming our issuing CA and a serial it never issued (not in the LRU)."""
-    ours = ocsp.load_der_ocsp_request(ocsp_request(cert, ca_cert))
+    ours = ocsp.load_der_ocsp_request(ocsp_request(leaf, issuer))
     builder = ocsp.OCSPRequestBuilder().add_certificate_by_hash(
         ours.issuer_name_hash,
         ours.issuer_key_hash,
-        cert.serial_number + 1,
+        leaf.serial_number + 1,
         hashes.SHA1(),  # noqa: S303 - RFC 5019 CertID
     )
     return builder.build().public_bytes(serialization.Encoding.DER)

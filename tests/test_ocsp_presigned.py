@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from cryptography import x509
 from cryptography.x509 import ocsp
 from sqlalchemy import update
 
@@ -21,7 +20,6 @@ from ca_service.context import ServiceContext
 from ca_service.services import ocsp_cache, ocsp_invalidation, ocsp_responder
 from ca_service.services.authorities import active_issuer
 from ca_service.store.models import CertificateAuthority
-from tests.support.pki import make_csr
 from tests.test_ocsp import now, ocsp_request, revoke_in_db, verify_response
 
 _started: list[ServiceContext] = []
@@ -31,7 +29,12 @@ _started: list[ServiceContext] = []
 def _stop_watches() -> Iterator[None]:
     yield
     while _started:
-        _started.pop().ocsp.watch_pid = None  # the watch thread ends at its next poll
+        _stop(_started.pop())
+
+
+def _stop(process: ServiceContext) -> None:
+    process.ocsp.watch_pid = None  # the watch thread ends at its next poll (and closes its connection)
+    process.hot_reader.close()  # this thread's, not left to the garbage collector at interpreter exit
 
 
 def _presigned(ctx: ServiceContext, **settings: object) -> ServiceContext:
@@ -74,20 +77,6 @@ def issuer_id(ctx: ServiceContext) -> int:
 
 
 @pytest.fixture
-def ca_cert(ctx: ServiceContext) -> x509.Certificate:
-    return active_issuer(ctx).context.certificate
-
-
-@pytest.fixture
-def cert(api) -> x509.Certificate:
-    api.org("acme")
-    api.user("alice", "acme")
-    r = api.issue("alice", make_csr()[1])
-    assert r.status == 201, r
-    return x509.load_pem_x509_certificate(r.json["certificate_pem"].encode())
-
-
-@pytest.fixture
 def steady(monkeypatch: pytest.MonkeyPatch) -> None:
     """Live for 30 s after a poll: on a loaded machine a poll may be late, and this test is about
     what a live process serves (the polls still drop the LRU when a counter moves)."""
@@ -95,13 +84,13 @@ def steady(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_live_process_serves_its_cache_without_the_database_until_the_revocation_counter_moves(
-    ctx, cert, ca_cert, issuer_id, steady
+    ctx, leaf, issuer, issuer_id, steady
 ):
     process = _presigned(ctx)
     _until_live(process, issuer_id)
-    body = ocsp_request(cert, ca_cert)
+    body = ocsp_request(leaf, issuer)
     assert _status(process, body) == (ocsp.OCSPCertStatus.GOOD, False)
-    revoke_in_db(ctx, cert, "key_compromise", now().replace(microsecond=0))  # the counter not (yet) moved
+    revoke_in_db(ctx, leaf, "key_compromise", now().replace(microsecond=0))  # the counter not (yet) moved
     assert _status(process, body) == (ocsp.OCSPCertStatus.GOOD, True)  # pre-signed: no database read
     _bump_counter(ctx, issuer_id)
     deadline = time.monotonic() + 5  # a poll every 0.25 s
@@ -110,17 +99,17 @@ def test_a_live_process_serves_its_cache_without_the_database_until_the_revocati
         time.sleep(0.02)
 
 
-def test_a_redis_entry_is_never_served_without_the_database(ctx, cert, ca_cert, issuer_id):
+def test_a_redis_entry_is_never_served_without_the_database(ctx, leaf, issuer, issuer_id):
     """Whoever can write to Redis can plant an old, genuinely signed `good` (or a process can write
     one around a revocation): a live process still checks a Redis hit against the database."""
     first = _presigned(ctx)
     _until_live(first, issuer_id)
-    body = ocsp_request(cert, ca_cert)
+    body = ocsp_request(leaf, issuer)
     assert _status(first, body) == (ocsp.OCSPCertStatus.GOOD, False)  # signed, and now in Redis
-    key = ocsp_cache.cache_key(ctx, issuer_id, format(cert.serial_number, "x"), "sha1")
+    key = ocsp_cache.cache_key(ctx, issuer_id, format(leaf.serial_number, "x"), "sha1")
     planted = ctx.redis().get(key)
     assert planted is not None
-    revoke_in_db(ctx, cert, "key_compromise", now().replace(microsecond=0))
+    revoke_in_db(ctx, leaf, "key_compromise", now().replace(microsecond=0))
     _bump_counter(ctx, issuer_id)
     ctx.redis().set(key, planted, ex=600)  # the `good` put back after the revocation
     second = _presigned(ctx)  # a cold LRU, live: reads Redis
@@ -129,23 +118,23 @@ def test_a_redis_entry_is_never_served_without_the_database(ctx, cert, ca_cert, 
     assert _status(second, body) == (ocsp.OCSPCertStatus.REVOKED, True)
 
 
-def test_with_the_watch_not_live_every_cached_status_is_compared_with_the_database(ctx, cert, ca_cert, issuer_id):
+def test_with_the_watch_not_live_every_cached_status_is_compared_with_the_database(ctx, leaf, issuer, issuer_id):
     process = _presigned(ctx)
     process.ocsp.watch_pid = os.getpid()  # as if its watch ran but no poll ever succeeded (database down)
-    body = ocsp_request(cert, ca_cert)
+    body = ocsp_request(leaf, issuer)
     assert _status(process, body) == (ocsp.OCSPCertStatus.GOOD, False)
     assert _status(process, body) == (ocsp.OCSPCertStatus.GOOD, True)  # cached, its status compared
-    revoke_in_db(ctx, cert, "key_compromise", now().replace(microsecond=0))  # and nothing told anyone
+    revoke_in_db(ctx, leaf, "key_compromise", now().replace(microsecond=0))  # and nothing told anyone
     assert _status(process, body)[0] == ocsp.OCSPCertStatus.REVOKED
 
 
-def test_redis_down_a_live_process_still_answers_and_sees_revocations(ctx, cert, ca_cert, issuer_id, steady):
+def test_redis_down_a_live_process_still_answers_and_sees_revocations(ctx, leaf, issuer, issuer_id, steady):
     process = _presigned(ctx, redis_url="redis://127.0.0.1:1/0")  # nothing listens on port 1
     _until_live(process, issuer_id)  # the polls alone make it live
-    body = ocsp_request(cert, ca_cert)
+    body = ocsp_request(leaf, issuer)
     assert _status(process, body) == (ocsp.OCSPCertStatus.GOOD, False)
     assert _status(process, body) == (ocsp.OCSPCertStatus.GOOD, True)
-    revoke_in_db(ctx, cert, "key_compromise", now().replace(microsecond=0))
+    revoke_in_db(ctx, leaf, "key_compromise", now().replace(microsecond=0))
     _bump_counter(ctx, issuer_id)
     deadline = time.monotonic() + 5  # a poll every 0.25 s
     while _status(process, body)[0] != ocsp.OCSPCertStatus.REVOKED:

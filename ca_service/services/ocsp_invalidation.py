@@ -123,6 +123,7 @@ class _Watch:
                     drop(self.ctx, [f"{prefix}:{name}" for name in HASH_NAMES])
         if self.pubsub is not None:
             self.pubsub.close()
+        self.ctx.hot_reader.close()  # this thread's connection (the polls'), not left to the garbage collector
 
     def poll(self) -> None:
         started = time.monotonic()

@@ -37,6 +37,13 @@ class HotReader(threading.local):
         self.engine = engine
         self.conn: Connection | None = None
 
+    def close(self) -> None:
+        """Give this thread's connection back to the pool (a thread done with the hot reads)."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
+
     def rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row[Any]] | Sequence[tuple[Any, ...]]:
         """Every row of one read-only statement (build `statement` once, at import, with bindparams).
         store.errors.Unavailable if the database cannot answer (after one retry on a fresh connection)."""
