@@ -20,17 +20,26 @@ from bench.common import WrkResult, run_wrk
 from bench.ocsp import LUA as OCSP_LUA
 from ca_service.pki.ocsp import issuer_hashes
 
-# django-ca's sign endpoint: one POST per request, each with its own CSR and subject. The bodies,
-# one a line, are read by bench/ocsp.py's script (BENCH_PATHS: its per-thread stride over the
-# lines); only what each request is changes.
-PEER_SIGN_LUA = (
+# The peer's scripts read their lines (bodies or paths) with bench/ocsp.py's script (BENCH_PATHS:
+# its per-thread stride over the lines); next_line() is that stride, only what each request is changes.
+_NEXT_LINE_LUA = (
     OCSP_LUA
     + r"""
-function next_post()
+function next_line()
   local i = ((index - 1) % #paths) + 1
   index = index + stride
+  return paths[i]
+end
+"""
+)
+
+# django-ca's sign endpoint: one POST per request, each with its own CSR and subject (a body a line).
+PEER_SIGN_LUA = (
+    _NEXT_LINE_LUA
+    + r"""
+function next_post()
   return wrk.format("POST", os.getenv("BENCH_API") .. "sign/", {["Content-Type"] = "application/json",
-    ["Authorization"] = os.getenv("BENCH_AUTH")}, paths[i])
+    ["Authorization"] = os.getenv("BENCH_AUTH")}, next_line())
 end
 function request()
   return next_post()
@@ -67,12 +76,10 @@ end
 # certificate with its revocation status), authenticated with HTTP Basic like its sign endpoint:
 # GET certs/{serial}/ for stored serials (BENCH_PATHS, one path a line).
 PEER_CERT_LUA = (
-    OCSP_LUA
+    _NEXT_LINE_LUA
     + r"""
 function request()
-  local i = ((index - 1) % #paths) + 1
-  index = index + stride
-  return wrk.format("GET", paths[i], {["Authorization"] = os.getenv("BENCH_AUTH")})
+  return wrk.format("GET", next_line(), {["Authorization"] = os.getenv("BENCH_AUTH")})
 end
 """
 )
