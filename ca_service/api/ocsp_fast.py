@@ -62,9 +62,8 @@ class OcspFastPath:
         self, environ: dict[str, Any], start_response: Any, answer: OCSPAnswer, route: str, started: float
     ) -> list[bytes]:
         request_id = instrumentation.request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
-        cacheable = route == GET_ROUTE
         headers = [("Content-Type", MIMETYPE), ("Content-Length", str(len(answer.der)))]
-        headers += (cache_headers(answer, self.ctx.clock.now()) if cacheable else {"Cache-Control": "no-store"}).items()
+        headers += cache_headers(answer, self.ctx.clock.now(), get=route == GET_ROUTE).items()
         headers.append(("X-Request-ID", request_id))
         start_response("200 OK", headers)
         token = log_context.set({})

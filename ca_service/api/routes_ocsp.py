@@ -63,11 +63,11 @@ def _validators(der: bytes, this_update: datetime, next_update: datetime) -> tup
     return hashlib.sha256(der).hexdigest()[:32], http_date(this_update), http_date(next_update)
 
 
-def cache_headers(answer: ocsp_responder.OCSPAnswer, now: datetime) -> dict[str, str]:
-    """RFC 5019 caching headers for a cacheable answer before its nextUpdate, else no-store;
-    written as plain strings (werkzeug's cache_control/make_conditional helpers cost more than
-    signing did)."""
-    if answer.cacheable and answer.this_update and answer.next_update:
+def cache_headers(answer: ocsp_responder.OCSPAnswer, now: datetime, *, get: bool) -> dict[str, str]:
+    """RFC 5019 caching headers for a cacheable answer to a GET before its nextUpdate, else
+    no-store (a POST is never cached); written as plain strings (werkzeug's
+    cache_control/make_conditional helpers cost more than signing did)."""
+    if get and answer.cacheable and answer.this_update and answer.next_update:
         max_age = int((answer.next_update - now).total_seconds())
         if max_age > 0:
             etag, last_modified, expires = _validators(answer.der, answer.this_update, answer.next_update)
@@ -84,9 +84,9 @@ def is_conditional(environ: dict[str, Any]) -> bool:
     return "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ
 
 
-def _http_response(answer: ocsp_responder.OCSPAnswer, *, cacheable: bool) -> Response:
+def _http_response(answer: ocsp_responder.OCSPAnswer, *, get: bool) -> Response:
     """The answer with its caching headers when it is cacheable (GET without a nonce), or 304."""
-    headers = cache_headers(answer, ctx().clock.now()) if cacheable else {"Cache-Control": "no-store"}
+    headers = cache_headers(answer, ctx().clock.now(), get=get)
     if "ETag" in headers and is_conditional(request.environ):
         if not is_resource_modified(request.environ, unquote_etag(headers["ETag"])[0], last_modified=answer.this_update):
             return Response(status=304, headers=headers)
@@ -97,7 +97,7 @@ def _http_response(answer: ocsp_responder.OCSPAnswer, *, cacheable: bool) -> Res
 @roles(PUBLIC)
 def ocsp_post() -> Response:
     """OCSP request in the body (`application/ocsp-request`)."""
-    return _http_response(ocsp_responder.answer(ctx(), request.get_data()), cacheable=False)
+    return _http_response(ocsp_responder.answer(ctx(), request.get_data()), get=False)
 
 
 @bp.get("/ocsp/<path:encoded>", responses=_RESPONSES, merge_slashes=False)
@@ -106,4 +106,4 @@ def ocsp_get(path: OcspPath) -> Response:
     """OCSP request as base64 in the path (RFC 6960 appendix A.1); cacheable when it has no nonce."""
     der = decode_get_request(path.encoded)
     answer = ocsp_responder.answer(ctx(), der) if der else ocsp_responder.malformed()
-    return _http_response(answer, cacheable=True)
+    return _http_response(answer, get=True)
