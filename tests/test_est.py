@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from ca_service.api.app import create_app
+from ca_service.services import auth_blocks
 from tests.support.api import Api
 from tests.support.pki import make_csr, openssl
 
@@ -45,6 +47,23 @@ def enrol(api: Api, login_id: str, code: str, body: bytes, **headers: str):
 
 def certs_of(resp_body: bytes) -> list[x509.Certificate]:
     return pkcs7.load_der_pkcs7_certificates(base64.b64decode(resp_body))
+
+
+def clear_auth_throttle(ctx) -> None:
+    """Forget the bad-credential counts: every request of the tests comes from 127.0.0.1."""
+    conn = ctx.redis()
+    for key in conn.scan_iter("ca:auth-failures:*"):
+        conn.delete(key)
+    conn.delete(auth_blocks.INDEX)
+    with ctx.auth_blocks.lock:
+        ctx.auth_blocks.blocked.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle(ctx) -> Iterator[None]:
+    clear_auth_throttle(ctx)
+    yield
+    clear_auth_throttle(ctx)
 
 
 @pytest.fixture
