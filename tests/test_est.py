@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import quote
@@ -191,3 +192,44 @@ def test_enrolment_code_endpoint_in_openapi(api):
     doc = api.get("/openapi.json", role=None).json
     op = doc["paths"]["/v1/users/{login_id}/enrolment-codes"]["post"]
     assert "201" in op["responses"] and "login-method-not-certificate" in op["responses"]["409"]["description"]
+
+
+def test_curl_and_openssl_against_gunicorn(live, tmp_path):
+    """A client nobody here wrote: curl sends what the docs say (docs/est.md), openssl reads the answers."""
+    live.org("acme")
+    live.user("alice", "acme")
+    code = mint(live, "alice")
+    base = live.base_url + EST
+
+    def curl(*args: str) -> bytes:
+        proc = subprocess.run(["curl", "-sS", "--fail-with-body", *args], capture_output=True, check=False, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    (tmp_path / "cacerts.p7").write_bytes(base64.b64decode(curl(f"{base}/cacerts")))
+    chain = openssl("pkcs7", "-inform", "DER", "-in", str(tmp_path / "cacerts.p7"), "-print_certs", check=True).stdout
+    (tmp_path / "chain.pem").write_text(chain)
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            str(tmp_path / "key.pem"), "-subj", "/CN=whoever", "-outform", "DER", "-out", str(tmp_path / "csr.der"),
+            check=True)  # fmt: skip
+    (tmp_path / "csr.b64").write_bytes(base64.encodebytes((tmp_path / "csr.der").read_bytes()))  # wrapped lines
+    body = curl(
+        "-u", f"alice:{code.lower()}", "-H", "Content-Type: application/pkcs10",
+        "--data-binary", f"@{tmp_path / 'csr.b64'}", f"{base}/simpleenroll",
+    )  # fmt: skip
+    (tmp_path / "new.p7").write_bytes(base64.b64decode(body))
+    cert_pem = openssl("pkcs7", "-inform", "DER", "-in", str(tmp_path / "new.p7"), "-print_certs", check=True).stdout
+    (tmp_path / "cert.pem").write_text(cert_pem)
+    assert "subject=O=Test Bank, OU=acme, CN=alice" in cert_pem.replace(" = ", "=")
+    openssl("verify", "-CAfile", str(tmp_path / "chain.pem"), str(tmp_path / "cert.pem"), check=True)
+    # the certificate is for openssl's key
+    pub_cert = openssl("x509", "-in", str(tmp_path / "cert.pem"), "-noout", "-pubkey", check=True).stdout
+    pub_key = openssl("pkey", "-in", str(tmp_path / "key.pem"), "-pubout", check=True).stdout
+    assert pub_cert == pub_key
+    # replaying the code: 401 with the Basic challenge
+    proc = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-D", "-", "-u", f"alice:{code}", "--data-binary", f"@{tmp_path / 'csr.b64'}",
+         f"{base}/simpleenroll"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert " 401 " in proc.stdout.splitlines()[0] and 'Basic realm="ca-service EST"' in proc.stdout

@@ -115,8 +115,9 @@ def test_replay_of_a_used_code_after_revocation(acme):
     removed from simple_enroll (the code never used up)."""
     code = mint(acme, "alice")
     [cert] = certs_of(enrol(acme, "alice", code, csr_b64()[1]).content)
-    r = acme.post(
-        f"/v1/certificates/{format(cert.serial_number, 'x')}/revocation", role="operator", json={"reason": "key_compromise"}
+    r = acme.post(  # the master revokes it (R10): not the help desk, so no voiding helps here
+        f"/v1/certificates/{format(cert.serial_number, 'x')}/revocation",
+        json={"reason": "key_compromise", "acting_login_id": "boss"},
     )
     assert r.status == 200, r
     r = enrol(acme, "alice", code, csr_b64()[1])
@@ -325,6 +326,7 @@ def test_csr_claiming_another_login_id_or_ca_true_is_ignored(acme):
     ],
 )
 def test_bad_bodies_are_4xx_and_leave_the_code_usable(acme, body):
+    """Seen failing (500) with est._csr_pem letting pki.est.EstBodyRejected through unmapped."""
     code = mint(acme, "alice")
     r = enrol(acme, "alice", code, body)
     assert 400 <= r.status < 500 and r.status != 401, r
