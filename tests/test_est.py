@@ -244,3 +244,12 @@ def test_curl_and_openssl_against_gunicorn(live, tmp_path):
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert " 401 " in proc.stdout.splitlines()[0] and 'Basic realm="ca-service EST"' in proc.stdout
+
+
+def test_code_endpoint_takes_a_json_object(alice):
+    """`{}` (or `{"ticket": ...}`): a JSON body like every POST of /v1 (DESIGN §4)."""
+    r = alice.post("/v1/users/alice/enrolment-codes")
+    assert r.status == 400 and r.code == "validation-error", r
+    assert alice.post("/v1/users/alice/enrolment-codes", json={}).status == 201
+    r = alice.post("/v1/users/alice/enrolment-codes", json={"code": "AAAA-AAAA-AAAA-AAAA"})
+    assert r.status == 400 and r.code == "validation-error", r  # a caller does not choose the code
