@@ -272,3 +272,15 @@ def test_metrics_count_enrolments_by_outcome(alice):
     assert enrol(alice, "alice", code, csr_b64()[1]).status == 200
     assert _sample(alice, "ca_est_enrolments_total", operation="simpleenroll", outcome="issued") == issued + 1
     assert _sample(alice, "ca_est_enrolments_total", operation="simpleenroll", outcome="unauthenticated") == refused + 1
+
+
+def test_verified_code_says_whether_the_help_desk_minted_it(alice, ctx):
+    """What the lead wires into issue_certificate(operator_authorised=...)."""
+    from ca_service.services.enrolment import codes
+    from tests.conftest import SYSTEM
+
+    code = mint(alice, "alice")
+    assert codes.verify(ctx, SYSTEM, "alice", code).operator_authorised is False
+    code = mint(alice, "alice", role="operator", ticket="PAPER-7")
+    assert codes.verify(ctx, SYSTEM, "ALICE", code).operator_authorised is True  # login IDs ignore case
+    assert codes.verify(ctx, SYSTEM, "alice", code).login_id == "alice"
