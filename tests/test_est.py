@@ -193,6 +193,11 @@ def test_enrolment_code_endpoint_in_openapi(api):
     doc = api.get("/openapi.json", role=None).json
     op = doc["paths"]["/v1/users/{login_id}/enrolment-codes"]["post"]
     assert "201" in op["responses"] and "login-method-not-certificate" in op["responses"]["409"]["description"]
+    enroll = doc["paths"]["/.well-known/est/simpleenroll"]["post"]
+    assert enroll["security"] == [{"estBasic": []}] and "401" in enroll["responses"] and "429" in enroll["responses"]
+    assert "key-reused" in enroll["responses"]["409"]["description"]
+    reenroll = doc["paths"]["/.well-known/est/simplereenroll"]["post"]
+    assert "renewal-not-open" in reenroll["responses"]["409"]["description"] and "401" in reenroll["responses"]
 
 
 def until_not_throttled(api: Api, timeout: float = 10.0) -> None:
