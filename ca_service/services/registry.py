@@ -8,7 +8,7 @@ from datetime import datetime
 from ca_service.constants import LoginMethod, UserRole
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted
-from ca_service.services import audit
+from ca_service.services import audit, events
 from ca_service.services.certificates import CertificateView, view_of
 from ca_service.services.post_commit import after_commit
 from ca_service.store import users
@@ -148,7 +148,7 @@ def put_user(
             result = _put_user(*args)
         except LoginIdTaken:
             raise Conflict(f"login ID {login_id} is being registered concurrently; try again", code="login-id-taken") from None
-    after_commit(ctx)
+    after_commit(ctx, outbox=events.enabled(ctx))
     return result
 
 
@@ -188,12 +188,18 @@ def _put_user(
                 )
             check_role_change(actor, user.role, role, ticket)
             changes = {k: v for k, v in fields.items() if getattr(user, k) != v}
+            old_role = user.role
             if changes:
                 for k, v in changes.items():
                     setattr(user, k, v)
                 user.updated_at = now
                 extra = _ticket("master", ticket) if "role" in changes else {}
                 audit.record(session, ctx, actor, "user.updated", "user", login_id, **changes, **extra)
+                if "role" in changes:
+                    events.record(
+                        session, ctx, events.USER_ROLE_CHANGED, login_id=login_id,
+                        data={"login_id": login_id, "org_id": org_id, "role": role, "previous": old_role},
+                    )  # fmt: skip
             created = False
         users.flush(session)
         view = _user_view(session, ctx, user, org)
