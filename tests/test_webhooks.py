@@ -27,7 +27,7 @@ from config.settings import SettingsError, load_settings
 from config.webhook_settings import WebhookSettings, decode_secret
 from tests.support.api import Api
 from tests.support.pki import make_csr
-from tests.support.webhook_receiver import Receiver, new_secret
+from tests.support.webhook_receiver import Receiver, new_secret, tls_server
 
 SECRET = new_secret()
 OPERATOR = Actor(client_name="helpdesk-tests", role="operator")
@@ -266,3 +266,22 @@ def test_settings_refuse_plain_http_weak_or_missing_secrets(tmp_path) -> None:
     env = {"CA_DATA_DIR": str(tmp_path), "CA_WEBHOOK_URLS": "https://fe.example/h", "CA_WEBHOOK_SECRET_FILE": str(secret_file)}
     assert len(load_settings(env).webhooks.secrets) == 2
     assert "whsec" not in repr(load_settings(env)) and json.dumps(str(load_settings(env).webhooks)).count("secrets") == 0
+
+
+def test_https_receivers_are_verified_against_the_configured_bundle(ctx, tmp_path) -> None:
+    server_tls, bundle = tls_server(tmp_path)
+    secure = Receiver(SECRET, tls=server_tls)
+    try:
+        plain = hooked(ctx, secure.url)  # the system's trust store does not know the receiver's CA
+        with transaction(plain.sessions) as session:
+            events.record(session, plain, events.CERTIFICATE_ISSUED, login_id="ichiro", data={"login_id": "ichiro"})
+        assert delivery.attempt_next(plain, "ichiro", secure.url).outcome == "retry"
+        assert "CERTIFICATE_VERIFY_FAILED" in (admin.list_deliveries(plain)[0].last_error or "")
+        assert secure.requests == 0  # nothing was sent to an unverified peer
+        trusted = replace(plain, settings=replace(plain.settings, webhooks=replace(plain.settings.webhooks, ca_bundle=bundle)))
+        with trusted.sessions() as s, s.begin():
+            s.execute(update(WebhookDelivery).values(next_attempt_at=trusted.clock.now()))
+        assert delivery.attempt_next(trusted, "ichiro", secure.url).outcome == "delivered"
+        assert secure.types() == ["certificate.issued"] and secure.bad_signatures == 0
+    finally:
+        secure.close()

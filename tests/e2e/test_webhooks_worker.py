@@ -16,13 +16,16 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from ca_service.services import events
+from ca_service.services.events import delivery
+from ca_service.store.db import transaction
 from ca_service.store.models import OutboxEntry, WebhookDelivery
 from tests.support.api import Api
 from tests.support.pki import make_csr
-from tests.support.webhook_receiver import Receiver, new_secret
+from tests.support.webhook_receiver import Receiver
 from tests.support.workers import empty_queues
+from tests.test_webhooks import SECRET, hooked
 
-SECRET = new_secret()
 LOGINS = 10
 CYCLES = 5  # issue then revoke, per login ID: 50 revocations in all
 FAST_RETRIES = {"CA_WEBHOOK_RETRY_FIRST_SECONDS": "1", "CA_WEBHOOK_RETRY_MAX_SECONDS": "1"}  # production: tests/test_webhooks.py
@@ -140,3 +143,35 @@ def test_sigkill_right_after_commit_is_still_delivered(ctx, tokens, live_process
         "login_id": "alice", "org_id": "acme", "serial": issued.json["serial"], "reason": "key_compromise",
         "revoked_at": revoked["data"]["revoked_at"],
     }  # fmt: skip
+
+
+ATTEMPT = """
+import sys
+from ca_service.context import process_context
+from ca_service.services.events import delivery
+delivery.attempt_next(process_context(), sys.argv[1], sys.argv[2])
+"""
+
+
+def test_a_worker_killed_mid_delivery_leaves_a_lease_that_expires_and_the_event_is_sent_again(
+    ctx, clock, test_env, receiver
+) -> None:
+    receiver.behaviour = lambda n: "hang" if n == 1 else 200
+    wctx = hooked(ctx, receiver.url)
+    with transaction(wctx.sessions) as session:
+        events.record(session, wctx, events.CERTIFICATE_REVOKED, login_id="kenji", data={"login_id": "kenji", "serial": "0b"})
+    env = test_env.env(**{**hook_env(receiver), "CA_WEBHOOK_TIMEOUT_SECONDS": "30"})
+    attempt = subprocess.Popen([sys.executable, "-c", ATTEMPT, "kenji", receiver.url], env=env)
+    try:
+        receiver.wait_for(lambda: receiver.requests == 1, timeout=60)
+    finally:
+        attempt.kill()  # SIGKILL mid-delivery: the receiver has the request, the CA no answer
+        attempt.wait(10)
+    assert delivery.attempt_next(wctx, "kenji", receiver.url).outcome == "busy"  # its lease holds the stream
+    assert delivery.redispatch(wctx) == 0
+    clock.travel(seconds=30 + delivery.LEASE_MARGIN_SECONDS + delivery.SWEEP_GRACE_SECONDS + 1)
+    assert delivery.redispatch(wctx) == 1  # the sweep sees the lease expired and wakes the stream
+    delivery.deliver_stream(wctx, "kenji", receiver.url)
+    assert receiver.types() == ["certificate.revoked"]
+    assert receiver.headers[0]["webhook-id"] == receiver.headers[1]["webhook-id"]  # at least once: dedupe on id
+    assert receiver.bodies[0] == receiver.bodies[1]

@@ -8,14 +8,22 @@ on the same port (connection refused meanwhile)."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 Behaviour = Callable[[int], "int | str"]
@@ -26,7 +34,8 @@ def new_secret(size: int = 32) -> str:
 
 
 class Receiver:
-    def __init__(self, secret: str, behaviour: Behaviour | None = None) -> None:
+    def __init__(self, secret: str, behaviour: Behaviour | None = None, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.verifier = Webhook(secret)
         self.behaviour: Behaviour = behaviour or (lambda n: 200)
         self.requests = 0
@@ -42,7 +51,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/ca"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/hooks/ca"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
@@ -98,6 +107,8 @@ class Receiver:
     def up(self) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
@@ -125,3 +136,35 @@ class Receiver:
 
 def bodies_json(receiver: Receiver) -> list[dict[str, Any]]:
     return [json.loads(b) for b in receiver.bodies]
+
+
+def tls_server(tmp: Path) -> tuple[ssl.SSLContext, Path]:
+    """A receiver's TLS: a throwaway CA and a server certificate for 127.0.0.1. Returns the
+    server context and the CA's PEM (the CA_WEBHOOK_CA_BUNDLE that trusts it)."""
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "receiver test CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1)).add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    (tmp / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (tmp / "server.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    (tmp / "server.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp / "server.pem", tmp / "server.key")
+    return context, tmp / "ca.pem"

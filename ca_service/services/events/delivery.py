@@ -30,7 +30,7 @@ from ca_service.queueing import queue as safe_queue
 from ca_service.services.events import sender, signing
 from ca_service.services.events.recording import WEBHOOK_DELIVER
 from ca_service.store import webhooks as store
-from ca_service.store.db import transaction
+from ca_service.store.db import reading, transaction
 from config.webhook_settings import WebhookSettings
 
 log = logging.getLogger("ca_service.webhooks")
@@ -144,7 +144,7 @@ def redispatch(ctx: ServiceContext) -> int:
     if ctx.settings.redis_url is None:
         return 0
     now = ctx.clock.now()
-    with transaction(ctx.sessions) as session:
+    with reading(ctx.sessions) as session:  # a plain read: the sweep runs every 10 s (no SQLite write lock)
         heads = store.due_heads(session, now, now - timedelta(seconds=SWEEP_GRACE_SECONDS), SWEEP_BATCH)
     for stream, url in heads:
         kick(ctx, stream, url)
