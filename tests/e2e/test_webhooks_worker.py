@@ -16,11 +16,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from ca_service.api.app import create_app
 from ca_service.services import events
 from ca_service.services.events import delivery
 from ca_service.store.db import transaction
 from ca_service.store.models import OutboxEntry, WebhookDelivery
+from tests.e2e.test_workers import _on_crl
 from tests.support.api import Api
+from tests.support.background import wait_for
 from tests.support.pki import make_csr
 from tests.support.webhook_receiver import Receiver
 from tests.support.workers import empty_queues
@@ -175,3 +178,31 @@ def test_a_worker_killed_mid_delivery_leaves_a_lease_that_expires_and_the_event_
     assert receiver.types() == ["certificate.revoked"]
     assert receiver.headers[0]["webhook-id"] == receiver.headers[1]["webhook-id"]  # at least once: dedupe on id
     assert receiver.bodies[0] == receiver.bodies[1]
+
+
+def test_a_hanging_receiver_stalls_no_crl_publication(ctx, tokens, live_processes, test_env, receiver) -> None:
+    """As `ca-service dev` runs them: one worker for crl/mail/default, one for webhooks."""
+    empty_queues(test_env.redis_url)
+    receiver.behaviour = lambda n: "hang"
+    wctx = hooked(ctx, receiver.url)
+    api = Api(tokens, flask_client=create_app(wctx).test_client())
+    api.org("acme")
+    api.user("alice", "acme")
+    serial = api.issue("alice", make_csr()[1]).json["serial"]
+    env = {**hook_env(receiver), "CA_WEBHOOK_TIMEOUT_SECONDS": "60"}  # stuck for the whole test
+    stamp = time.monotonic_ns()
+    hooks = live_processes.start(f"webhook-worker-h-{stamp}", ["worker", "--queues", "webhooks"], **env)
+    main = live_processes.start(f"worker-h-{stamp}", ["worker", "--queues", "crl,mail,default"], **env)
+    try:
+        receiver.wait_for(lambda: receiver.requests >= 1, timeout=60)  # the webhook worker is stuck in a request
+        started = time.monotonic()
+        assert api.post(f"/v1/certificates/{serial}/revocation", role="operator", json={"reason": "key_compromise"}).status == 200
+        wait_for(lambda: serial in _on_crl(ctx), timeout=30)
+        on_crl = time.monotonic() - started
+        assert receiver.requests == 1  # still in its first request
+    finally:
+        main.stop()
+        receiver.release.set()  # the hung request ends: the webhook worker stops without waiting 60 s
+        hooks.stop()
+    assert on_crl < 15, on_crl  # settle 1 s + publication; the hung receiver is not in its way
+    print(f"revocation on the CRL {on_crl:.1f} s after it, the webhook worker hanging meanwhile")
