@@ -1,6 +1,6 @@
 """Lifecycle events with real processes (issue 25): gunicorn records them, a real `ca-service
 worker --queues webhooks` delivers them to an http.server receiver that verifies every signature
-with `standardwebhooks`; per-login-ID order under concurrency, a receiver down then back, and a
+with `standardwebhooks`; per-login-ID order under concurrency (two workers), a receiver down then back, and a
 process SIGKILLed right after its commit (the scheduler's sweep relays what it left behind)."""
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def test_50_concurrent_revocations_across_10_login_ids_arrive_in_order_per_login
     for i in range(LOGINS):
         api.user(f"u{i}", "acme")
     receiver.down()  # the receiver is down when the burst starts: connection refused
-    worker = live_processes.start(f"webhook-worker-{time.monotonic_ns()}", ["worker", "--queues", "webhooks"], **env)
+    stamp = time.monotonic_ns()  # two webhook workers: jobs of one login ID race, the lease keeps the order
+    workers = [live_processes.start(f"webhook-worker-{n}-{stamp}", ["worker", "--queues", "webhooks"], **env) for n in (1, 2)]
     try:
 
         def cycles(i: int) -> list[str]:
@@ -92,9 +93,11 @@ def test_50_concurrent_revocations_across_10_login_ids_arrive_in_order_per_login
         receiver.wait_for(lambda: len(first_seen(receiver)) >= 2 * LOGINS * CYCLES, timeout=90)
         delivered_after = time.monotonic() - started
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
         live_processes.processes["api-webhooks"].stop()
     assert receiver.bad_signatures == 0
+    assert all("deliver_webhooks_job" in w.log() for w in workers)  # both took delivery jobs
     events = first_seen(receiver)
     for i in range(LOGINS):
         mine = [(e["type"], e["data"]["serial"]) for e in events if e["data"]["login_id"] == f"u{i}"]
