@@ -43,6 +43,7 @@ class Receiver:
         self.headers: list[dict[str, str]] = []
         self.bodies: list[bytes] = []
         self.bad_signatures = 0
+        self.flood_sent = 0  # bytes of the "huge" answers that the client's socket took
         self.lock = threading.Lock()
         self.release = threading.Event()  # ends the "hang" answers at teardown
         self._server: ThreadingHTTPServer | None = None
@@ -86,6 +87,7 @@ class Receiver:
                     try:
                         for _ in range(100_000):  # 1.6 GB if anybody read it all
                             self.wfile.write(b"x" * 16384)
+                            receiver.flood_sent += 16384
                     except OSError:
                         pass
                     with receiver.lock:

@@ -59,14 +59,14 @@ def post(
     watchdog.start()
     try:
         conn.connect()
-        if conn.sock is not None:
-            conn.sock.settimeout(max(0.05, timeout - (time.monotonic() - started)))
+        if conn.sock is not None:  # a backstop: the watchdog ends the attempt at the deadline
+            conn.sock.settimeout(max(0.05, timeout - (time.monotonic() - started)) + 1.0)
         conn.request("POST", target, body=body, headers=headers)
         response = conn.getresponse()
         head = response.read(MAX_BODY)  # never more: the rest is dropped with the connection
         status = response.status
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        if fired.is_set():
+        if fired.is_set() or time.monotonic() - started >= timeout:
             return Outcome(False, None, f"no answer within {timeout:g} s")
         return Outcome(False, None, f"{type(exc).__name__}: {str(exc)[:_ERROR_CHARS]}")
     finally:
