@@ -52,6 +52,7 @@ class QueueName(StrEnum):
     CRL = "crl"
     MAIL = "mail"
     DEFAULT = "default"
+    WEBHOOKS = "webhooks"  # lifecycle events to the front end (issue 25): last, so never before a CRL or an email
 
 
 QUEUE_NAMES = tuple(q.value for q in QueueName)  # plain strings (click.Choice, messages, RQ)

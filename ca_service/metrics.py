@@ -29,6 +29,8 @@ LOGIN_CHECKS = Counter("ca_login_checks_total", "Login checks answered", ["resul
 CRL_PUBLISHED = Counter("ca_crl_publications_total", "CRLs signed and published", ["ca"])
 NOTICES_CREATED = Counter("ca_notices_created_total", "Expiry notices created")
 NOTICE_EMAILS = Counter("ca_notice_emails_total", "Expiry notice email attempts", ["result"])  # sent|failed|no_email
+# issue 25: lifecycle events to the front end; outcome: delivered|retry|failed (given up after 24 h)
+WEBHOOK_DELIVERIES = Counter("ca_webhook_deliveries_total", "Webhook delivery attempts", ["type", "outcome"])
 
 # --- OCSP ----------------------------------------------------------------------------------------
 OCSP_SIGNING_SECONDS = Histogram("ca_ocsp_signing_seconds", "Time to sign one OCSP response")

@@ -15,6 +15,7 @@ from prometheus_client.registry import REGISTRY, Collector
 from ca_service.constants import QUEUE_NAMES
 from ca_service.context import ServiceContext
 from ca_service.services.crl_publication import ca_states
+from ca_service.services.events.admin import oldest_undelivered_seconds
 
 QUEUES = QUEUE_NAMES
 SCHEDULER_HEARTBEAT_SECONDS = 120  # a scheduler beats at least every outbox-sweep interval (10 s)
@@ -70,6 +71,15 @@ class StateCollector(Collector):
         except Exception:  # the database being down must not break the scrape of everything else
             log.warning("metrics: database unavailable for the CRL and CA gauges", exc_info=True)
         yield from (number, age, entries, expiry, validity, ca_left)
+        if self.ctx.settings.webhooks.enabled:
+            oldest = GaugeMetricFamily(
+                "ca_webhook_oldest_undelivered_seconds", "Age of the oldest lifecycle event a receiver has not got (0: none)"
+            )
+            try:
+                oldest.add_metric([], oldest_undelivered_seconds(self.ctx))
+                yield oldest
+            except Exception:
+                log.warning("metrics: database unavailable for the webhook gauge", exc_info=True)
 
     def _redis(self) -> Iterator[Metric]:
         """Queue depths and process counts (cheap Redis reads: never cached)."""

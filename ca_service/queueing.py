@@ -42,6 +42,7 @@ JOB_FUNCTIONS: frozenset[str] = frozenset(
         "ca_service.services.tasks.send_notice_email_job",
         "ca_service.services.tasks.expiry_scan_job",
         "ca_service.services.tasks.sweep_job",
+        "ca_service.services.tasks.deliver_webhooks_job",
         "workers.jobs.publish_crl_job",
         "workers.jobs.republish_crl_job",
         "workers.jobs.send_notice_email_job",

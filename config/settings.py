@@ -11,6 +11,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from config.webhook_settings import WebhookSettings, load_webhook_settings
+
 
 class SettingsError(Exception):
     """A missing or invalid setting; the message is one line meant for the operator."""
@@ -121,6 +123,8 @@ class Settings:
     console_secure_cookies: bool = True
     # issue 23: one-time enrolment codes for EST simpleenroll (docs/est.md)
     enrolment_code_minutes: int = 60
+    # issue 25: lifecycle events to the front end (config/webhook_settings.py)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def console_secret(self) -> bytes | None:
         """The key signing console session cookies and CSRF tokens, the same on every gunicorn
@@ -283,4 +287,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         console_lockout_minutes=_int(env, "CA_CONSOLE_LOCKOUT_MINUTES", 15, 1, 24 * 60),
         enrolment_code_minutes=_int(env, "CA_ENROLMENT_CODE_MINUTES", 60, 1, 7 * 24 * 60),
         console_secure_cookies=_bool(env, "CA_CONSOLE_SECURE_COOKIES", True),
+        webhooks=load_webhook_settings(env, SettingsError, _int, _bool),
     )

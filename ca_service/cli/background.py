@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from ca_service.cli.common import cli_actor, context, echo_json, echo_table, fail, handle_errors, prepare_metrics_dir
 from ca_service.cli.health import DEFAULT_WORKER_HEARTBEAT_SECONDS
 from ca_service.cli.health import record as record_role
+from ca_service.constants import QUEUE_NAMES
 from ca_service.services import crl_publication, notices
 from config.logging import configure as configure_logging
 
@@ -35,19 +36,38 @@ def _stop_while_starting() -> None:
 
 @click.command()
 @click.option("--burst", is_flag=True, help="Run the queued jobs, then exit.")
+@click.option(
+    "--queues",
+    default=",".join(QUEUE_NAMES),
+    show_default=True,
+    help="Comma-separated queues, in priority order. A slow webhook receiver then never delays a CRL or an email: "
+    "run one worker with --queues crl,mail,default and another with --queues webhooks (as `dev` does).",
+)
 @handle_errors
-def worker(burst: bool) -> None:
-    """Run an RQ worker on the queues crl, mail and default (SIGTERM: finish the job, then stop)."""
+def worker(burst: bool, queues: str) -> None:
+    """Run an RQ worker on the queues crl, mail, default and webhooks (SIGTERM: finish the job, then stop)."""
     _stop_while_starting()
     from workers.logging_context import ContextWorker as Worker
-    from workers.queues import QUEUES
+
+    QUEUES = tuple(q.strip() for q in queues.split(",") if q.strip())
+    unknown = [q for q in QUEUES if q not in QUEUE_NAMES]
+    if unknown or not QUEUES:
+        fail(f"--queues: unknown queue {', '.join(unknown) or '(none)'}; the queues are {', '.join(QUEUE_NAMES)}")
 
     ctx = context()
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # RQ forks a work horse per job: its counters survive only in prometheus-client's
         # multiprocess mode, which must be chosen before the metrics are created: re-exec.
         prepare_metrics_dir(ctx.settings.data_dir, "worker")
-        argv = [sys.executable, "-m", "ca_service.cli.main", "worker", *(["--burst"] if burst else [])]
+        argv = [
+            sys.executable,
+            "-m",
+            "ca_service.cli.main",
+            "worker",
+            "--queues",
+            ",".join(QUEUES),
+            *(["--burst"] if burst else []),
+        ]
         os.execv(sys.executable, argv)  # noqa: S606
     configure_logging(ctx.settings.log_level)
     heartbeat = _heartbeat_seconds()

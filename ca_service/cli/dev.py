@@ -26,7 +26,12 @@ from ca_service.cli.dev_support import (
 )
 from ca_service.cli.embedded_redis import EmbeddedRedis
 
-DEV_PROCESSES = (("api", ["serve", "--bind", "{bind}"]), ("worker", ["worker"]), ("scheduler", ["scheduler"]))
+DEV_PROCESSES = (
+    ("api", ["serve", "--bind", "{bind}"]),
+    ("worker", ["worker", "--queues", "crl,mail,default"]),
+    ("webhook-worker", ["worker", "--queues", "webhooks"]),  # a slow receiver never delays a CRL or an email
+    ("scheduler", ["scheduler"]),
+)
 
 
 def _dev_secret(data_dir: Path, name: str, file_name: str) -> None:

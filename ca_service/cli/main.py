@@ -23,6 +23,7 @@ from ca_service.cli.ocsp import ocsp_group
 from ca_service.cli.operator import COMMANDS as OPERATOR_COMMANDS
 from ca_service.cli.operator import users_group
 from ca_service.cli.operators import operators_group
+from ca_service.cli.webhooks import webhooks_group
 from ca_service.services import audit_checkpoints, authorities, ocsp_signer, root_crl
 from ca_service.store.migrate import upgrade_to_head
 
@@ -98,6 +99,7 @@ for command in OPERATOR_COMMANDS:
     cli.add_command(command)
 cli.add_command(search)
 cli.add_command(operators_group)
+cli.add_command(webhooks_group)
 notices_group.add_command(notices_list)
 users_group.add_command(users_search)
 

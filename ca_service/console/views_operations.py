@@ -13,6 +13,7 @@ from ca_service.console.blueprint import actor, bp, ctx, page
 from ca_service.console.i18n import local_time
 from ca_service.errors import InvalidInput, ServiceError
 from ca_service.services import failed_jobs, helpdesk, helpdesk_pages, jobs, notices
+from ca_service.services.events import admin as webhooks
 
 JOB_REFRESH_SECONDS = 1
 
@@ -44,7 +45,8 @@ def failures() -> tuple[str, int]:
     except ServiceError as err:
         failed, queue_error = [], err.detail
     emails = helpdesk.list_notices(ctx(), failed_only=True, limit=200)
-    return page("failures.html", failed=failed, queue_error=queue_error, emails=emails)
+    deliveries = webhooks.list_deliveries(ctx(), failed_only=True, limit=200)
+    return page("failures.html", failed=failed, queue_error=queue_error, emails=emails, deliveries=deliveries)
 
 
 @bp.route("/failures/jobs/<job_id>/retry", methods=["POST"])
@@ -58,6 +60,13 @@ def retry_job(job_id: str) -> BaseResponse:
 def retry_notice(notice_id: int) -> BaseResponse:
     notices.retry_email(ctx(), actor(), notice_id)
     flash(_("The notice email will be sent again."))
+    return redirect(url_for("console.failures"))
+
+
+@bp.route("/failures/webhooks/<int:delivery_id>/retry", methods=["POST"])
+def retry_webhook(delivery_id: int) -> BaseResponse:
+    webhooks.retry(ctx(), actor(), delivery_id)
+    flash(_("The event will be sent to the front end again."))
     return redirect(url_for("console.failures"))
 
 

@@ -24,7 +24,7 @@ from ca_service.outbox import records as outbox
 from ca_service.pki.csr import CheckedCSR, CSRRejected, check_csr
 from ca_service.pki.dates import add_months
 from ca_service.pki.profile import ClientCertRequest, build_client_certificate
-from ca_service.services import audit, ocsp_cache
+from ca_service.services import audit, events, ocsp_cache
 from ca_service.services.authorities import ActiveIssuer, active_issuer, serial_hex
 from ca_service.services.certificates import CertificateView, find_by_serial, status_of, view_of
 from ca_service.services.post_commit import after_commit
@@ -171,13 +171,18 @@ def issue_certificate(
                 login_id=login_id, org_id=user.org_id, not_after=row.not_after, key=csr.key_description,
             )  # fmt: skip
             certs.insert_certificate(session, row, event)  # with its audit event: one round trip on PostgreSQL
-            if in_transaction is not None:
+            events.record(
+                session, ctx, events.CERTIFICATE_ISSUED, login_id=login_id,
+                data={"login_id": login_id, "org_id": user.org_id, "serial": row.serial,
+                      "not_before": row.not_before, "not_after": row.not_after},
+            )  # fmt: skip
+            if in_transaction is not None:  # e.g. the EST enrolment code used up (after the issued event)
                 in_transaction(session, row.serial)
             return view_of(row, ctx, now)
 
     view = _with_retry(ctx, "issuance", login_id, attempt)
     metrics.CERTIFICATES_ISSUED.labels("new").inc()
-    after_commit(ctx)
+    after_commit(ctx, outbox=events.enabled(ctx))
     return view, issuer.chain_pem
 
 
@@ -210,6 +215,11 @@ def renew_certificate(ctx: ServiceContext, actor: Actor, serial: str, csr_pem: s
                 )
             certs.release_before_renewal(session, old)
             row = _sign_and_insert(session, ctx, issuer, user, csr, renewal_of=old.serial)
+            events.record(
+                session, ctx, events.CERTIFICATE_RENEWED, login_id=login_id,
+                data={"login_id": login_id, "org_id": user.org_id, "serial": row.serial, "predecessor": old.serial,
+                      "not_before": row.not_before, "not_after": row.not_after},
+            )  # fmt: skip
             mark_revoked(session, ctx, actor, old, RevocationReason.SUPERSEDED, None, now)
             certs.mark_superseded(session, old, row.serial)
             audit.record(

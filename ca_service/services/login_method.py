@@ -10,7 +10,7 @@ from ca_service.constants import LoginMethod, RevocationReason
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import InvalidInput
 from ca_service.outbox import records as outbox
-from ca_service.services import audit, ocsp_cache
+from ca_service.services import audit, events, ocsp_cache
 from ca_service.services.certificates import CertificateView, view_of
 from ca_service.services.enrolment import codes as enrolment_codes
 from ca_service.services.post_commit import after_commit
@@ -57,10 +57,14 @@ def switch_login_method(ctx: ServiceContext, actor: Actor, org_id: str, login_me
             session, ctx, actor, "organization.login_method_switched", "organization", org_id,
             previous=previous, login_method=login_method, ticket=ticket, revoked=len(revoked),
         )  # fmt: skip
+        events.record(
+            session, ctx, events.ORGANIZATION_LOGIN_METHOD_CHANGED, org_id=org_id,
+            data={"org_id": org_id, "login_method": login_method, "previous": previous, "revoked": len(revoked)},
+        )  # fmt: skip
     for issuer_id, serial in touched:
         ocsp_cache.invalidate(ctx, issuer_id, serial)
         metrics.CERTIFICATES_REVOKED.labels(RevocationReason.CESSATION_OF_OPERATION).inc()
-    after_commit(ctx, outbox=bool(touched))
+    after_commit(ctx, outbox=bool(touched) or events.enabled(ctx))
     return SwitchResult(org_id, login_method, previous, revoked)
 
 

@@ -12,7 +12,7 @@ from ca_service import metrics
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, NotFound
 from ca_service.outbox import records as outbox
-from ca_service.services import audit
+from ca_service.services import audit, events
 from ca_service.services.certificates import days_remaining
 from ca_service.services.notice_messages import screen_messages
 from ca_service.services.post_commit import after_commit
@@ -57,7 +57,16 @@ def scan(
             ]  # fmt: skip
             new = store.insert_new(session, values)
             created += len(new)
-            emails = [notice_id for notice_id, status in new if status == "pending"]
+            emails = [notice_id for notice_id, status, _serial in new if status == "pending"]
+            if events.enabled(ctx):
+                by_serial = {r.serial: r for r in rows}
+                for _id, _status, serial in new:
+                    r = by_serial[serial]
+                    events.record(
+                        session, ctx, events.CERTIFICATE_EXPIRING, login_id=r.login_id,
+                        data={"login_id": r.login_id, "serial": serial, "not_after": r.not_after,
+                              "days_remaining": days_remaining(r.not_after, as_of, ctx.settings.tz)},
+                    )  # fmt: skip
             if emails:
                 outbox.add_many(session, ctx, None, outbox.NOTICE_EMAIL, [{"notice_id": n} for n in emails])
                 queued += len(emails)
@@ -66,7 +75,7 @@ def scan(
         if len(rows) < batch:
             break
     metrics.NOTICES_CREATED.inc(created)
-    if queued:
+    if queued or (created and events.enabled(ctx)):
         after_commit(ctx, outbox=True)
     return ScanResult(as_of, examined, created, queued)
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from ca_service.constants import LoginMethod, UserRole
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted
-from ca_service.services import audit
+from ca_service.services import audit, events
 from ca_service.services.certificates import CertificateView, view_of
 from ca_service.services.enrolment import codes as enrolment_codes
 from ca_service.services.post_commit import after_commit
@@ -149,7 +149,7 @@ def put_user(
             result = _put_user(*args)
         except LoginIdTaken:
             raise Conflict(f"login ID {login_id} is being registered concurrently; try again", code="login-id-taken") from None
-    after_commit(ctx)
+    after_commit(ctx, outbox=events.enabled(ctx))
     return result
 
 
@@ -189,6 +189,7 @@ def _put_user(
                 )
             check_role_change(actor, user.role, role, ticket)
             changes = {k: v for k, v in fields.items() if getattr(user, k) != v}
+            old_role = user.role
             if changes:
                 for k, v in changes.items():
                     setattr(user, k, v)
@@ -197,6 +198,10 @@ def _put_user(
                 audit.record(session, ctx, actor, "user.updated", "user", login_id, **changes, **extra)
                 if "role" in changes:  # a code minted for the old role must not enrol the new one (issue 23)
                     enrolment_codes.void_in(session, ctx, actor, login_id, "role-changed")
+                    events.record(
+                        session, ctx, events.USER_ROLE_CHANGED, login_id=login_id,
+                        data={"login_id": login_id, "org_id": org_id, "role": role, "previous": old_role},
+                    )  # fmt: skip
             created = False
         users.flush(session)
         view = _user_view(session, ctx, user, org)

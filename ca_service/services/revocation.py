@@ -18,7 +18,7 @@ from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotPermitted
 from ca_service.outbox import records as outbox
 from ca_service.pki.reasons import REASONS
-from ca_service.services import audit, ocsp_cache, revocation_brake
+from ca_service.services import audit, events, ocsp_cache, revocation_brake
 from ca_service.services.certificates import CertificateView, find_by_serial, view_of
 from ca_service.services.enrolment import codes as enrolment_codes
 from ca_service.services.post_commit import after_commit
@@ -71,6 +71,10 @@ def mark_revoked(
     audit.record(
         session, ctx, actor, "certificate.revoked", "certificate", cert.serial,
         login_id=cert.login_id, org_id=cert.org_id, reason=reason, ticket=ticket,
+    )  # fmt: skip
+    events.record(
+        session, ctx, events.CERTIFICATE_REVOKED, login_id=cert.login_id,
+        data={"login_id": cert.login_id, "org_id": cert.org_id, "serial": cert.serial, "reason": reason, "revoked_at": now},
     )  # fmt: skip
 
 

@@ -15,6 +15,8 @@ from ca_service.constants import QueueName
 from ca_service.context import ServiceContext, process_context
 from ca_service.outbox import records, relay, routes
 from ca_service.services import approvals, audit, crl_publication, mailer, notices, redispatch
+from ca_service.services.events import delivery as webhook_delivery
+from ca_service.services.events.recording import WEBHOOK_DELIVER
 from ca_service.timefmt import rfc3339
 from config.logging import bind as bind_log
 
@@ -74,7 +76,7 @@ def expiry_scan_job(as_of: str | None = None) -> dict[str, Any]:
 def sweep_job() -> dict[str, int]:
     """Scheduled every few seconds: relay outbox entries left pending (e.g. Redis was down), enqueue
     again the work a restarted Redis lost, settle approvals whose approving request died
-    mid-action, and seal audit events left unsealed."""
+    mid-action, seal audit events left unsealed, and wake webhook deliveries whose job was lost."""
     ctx = _ctx()
     dispatched = relay.dispatch_pending(ctx)
     return {
@@ -82,8 +84,15 @@ def sweep_job() -> dict[str, int]:
         "redispatched": redispatch.redispatch_lost(ctx),
         "approvals_settled": approvals.settle_interrupted(ctx),
         "sealed": audit.seal_pending(ctx),
+        "webhooks": webhook_delivery.redispatch(ctx),
     }
+
+
+def deliver_webhooks_job(stream: str, url: str, outbox_id: int | None = None, **_payload: Any) -> dict[str, Any]:
+    """Deliver a login ID's pending events to one receiver, oldest first (services/events)."""
+    return webhook_delivery.deliver_stream(_ctx(), stream, url)
 
 
 routes.register(records.CRL_PUBLISH, QueueName.CRL, publish_crl_job)
 routes.register(records.NOTICE_EMAIL, QueueName.MAIL, send_notice_email_job, retried=True)
+routes.register(WEBHOOK_DELIVER, QueueName.WEBHOOKS, deliver_webhooks_job)

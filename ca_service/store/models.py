@@ -309,3 +309,48 @@ class EnrolmentCode(Base):
     certificate_serial: Mapped[str | None] = mapped_column(String(40))  # what the code enrolled
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     void_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class WebhookEvent(Base):
+    """A lifecycle event for the front end (issue 25), written in the transaction of its change.
+    `body` is the exact JSON sent and signed on every attempt; `seq` orders a stream's events."""
+
+    __tablename__ = "webhook_events"
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    stream: Mapped[str] = mapped_column(String(80))  # the login ID (or org:<org_id>): delivered in seq order
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    body: Mapped[str] = mapped_column(Text)
+
+
+class WebhookDelivery(Base):
+    """One event to one receiver URL: pending until a 2xx (delivered) or until the give-up time
+    (failed); `leased_until` marks an attempt in flight (a killed worker's lease just expires)."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    event_seq: Mapped[int] = mapped_column(ForeignKey("webhook_events.seq"))
+    stream: Mapped[str] = mapped_column(String(80))
+    url: Mapped[str] = mapped_column(String(2000))
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())  # start of the retry period (reset by a retry)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index(
+            "ix_webhook_deliveries_pending",
+            "stream",
+            "url",
+            "event_seq",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_webhook_deliveries_status", "status"),
+    )

@@ -37,12 +37,13 @@ def expiring_page(
     ).all()
 
 
-def insert_new(session: Session, values: list[dict[str, Any]]) -> list[tuple[int, str]]:
-    """Insert the notices not there yet (UNIQUE (serial, kind)); (id, email_status) of the new ones.
+def insert_new(session: Session, values: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
+    """Insert the notices not there yet (UNIQUE (serial, kind)); (id, email_status, serial) of the new ones.
     executemany with RETURNING ("insertmanyvalues"): one cached statement for every page."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(NOTICES).on_conflict_do_nothing(index_elements=["serial", "kind"])
-    return [(int(i), str(s)) for i, s in session.execute(stmt.returning(NOTICES.c.id, NOTICES.c.email_status), values).all()]
+    returning = stmt.returning(NOTICES.c.id, NOTICES.c.email_status, NOTICES.c.serial)
+    return [(int(i), str(s), str(serial)) for i, s, serial in session.execute(returning, values).all()]
 
 
 def current_for_login(session: Session, login_id: str, now: datetime) -> Sequence[Row[Any]]:

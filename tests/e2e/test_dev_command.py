@@ -209,7 +209,7 @@ def test_a_part_that_dies_stops_dev_with_status_1(tmp_path):
     dev = Dev(tmp_path, f"127.0.0.1:{free_port()}")
     try:
         dev.wait_for(BANNER)
-        (worker,) = [pid for pid in _children(dev.proc.pid) if b"worker" in _cmdline(pid)]
+        (worker,) = [pid for pid in _children(dev.proc.pid) if b"crl,mail,default" in _cmdline(pid)]  # not the webhook worker
         os.kill(worker, signal.SIGKILL)
         status = dev.wait(90)
     finally:

@@ -11,6 +11,7 @@ from rq.job import Job
 from ca_service import queueing
 from ca_service.outbox import records, routes
 from ca_service.services import tasks
+from ca_service.services.events.recording import WEBHOOK_DELIVER
 from workers import audit_jobs, jobs, ocsp_jobs
 
 
@@ -23,13 +24,14 @@ def test_every_enqueued_job_function_is_allowed() -> None:
     enqueued = [
         tasks.publish_crl_job,  # services/jobs.py, outbox routes
         tasks.send_notice_email_job,
+        tasks.deliver_webhooks_job,  # services/events/delivery.py (kick, retries)
         jobs.sweep_job,  # workers/scheduler.py
         jobs.republish_crl_job,
         jobs.expiry_scan_job,
         ocsp_jobs.rotate_ocsp_responders_job,
         audit_jobs.audit_checkpoint_job,
     ]
-    for kind in (records.CRL_PUBLISH, records.NOTICE_EMAIL):
+    for kind in (records.CRL_PUBLISH, records.NOTICE_EMAIL, WEBHOOK_DELIVER):
         found = routes.route(kind)
         assert found is not None, kind
         enqueued.append(found.job)

@@ -25,7 +25,7 @@ from ca_service import metrics
 from ca_service.constants import ClientRole, LoginMethod, UserRole
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted, ServiceError
-from ca_service.services import audit
+from ca_service.services import audit, events
 from ca_service.services.post_commit import after_commit
 from ca_service.store import enrolment_codes as store
 from ca_service.store import users
@@ -204,6 +204,10 @@ def use_in(session: Tx, ctx: ServiceContext, actor: Actor, verified: VerifiedCod
         raise EnrolmentUnauthenticated("the login ID or the enrolment code is wrong, used, expired or voided")
     row.used_at, row.certificate_serial = now, serial
     audit.record(session, ctx, actor, "enrolment_code.used", "user", row.login_id, code_id=row.id, serial=serial)
+    events.record(
+        session, ctx, events.ENROLMENT_CODE_USED, login_id=row.login_id,
+        data={"login_id": row.login_id, "serial": serial, "minted_by_role": row.minted_role, "used_at": now},
+    )  # fmt: skip
 
 
 def void_in(session: Tx, ctx: ServiceContext, actor: Actor, login_id: str, reason: str) -> int:

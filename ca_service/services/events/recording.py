@@ -1,0 +1,106 @@
+"""Recording an event in the caller's transaction.
+
+For the engineer wiring `enrolment_code.used` (or any other change):
+
+    from ca_service.services import events
+    with transaction(ctx.sessions) as session:
+        ...  # the change itself
+        events.record(session, ctx, events.ENROLMENT_CODE_USED, login_id=login_id, data={"login_id": login_id, ...})
+    after_commit(ctx, outbox=True)  # wakes the webhook worker at once (else the sweep does, within ~20 s)
+
+`data` must be plain JSON and must never carry a secret: a key named like a code, token,
+password, secret or key is refused (ValueError) before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from ca_service.context import ServiceContext
+from ca_service.outbox import records as outbox
+from ca_service.store import webhooks as store
+from ca_service.store.db import Tx
+from ca_service.store.models import WebhookEvent
+from ca_service.timefmt import rfc3339
+
+CERTIFICATE_ISSUED = "certificate.issued"
+CERTIFICATE_RENEWED = "certificate.renewed"
+CERTIFICATE_REVOKED = "certificate.revoked"
+CERTIFICATE_EXPIRING = "certificate.expiring"
+ENROLMENT_CODE_USED = "enrolment_code.used"
+ORGANIZATION_LOGIN_METHOD_CHANGED = "organization.login_method_changed"
+USER_ROLE_CHANGED = "user.role_changed"
+EVENT_TYPES = (
+    CERTIFICATE_ISSUED,
+    CERTIFICATE_RENEWED,
+    CERTIFICATE_REVOKED,
+    CERTIFICATE_EXPIRING,
+    ENROLMENT_CODE_USED,
+    ORGANIZATION_LOGIN_METHOD_CHANGED,
+    USER_ROLE_CHANGED,
+)
+WEBHOOK_DELIVER = "webhook.deliver"  # the outbox entry that wakes the delivery job of a (stream, URL)
+
+# No event body carries a secret (DESIGN §4d): refused by key name, at any depth.
+_SECRET_WORDS = ("code", "token", "password", "passphrase", "secret", "key", "pem", "csr", "otp")
+
+
+def enabled(ctx: ServiceContext) -> bool:
+    """Events are recorded only while at least one receiver is configured (CA_WEBHOOK_URLS)."""
+    return ctx.settings.webhooks.enabled
+
+
+def _check_plain(data: Any, path: str = "data") -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            lowered = str(key).lower()
+            if any(word in lowered.split("_") or lowered == word for word in _SECRET_WORDS):
+                raise ValueError(f"{path}.{key}: an event never carries a code, token, key or secret")
+            _check_plain(value, f"{path}.{key}")
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _check_plain(value, f"{path}[{i}]")
+
+
+def _plain(value: Any) -> Any:
+    return rfc3339(value) if isinstance(value, datetime) else value
+
+
+def record(
+    session: Tx,
+    ctx: ServiceContext,
+    type_: str,
+    *,
+    login_id: str | None = None,
+    org_id: str | None = None,
+    data: dict[str, Any],
+) -> str | None:
+    """Record an event `{id, type, occurred_at, data}` for every configured receiver, in the
+    caller's transaction. Events of one login ID (or, without one, of one organisation) reach
+    each receiver in the order they were recorded. Returns the event id (None: no receiver)."""
+    if type_ not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type_!r}")
+    if login_id is None and org_id is None:
+        raise ValueError("an event belongs to a login ID or an organisation")
+    _check_plain(data)
+    settings = ctx.settings.webhooks
+    if not settings.enabled:
+        return None
+    now = ctx.clock.now()
+    event_id = f"evt_{uuid.uuid4().hex}"
+    stream = login_id if login_id is not None else f"org:{org_id}"
+    body = json.dumps(
+        {"id": event_id, "type": type_, "occurred_at": rfc3339(now), "data": {k: _plain(v) for k, v in data.items()}},
+        separators=(",", ":"),
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    store.add_event(
+        session, WebhookEvent(event_id=event_id, type=type_, stream=stream, occurred_at=now, body=body), settings.urls, now
+    )
+    for url in settings.urls:
+        outbox.add(session, ctx, None, WEBHOOK_DELIVER, stream=stream, url=url)
+    return event_id
