@@ -253,3 +253,34 @@ def test_code_endpoint_takes_a_json_object(alice):
     assert alice.post("/v1/users/alice/enrolment-codes", json={}).status == 201
     r = alice.post("/v1/users/alice/enrolment-codes", json={"code": "AAAA-AAAA-AAAA-AAAA"})
     assert r.status == 400 and r.code == "validation-error", r  # a caller does not choose the code
+
+
+def _sample(api: Api, name: str, **labels: str) -> float:
+    text = api.get("/metrics", role=None).content.decode()
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_enrolments_by_outcome(alice):
+    issued = _sample(alice, "ca_est_enrolments_total", operation="simpleenroll", outcome="issued")
+    refused = _sample(alice, "ca_est_enrolments_total", operation="simpleenroll", outcome="unauthenticated")
+    code = mint(alice, "alice")
+    assert enrol(alice, "alice", "0000-0000-0000-0000", csr_b64()[1]).status == 401
+    assert enrol(alice, "alice", code, csr_b64()[1]).status == 200
+    assert _sample(alice, "ca_est_enrolments_total", operation="simpleenroll", outcome="issued") == issued + 1
+    assert _sample(alice, "ca_est_enrolments_total", operation="simpleenroll", outcome="unauthenticated") == refused + 1
+
+
+def test_verified_code_says_whether_the_help_desk_minted_it(alice, ctx):
+    """What the lead wires into issue_certificate(operator_authorised=...)."""
+    from ca_service.services.enrolment import codes
+    from tests.conftest import SYSTEM
+
+    code = mint(alice, "alice")
+    assert codes.verify(ctx, SYSTEM, "alice", code).operator_authorised is False
+    code = mint(alice, "alice", role="operator", ticket="PAPER-7")
+    assert codes.verify(ctx, SYSTEM, "ALICE", code).operator_authorised is True  # login IDs ignore case
+    assert codes.verify(ctx, SYSTEM, "alice", code).login_id == "alice"
