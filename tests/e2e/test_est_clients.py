@@ -97,7 +97,8 @@ def test_strongswan_and_curl_read_the_ca_certificates(edge, issuer, tmp_path):
     written = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ca") and p.suffix in (".pem", ".crt"))
     got = [x509.load_pem_x509_certificate((tmp_path / name).read_bytes()) for name in written]
     assert {c.fingerprint(c.signature_hash_algorithm) for c in got} == {  # type: ignore[arg-type]
-        c.fingerprint(c.signature_hash_algorithm) for c in certs  # type: ignore[arg-type]
+        c.fingerprint(c.signature_hash_algorithm)
+        for c in certs  # type: ignore[arg-type]
     }, written
 
 
@@ -136,7 +137,8 @@ def test_strongswan_enrols_with_a_code_and_re_enrols_with_its_certificate(api, c
     # service refuses it (only the login ID's current certificate re-enrols)
     req3 = strongswan_csr(tmp_path, "alice3")
     stale = subprocess.run(["pki", "--est", "--url", edge.url, "--in", req3.name, "--cacert", str(edge.tls_ca),
-                            "--cert", cert.name, "--key", "alice.key"], cwd=tmp_path, capture_output=True, timeout=60)  # fmt: skip
+                            "--cert", cert.name, "--key", "alice.key"],
+                           cwd=tmp_path, capture_output=True, timeout=60)  # fmt: skip
     assert stale.returncode != 0 and b"HTTP 401" in stale.stderr, stale.stderr[-500:]
 
 

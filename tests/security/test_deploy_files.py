@@ -37,7 +37,8 @@ def test_compose_puts_nginx_in_front_and_a_password_on_redis():
 
 def test_nginx_config_is_valid_and_has_the_slow_client_limits(tmp_path):
     values = {"CA_NGINX_HTTPS_PORT": "8443", "CA_NGINX_HTTP_PORT": "8080", "CA_TLS_CERT": "/x.crt", "CA_TLS_KEY": "/x.key",
-              "CA_API_UPSTREAM": "api:8000", "CA_NGINX_CLIENT_CA": "/est/ca.pem", "CA_NGINX_CLIENT_CRL": "/est/crl.pem"}  # fmt: skip
+              "CA_API_UPSTREAM": "api:8000", "CA_NGINX_CLIENT_CA": "/est/ca.pem",
+              "CA_NGINX_CLIENT_CRL": "/est/crl.pem"}  # fmt: skip
     text = render(TEMPLATES / "ca-service.conf.template", values)
     assert "${" not in text
     # client certificates: asked for (optional) by the TLS server, passed on from the EST location only
@@ -57,7 +58,8 @@ def test_nginx_config_is_valid_and_has_the_slow_client_limits(tmp_path):
                     "-subj", "/CN=t", "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True)  # fmt: skip
     crl = tmp_path / "t.crl"  # ssl_crl needs a PEM CRL of that CA
     (tmp_path / "index").touch()
-    subprocess.run(["openssl", "ca", "-gencrl", "-keyfile", str(key), "-cert", str(crt), "-out", str(crl), "-config", "/dev/stdin"],
+    subprocess.run(["openssl", "ca", "-gencrl", "-keyfile", str(key), "-cert", str(crt), "-out", str(crl),
+                    "-config", "/dev/stdin"],
                    input=f"[ca]\ndefault_ca=d\n[d]\ndatabase={tmp_path}/index\ndefault_md=sha256\ndefault_crl_days=1\n",
                    text=True, check=True, capture_output=True)  # fmt: skip
     values.update(CA_TLS_CERT=str(crt), CA_TLS_KEY=str(key), CA_API_UPSTREAM="127.0.0.1:9", CA_NGINX_HTTPS_PORT="18443",

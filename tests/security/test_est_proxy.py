@@ -85,7 +85,8 @@ def _client(api, tmp_path: Path, login_id: str) -> tuple[Path, Path, str]:
     assert r.status == 201, r
     crt, key_file = tmp_path / f"{login_id}.crt", tmp_path / f"{login_id}.key"
     crt.write_text(r.json["certificate_pem"])
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key_file.write_bytes(pem)
     return crt, key_file, r.json["serial"]
 
 
