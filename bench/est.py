@@ -87,8 +87,9 @@ def runner(base: str, workdir: Path, kind: str, slices: list[list[str]], *, seco
     calls = iter(range(len(slices)))
 
     def run() -> WrkResult:
-        lines = workdir / f"{kind}-{next(calls)}.tsv"
-        lines.write_text("".join(f"{line}\n" for line in slices[int(lines.stem.rsplit("-", 1)[1])]))
+        index = next(calls)
+        lines = workdir / f"{kind}-{index}.tsv"
+        lines.write_text("".join(f"{line}\n" for line in slices[index]))
         os.environ.update(BENCH_LINES=str(lines), BENCH_CONTENT_TYPE=content_type, BENCH_THREADS="2")
         return run_wrk(base, script, seconds=seconds, connections=connections, threads=2, server=server)
 
