@@ -22,6 +22,7 @@
 #   CA_NGINX_CLIENT_CA      output: the CA certificates (default /etc/nginx/est/client-ca.pem)
 #   CA_NGINX_CLIENT_CRL     output: the CRLs (default /etc/nginx/est/client-crl.pem)
 #   CA_NGINX_TRUST_REFRESH_SECONDS  default 300
+#   CA_NGINX_CONF           nginx's main configuration file, if not nginx's default (for -t and -s reload)
 set -eu
 
 SOURCE=${CA_NGINX_TRUST_SOURCE:-http://api:8000}
@@ -87,8 +88,8 @@ loop() {
         rc=0
         refresh || rc=$?
         if [ "$rc" = 0 ]; then
-            if nginx -t -q; then
-                nginx -s reload && log "CA certificates or CRLs changed: nginx reloaded"
+            if nginx ${CA_NGINX_CONF:+-c "$CA_NGINX_CONF"} -t -q; then
+                nginx ${CA_NGINX_CONF:+-c "$CA_NGINX_CONF"} -s reload && log "CA certificates or CRLs changed: nginx reloaded"
             else
                 log "nginx -t failed with the new files: not reloaded (the running nginx keeps the old ones)"
             fi

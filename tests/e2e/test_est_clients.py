@@ -26,6 +26,7 @@ from ca_service.services import crl_publication
 from tests.conftest import SYSTEM
 from tests.support.nginx import Nginx
 from tests.support.pki import openssl
+from tests.test_est import clear_auth_throttle
 
 pytestmark = pytest.mark.xdist_group("nginx-est")
 
@@ -47,6 +48,14 @@ def edge(live_processes, ctx, tmp_path_factory: pytest.TempPathFactory) -> Itera
     finally:
         nginx.stop()
         live_processes.processes["api-est-edge"].stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle(ctx) -> Iterator[None]:
+    """The refused attempts below count against 127.0.0.1 like any bad credentials: forget them."""
+    clear_auth_throttle(ctx)
+    yield
+    clear_auth_throttle(ctx)
 
 
 def pki(*args: str, cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -11,6 +11,7 @@ client presented, verified or not)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ca_service.services import crl_publication
 from tests.conftest import SYSTEM
-from tests.support.nginx import Nginx
+from tests.support.nginx import TRUST_REFRESH, Nginx
 from tests.support.pki import make_csr
 
 pytestmark = pytest.mark.xdist_group("nginx-est")
@@ -178,3 +179,39 @@ def test_without_the_issuing_crl_every_client_certificate_is_refused(api, ctx, p
                       verify=str(nginx.cert), timeout=10)  # fmt: skip
     assert r.status_code == 200 and time.monotonic() - started < 5
     assert _forwarded(recorder.last("/.well-known/est/simplereenroll")) is None
+
+
+def test_the_refresh_loop_brings_a_revocation_to_nginx(api, ctx, proxy, tmp_path):
+    """deploy/nginx/est-trust-refresh.sh's timer: a new CRL is fetched, nginx checked and reloaded,
+    and the revoked certificate is no longer forwarded."""
+    nginx, recorder = proxy
+    api.org("acme")
+    api.user("alice", "acme")
+    crt, key, serial = _client(api, tmp_path, "alice")
+    crl_publication.publish(ctx, force=True, actor=SYSTEM)
+    nginx.refresh_trust()
+    nginx.reload()
+    est = nginx.base_url + "/.well-known/est/simplereenroll"
+
+    def forwarded() -> bool:
+        requests.post(est, data=b"x", cert=(str(crt), str(key)), verify=str(nginx.cert), timeout=10)
+        return _forwarded(recorder.last("/.well-known/est/simplereenroll")) is not None
+
+    assert forwarded()
+    env = {**os.environ, **nginx.trust_env, "CA_NGINX_TRUST_REFRESH_SECONDS": "1",
+           "CA_NGINX_CONF": str(nginx.dir / "nginx.conf"), "PATH": f"{Path(nginx.binary).parent}:/usr/bin:/bin"}  # fmt: skip
+    loop = subprocess.Popen(
+        ["sh", str(TRUST_REFRESH), "loop"], env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        r = api.post(f"/v1/certificates/{serial}/revocation", role="operator", json={"reason": "key_compromise"})
+        assert r.status == 200, r
+        crl_publication.publish(ctx, force=True, actor=SYSTEM)
+        deadline = time.monotonic() + 20
+        while forwarded():
+            assert time.monotonic() < deadline, "nginx never got the new CRL"
+            time.sleep(0.5)
+    finally:
+        loop.terminate()
+        _out, err = loop.communicate(timeout=10)
+    assert "nginx reloaded" in err, err
