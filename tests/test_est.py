@@ -193,6 +193,11 @@ def test_enrolment_code_endpoint_in_openapi(api):
     doc = api.get("/openapi.json", role=None).json
     op = doc["paths"]["/v1/users/{login_id}/enrolment-codes"]["post"]
     assert "201" in op["responses"] and "login-method-not-certificate" in op["responses"]["409"]["description"]
+    enroll = doc["paths"]["/.well-known/est/simpleenroll"]["post"]
+    assert enroll["security"] == [{"estBasic": []}] and "401" in enroll["responses"] and "429" in enroll["responses"]
+    assert "key-reused" in enroll["responses"]["409"]["description"]
+    reenroll = doc["paths"]["/.well-known/est/simplereenroll"]["post"]
+    assert "renewal-not-open" in reenroll["responses"]["409"]["description"] and "401" in reenroll["responses"]
 
 
 def until_not_throttled(api: Api, timeout: float = 10.0) -> None:
@@ -284,3 +289,20 @@ def test_verified_code_says_whether_the_help_desk_minted_it(alice, ctx):
     code = mint(alice, "alice", role="operator", ticket="PAPER-7")
     assert codes.verify(ctx, SYSTEM, "ALICE", code).operator_authorised is True  # login IDs ignore case
     assert codes.verify(ctx, SYSTEM, "alice", code).login_id == "alice"
+
+
+def test_console_helpers_list_and_void_codes_without_the_code(alice, ctx):
+    """What the console's user page uses (services/enrolment/codes: list_codes, void_codes)."""
+    from ca_service.services.enrolment import codes
+    from tests.conftest import SYSTEM
+
+    first = mint(alice, "alice")
+    second = mint(alice, "alice", role="operator")
+    listed = codes.list_codes(ctx, "alice")
+    assert [c.status for c in listed] == ["open", "voided"] and listed[1].void_reason == "replaced"
+    assert listed[0].minted_by == "test-operator" and listed[0].minted_role == "operator"
+    assert not any(first in repr(c) or second in repr(c) for c in listed)  # never the code (nor its hash field)
+    assert not hasattr(listed[0], "code_hash")
+    assert codes.void_codes(ctx, SYSTEM, "alice") == 1
+    assert codes.list_codes(ctx, "alice")[0].status == "voided"
+    assert enrol(alice, "alice", second, csr_b64()[1]).status == 401
