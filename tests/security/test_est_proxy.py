@@ -3,11 +3,12 @@ passes a client certificate on, as `X-SSL-Client-Cert`, and only one that nginx 
 the CA chain and the CRLs. Behind the proxy sits a recorder of the headers that reach the
 upstream (nginx is the thing under test here; the service's own side is tests/e2e/test_est_clients.py).
 
-Attacks, seen succeeding against a naive location (`location /.well-known/est/ { proxy_pass ...;
-proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert; }` with no clearing elsewhere):
-a client-sent X-SSL-Client-Cert reached the upstream from every other location, and a revoked
-or foreign certificate was forwarded from the EST location (nginx's `optional` sends whatever the
-client presented, verified or not)."""
+Run against a naive location first (`location /.well-known/est/ { proxy_pass ...;
+proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert; }`, no clearing elsewhere, no
+error_page), all three first tests failed: a client-written X-SSL-Client-Cert reached the upstream
+from /v1/users/alice (the attack succeeded); a revoked, a foreign and a CRL-less certificate were
+not forwarded but answered with nginx's own HTML 400 page instead of reaching the service's
+problem+json (`optional` refuses a certificate that fails verification on every location)."""
 
 from __future__ import annotations
 
