@@ -13,6 +13,7 @@ from ca_service.console import (
     views_approvals,
     views_auth,
     views_certificates,
+    views_codes,
     views_login_method,
     views_lookup,
     views_operations,
@@ -22,7 +23,10 @@ from ca_service.console.blueprint import bp
 from ca_service.console.messages import label, reason_text
 
 __all__ = ["register"]
-_PAGES = (views_auth, views_lookup, views_certificates, views_login_method, views_approvals, views_operations, views_users)
+_PAGES = (
+    views_auth, views_lookup, views_certificates, views_login_method, views_approvals, views_operations, views_users,
+    views_codes,
+)  # fmt: skip
 
 
 def register(app: Flask) -> None:

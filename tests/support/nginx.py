@@ -16,6 +16,7 @@ from tests.support.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "deploy" / "nginx" / "templates"
+TRUST_REFRESH = ROOT / "deploy" / "nginx" / "est-trust-refresh.sh"
 
 
 def render(template: Path, values: dict[str, str]) -> str:
@@ -35,17 +36,26 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 
 
 class Nginx:
-    def __init__(self, directory: Path, upstreams: list[str]) -> None:
+    def __init__(self, directory: Path, upstreams: list[str], *, trust_source: str | None = None) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cert, key = self_signed(self.dir)
         self.https_port, self.http_port = free_port(), free_port()
+        # what nginx verifies client certificates against, written by the shipped script from the API
+        self.trust_env = {
+            "CA_NGINX_TRUST_SOURCE": trust_source or f"http://{upstreams[0]}",
+            "CA_NGINX_CLIENT_CA": str(self.dir / "est" / "client-ca.pem"),
+            "CA_NGINX_CLIENT_CRL": str(self.dir / "est" / "client-crl.pem"),
+        }
+        self.refresh_trust()
         values = {
             "CA_NGINX_HTTPS_PORT": str(self.https_port),
             "CA_NGINX_HTTP_PORT": str(self.http_port),
             "CA_TLS_CERT": str(self.cert),
             "CA_TLS_KEY": str(key),
             "CA_API_UPSTREAM": upstreams[0],
+            "CA_NGINX_CLIENT_CA": self.trust_env["CA_NGINX_CLIENT_CA"],
+            "CA_NGINX_CLIENT_CRL": self.trust_env["CA_NGINX_CLIENT_CRL"],
         }
         conf_d = self.dir / "conf.d"
         conf_d.mkdir(exist_ok=True)
@@ -63,7 +73,7 @@ class Nginx:
             f"daemon off;\nevents {{ worker_connections 2048; }}\n"
             f"http {{\n  access_log {self.dir / 'access.log'};\n{temp}\n  include {conf_d}/*.conf;\n}}\n"
         )
-        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        binary = self.binary = shutil.which("nginx") or "/usr/sbin/nginx"
         self._log = open(self.dir / "nginx.out", "ab")
         check = subprocess.run([binary, "-t", "-c", str(self.dir / "nginx.conf")], capture_output=True, text=True)
         if check.returncode != 0:
@@ -81,6 +91,19 @@ class Nginx:
                 self.stop()
                 raise RuntimeError(f"nginx did not start: {(self.dir / 'error.log').read_text(errors='replace')[-2000:]}")
             time.sleep(0.1)
+
+    def refresh_trust(self) -> None:
+        """Run deploy/nginx/est-trust-refresh.sh once (as the proxy's timer does)."""
+        done = subprocess.run(
+            ["sh", str(TRUST_REFRESH), "once"], env={**os.environ, **self.trust_env}, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"est-trust-refresh.sh failed: {done.stderr}")
+
+    def reload(self) -> None:
+        """What the timer does after a change: nginx re-reads its CA file and CRLs (SIGHUP)."""
+        subprocess.run([self.binary, "-s", "reload", "-c", str(self.dir / "nginx.conf")], check=True, capture_output=True)
+        time.sleep(1)  # the new workers take over; the old ones finish their connections
 
     def stop(self) -> None:
         if self.proc.poll() is None:
