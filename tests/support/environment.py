@@ -30,6 +30,8 @@ KEY_BACKEND = os.environ.get("CA_TEST_KEY_BACKEND") or "file"
 
 @dataclass
 class TestEnvironment:
+    __test__ = False  # a fixture value, not a test class (no PytestCollectionWarning)
+
     data_dir: Path
     database_url: str
     redis_url: str
