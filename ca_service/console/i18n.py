@@ -29,10 +29,12 @@ def local_time(value: datetime | str | None, with_seconds: bool = False) -> str:
         return "—"
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return value
-    local = value.astimezone(ctx().settings.tz)
+    else:
+        parsed = value
+    local = parsed.astimezone(ctx().settings.tz)
     return local.strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M") + f" {local.tzname()}"
 
 

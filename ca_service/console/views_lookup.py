@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import request
 
+from ca_service.console import audit_words
 from ca_service.console.blueprint import bp, ctx, page
 from ca_service.services import approvals, helpdesk, helpdesk_pages
 
@@ -23,4 +24,5 @@ def organization(org_id: str) -> tuple[str, int]:
 
 @bp.route("/users/<login_id>")
 def user(login_id: str) -> tuple[str, int]:
-    return page("user.html", view=helpdesk_pages.user(ctx(), login_id))
+    view = helpdesk_pages.user(ctx(), login_id)
+    return page("user.html", view=view, who=audit_words.actors(ctx(), view.events))
