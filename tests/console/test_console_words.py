@@ -127,7 +127,8 @@ def test_the_audit_page_reads_as_words_in_japan_time(ctx, api):
     audit.seal_pending(ctx, wait=True)
     alice = Console(create_app(ctx), make_operator(ctx, "alice"))
     for lang, words in (
-        ("ja", ["電子証明書を失効", "電子証明書を発行", "失効理由: 鍵の危殆化", "オペレータ Bob", "依頼を却下または取り下げ", " JST",
+        ("ja", ["電子証明書を失効", "電子証明書を発行", "失効理由: 鍵の危殆化", "オペレータ Bob", " JST",
+                "依頼を却下または取り下げ",
                 "マスターユーザ ts-yamada（山田 太郎）— 銀行フロントエンド経由"]),
         ("en", ["Certificate revoked", "Certificate issued", "Reason: Key compromise", "Operator Bob", " JST",
                 "Master user ts-yamada (山田 太郎) — via the bank's front end"]),
@@ -141,7 +142,8 @@ def test_the_audit_page_reads_as_words_in_japan_time(ctx, api):
     job = {"published": True, "crl_number": 3}
     with create_app(ctx).test_request_context("/console/?lang=ja"):
         assert audit_words.value_text("published", job["published"]) == "はい"
-        assert audit_words.details({"ticket": None, "display_name": "", "reason": "key_compromise"}) == [("失効理由", "鍵の危殆化")]
+        shown = audit_words.details({"ticket": None, "display_name": "", "reason": "key_compromise"})
+        assert shown == [("失効理由", "鍵の危殆化")]
 
 
 def test_errors_on_a_japanese_page_carry_no_english_and_revocation_pages_name_the_master(ctx, api):
