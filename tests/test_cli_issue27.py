@@ -39,6 +39,14 @@ def test_an_empty_database_file_is_reported_as_not_initialised(tmp_path):
     assert out.returncode == 1 and NOT_INITIALISED in out.stderr and "has no tables" in out.stderr, out.stderr
 
 
+def test_a_read_only_command_with_a_database_elsewhere_needs_no_data_folder(api, test_env, tmp_path):
+    setup_org(api, "acme", ())
+    missing = tmp_path / "no-such-data-dir"  # a help-desk PC: DATABASE_URL set, no CA_DATA_DIR of its own
+    out = _run_in(tmp_path, ("users", "search", "acme", "--json"), test_env.env(CA_DATA_DIR=str(missing)))
+    assert out.returncode == 0 and '"acme-boss"' in out.stdout, out.stderr
+    assert not missing.exists()  # nothing created
+
+
 def _run_in(folder, command, env):
     """The real entry point, in FOLDER as the working directory."""
     return subprocess.run([sys.executable, "-m", "ca_service.cli.main", *command], cwd=folder, env=env, capture_output=True,

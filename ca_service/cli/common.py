@@ -84,9 +84,9 @@ def reading_context() -> ServiceContext:
     loaded = settings()
     url = make_url(loaded.database_url)
     where = url.database if url.get_backend_name() == "sqlite" else None
-    if not loaded.data_dir.is_dir() or (where and where != ":memory:" and not Path(where).is_file()):
-        fail(f"{NOT_INITIALISED} (no database at {where or loaded.data_dir})", 1)
-    ctx = build_context(loaded)
+    if where and where != ":memory:" and not Path(where).is_file():
+        fail(f"{NOT_INITIALISED} (no database at {where})", 1)
+    ctx = build_context(loaded, create_data_dir=False)
     try:
         migrated = inspect(ctx.engine).has_table("alembic_version")
     except DatabaseUnavailable as exc:
