@@ -125,7 +125,7 @@ def test_the_audit_page_reads_as_words_in_japan_time(ctx, api):
     settled = approvals.request(ctx, bob, approvals.SWITCH, "acme", {"login_method": "id_password"}, "HD-1")
     approvals.reject(ctx, bob, settled.id)
     audit.seal_pending(ctx, wait=True)
-    alice = Console(create_app(ctx), make_operator(ctx, "alice"))
+    alice = Console(create_app(ctx), make_operator(ctx, "hd-sato"))  # own name: no TOTP-step wait
     for lang, words in (
         ("ja", ["電子証明書を失効", "電子証明書を発行", "失効理由: 鍵の危殆化", "オペレータ Bob", " JST",
                 "依頼を却下または取り下げ",
@@ -148,7 +148,7 @@ def test_the_audit_page_reads_as_words_in_japan_time(ctx, api):
 
 def test_errors_on_a_japanese_page_carry_no_english_and_revocation_pages_name_the_master(ctx, api):
     serials = setup_org(api, "acme", ("taro",))
-    alice = Console(create_app(ctx), make_operator(ctx, "alice"))
+    alice = Console(create_app(ctx), make_operator(ctx, "hd-suzuki"))
     missing = alice.get("/console/certificates/ffff?lang=ja")
     assert missing.status_code == 404
     text = missing.text.split('role="alert">', 1)[1].split("</p>", 1)[0]
