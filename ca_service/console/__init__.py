@@ -32,5 +32,6 @@ def register(app: Flask) -> None:
     app.jinja_env.globals.update(
         csrf_token=security.csrf_token, label=label, reason_text=reason_text, action_label=audit_words.action_label,
         event_details=audit_words.details, detail_value=audit_words.value_text, who_key=audit_words.who_key,
+        operator_words=lambda name: audit_words.operator_words(app.extensions["ca_service"], name),
     )  # fmt: skip
     app.register_blueprint(bp)

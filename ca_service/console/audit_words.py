@@ -13,6 +13,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from flask import g
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as L
 
@@ -146,6 +147,17 @@ def actors(ctx: ServiceContext, events: list[dict[str, Any]]) -> dict[str, str]:
                 users[login_id] = None
         words[key] = _actor(client, login_id, users.get(login_id) if login_id else None, operator_names, client_roles)
     return words
+
+
+def operator_words(ctx: ServiceContext, client_name: str | None) -> str:
+    """A console operator (`console:sato`) by name, as the audit page names them; anything else as is."""
+    if not client_name or not client_name.startswith("console:"):
+        return client_name or "—"
+    names: dict[str, str] | None = g.get("operator_names")
+    if names is None:  # once per page
+        names = g.operator_names = {o.username: o.display_name or o.username for o in operators.list_operators(ctx)}
+    username = client_name.removeprefix("console:")
+    return _("Operator %(name)s", name=names.get(username, username))
 
 
 def who_key(event: dict[str, Any]) -> str:

@@ -139,7 +139,10 @@ def test_the_audit_page_reads_as_words_in_japan_time(ctx, api):
         rows = re.sub(r"<[^>]+>", " ", page.split("<tbody>", 1)[1])  # the table's text
         assert not re.search(r"\w+=", rows) and "None" not in rows and "True" not in rows, lang  # no key=value dumps
         assert ">certificate.revoked<" not in rows and not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", rows), lang
+    approvals_page = alice.get("/console/approvals?lang=ja").text
+    assert "オペレータ Bob" in approvals_page and "console:bob" not in approvals_page  # requesters by name too
     job = {"published": True, "crl_number": 3}
+
     with create_app(ctx).test_request_context("/console/?lang=ja"):
         assert audit_words.value_text("published", job["published"]) == "はい"
         shown = audit_words.details({"ticket": None, "display_name": "", "reason": "key_compromise"})
