@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
-import redis
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
@@ -31,6 +30,7 @@ from cryptography.x509 import ocsp
 from bench.common import WRK_HEADERS, BenchEnv, WrkResult, print_table, run_wrk
 from bench.floors import healthz_run, interleaved, ratio
 from bench.issuance import load_registry, load_stored_certificates
+from bench.peers.django_ca_peer import claim_redis_db, release_redis_db
 from ca_service.pki.ocsp import issuer_hashes
 from config.settings import load_settings
 
@@ -135,7 +135,7 @@ def main() -> None:
     args = parser.parse_args()
 
     redis_url = os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/14"
-    redis.Redis.from_url(redis_url).flushdb()
+    redis_claim = claim_redis_db(redis_url)  # claimed as the tests claim theirs: never someone else's flushed
     env = BenchEnv("ocsp")
     rows = []
     try:
@@ -205,6 +205,7 @@ def main() -> None:
         _stop_servers(env)
     finally:
         env.stop()
+        release_redis_db(redis_url, redis_claim)
     print_table(
         f"OCSP over HTTP, {args.stored:,} stored certificates, {args.distinct:,} distinct serials "
         f"(in-process build+sign: {signing:,.0f}/s on one core)",

@@ -221,8 +221,11 @@ def make_key_backend(settings: Settings) -> KeyBackend:
     return EncryptedFileKeyBackend(settings.keys_dir, settings.key_passphrase, settings.root_key_passphrase)
 
 
-def build_context(settings: Settings, *, clock: Clock | None = None, pool_size: int = 5) -> ServiceContext:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+def build_context(
+    settings: Settings, *, clock: Clock | None = None, pool_size: int = 5, create_data_dir: bool = True
+) -> ServiceContext:
+    if create_data_dir:  # a read-only CLI command passes False: it leaves nothing behind
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(
         settings.database_url,
         pool_size=pool_size,

@@ -7,8 +7,14 @@
 #   and scheduler's HEALTHCHECK (a stopped worker goes unhealthy); a scheduler killed with SIGKILL
 #   is replaced; SIGTERM -> exit 0 within 30 s for serve, worker and scheduler; serve with an
 #   unreachable database is one line.
-# Against the CI PostgreSQL (a database of its own, dropped afterwards) and Redis (a database
-# number of its own, claimed as the tests claim theirs), both on 127.0.0.1 (--network host).
+# Against the PostgreSQL and Redis of the settings (--network host), CI's by default:
+#   CA_SMOKE_PG_ADMIN, else DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/test): the
+#     admin connection; the smoke creates a database of its own there and drops only that one.
+#   REDIS_URL (default redis://127.0.0.1:6379/0; a password in it is used): a database number of
+#     its own, claimed in db 0 as the test suite claims theirs (so neither empties the other's)
+#     and used only if it is empty; emptied at the end, because only this run wrote to it. No
+#     free empty number: a private redis-server. CA_SMOKE_PRIVATE_REDIS=1: always a private one.
+# It never FLUSHDBs a database it did not claim, and never drops a database it did not create.
 #
 # The base image python:3.11-slim-bookworm cannot be pulled here: a stand-in of the same name is
 # debootstrapped once and kept (podman's image store; the rootfs tarball under $CACHE).
@@ -26,8 +32,20 @@ BASE_CONFIG=(--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 # a changed recipe changes these: the rootfs (tarball) is debootstrapped again, or only re-imported
 ROOTFS_ID=$(printf 'bookworm minbase %s trim-apt-1' "$BASE_PACKAGES" | sha256sum | cut -c1-12)
 RECIPE_ID=$(printf '%s ' "$ROOTFS_ID" "${BASE_CONFIG[@]}" | sha256sum | cut -c1-12)
-PG_ADMIN=${CA_SMOKE_PG_ADMIN:-postgresql://postgres@127.0.0.1:5432/test}
-REDIS_HOST=127.0.0.1 REDIS_PORT=6379
+PG_ADMIN=${CA_SMOKE_PG_ADMIN:-${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}}
+PG_ADMIN=${PG_ADMIN/postgresql+psycopg:\/\//postgresql://} # psql's spelling of SQLAlchemy's URL
+case $PG_ADMIN in postgresql://*) ;; *) echo "image-smoke: CA_SMOKE_PG_ADMIN/DATABASE_URL must be postgresql://, not ${PG_ADMIN%%:*}" >&2 && exit 2 ;; esac
+REDIS_BASE=${REDIS_URL:-redis://127.0.0.1:6379/0}
+case $REDIS_BASE in redis://*) ;; *) echo "image-smoke: REDIS_URL must be redis://HOST:PORT/N for the smoke" >&2 && exit 2 ;; esac
+# host, port and password of REDIS_URL (redis-cli takes the password from REDISCLI_AUTH, not argv)
+read -r REDIS_HOST REDIS_PORT REDIS_USERINFO < <(python3 -c 'import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[1]); print(p.hostname or "127.0.0.1", p.port or 6379, p.netloc.rpartition("@")[0] or "-")' "$REDIS_BASE")
+[ "$REDIS_USERINFO" = - ] && REDIS_USERINFO=
+REDIS_PASSWORD=$(python3 -c 'import sys, urllib.parse as u; print(u.unquote(u.urlsplit(sys.argv[1]).password or ""))' "$REDIS_BASE")
+[ -n "$REDIS_PASSWORD" ] && export REDISCLI_AUTH=$REDIS_PASSWORD
+pg_url_for() { # the admin URL with another database name: what the containers connect to
+  python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(scheme="postgresql+psycopg", path="/" + sys.argv[2])))' "$PG_ADMIN" "$1"
+}
 RUN_ID=$(date +%s)-$$
 IMAGE=localhost/ca-service:smoke-$RUN_ID
 NAME=ca-smoke-$RUN_ID
@@ -58,11 +76,13 @@ cleanup() {
   fi
   for c in "${CONTAINERS[@]}"; do quiet_podman rm -f -t 0 "$c" >/dev/null 2>&1; done
   [ "${CA_SMOKE_KEEP_IMAGE:-0}" = 1 ] || podman rmi -f "$IMAGE" >/dev/null 2>&1
-  psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
+  [ -n "${DB_CREATED:-}" ] && psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
   if [ -n "${PRIVATE_REDIS:-}" ]; then
     kill "$(cat "$WORK/redis.pid")" 2>/dev/null
-  elif [ -n "$RDB" ] && [ "$(redis-cli -h $REDIS_HOST -p $REDIS_PORT -n 0 GET "ca-service-tests:db:$RDB")" = "$REDIS_TOKEN" ]; then
-    redis-cli -h $REDIS_HOST -p $REDIS_PORT -n 0 DEL "ca-service-tests:db:$RDB" >/dev/null
+  elif [ -n "$RDB" ] && [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n 0 GET "ca-service-tests:db:$RDB")" = "$REDIS_TOKEN" ]; then
+    # still ours (claimed, found empty, written only by this run's containers): empty it, release it
+    redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$RDB" FLUSHDB >/dev/null
+    redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n 0 DEL "ca-service-tests:db:$RDB" >/dev/null
   fi
   rm -rf "$WORK"
   [ "$status" -eq 0 ] || echo "image-smoke: failed after $(($(date +%s) - t0))s" >&2
@@ -133,22 +153,28 @@ podman image inspect "$IMAGE" | jq -e '.[0].Healthcheck.Test == ["CMD", "ca-serv
 
 # --- the environment the containers share -----------------------------------------------------------
 psql -q "$PG_ADMIN" -c "CREATE DATABASE \"$DB\"" >/dev/null || die "cannot create database $DB"
-databases=$(redis-cli -h $REDIS_HOST -p $REDIS_PORT CONFIG GET databases | tail -n1)
-for n in $(seq 1 $((databases - 1))); do
-  if [ "$(redis-cli -h $REDIS_HOST -p $REDIS_PORT -n 0 SET "ca-service-tests:db:$n" "$REDIS_TOKEN" NX EX 3600)" = OK ]; then
-    RDB=$n && break
-  fi
-done
-if [ -z "$RDB" ]; then # every number held (test runs killed mid-way hold theirs for hours): a private Redis
-  REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  say "no free Redis database number at $REDIS_HOST:6379: using a redis-server of its own on port $REDIS_PORT"
+DB_CREATED=1
+if [ "${CA_SMOKE_PRIVATE_REDIS:-0}" != 1 ]; then
+  databases=$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" CONFIG GET databases 2>/dev/null | tail -n1)
+  for n in $(seq 1 $((${databases:-1} - 1))); do
+    if [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n 0 SET "ca-service-tests:db:$n" "$REDIS_TOKEN" NX EX 3600)" = OK ]; then
+      if [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n "$n" DBSIZE)" = 0 ]; then
+        RDB=$n && break
+      fi # someone's data without a claim: not ours to use or to empty; give the number back
+      redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" -n 0 DEL "ca-service-tests:db:$n" >/dev/null
+    fi
+  done
+fi
+if [ -z "$RDB" ]; then # every number held or in use, or asked for: a private Redis
+  REDIS_HOST=127.0.0.1 REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  unset REDISCLI_AUTH
+  say "no free, empty Redis database number at $REDIS_BASE (or CA_SMOKE_PRIVATE_REDIS=1): a redis-server of its own on port $REDIS_PORT"
   redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
     --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log" || die "cannot start redis-server"
-  wait_redis() { redis-cli -h $REDIS_HOST -p "$REDIS_PORT" ping >/dev/null 2>&1; }
+  wait_redis() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping >/dev/null 2>&1; }
   for _ in $(seq 50); do wait_redis && break; sleep 0.2; done
-  RDB=0 PRIVATE_REDIS=1
+  RDB=0 PRIVATE_REDIS=1 REDIS_USERINFO=
 fi
-redis-cli -h $REDIS_HOST -p $REDIS_PORT -n "$RDB" FLUSHDB >/dev/null
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
 mkdir -p "$WORK/data" "$WORK/secrets"
@@ -158,8 +184,8 @@ chown 10001:10001 "$WORK/data" "$WORK/secrets/ca_key_passphrase" "$WORK/secrets/
 chmod 700 "$WORK/data" && chmod 400 "$WORK/secrets/ca_key_passphrase" "$WORK/secrets/ca_root_key_passphrase"
 CA_OPTS=(
   "${RUN_OPTS[@]}"
-  -e "DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/$DB"
-  -e "REDIS_URL=redis://$REDIS_HOST:$REDIS_PORT/$RDB"
+  -e "DATABASE_URL=$(pg_url_for "$DB")"
+  -e "REDIS_URL=redis://${REDIS_USERINFO:+$REDIS_USERINFO@}$REDIS_HOST:$REDIS_PORT/$RDB"
   -e CA_KEY_PASSPHRASE_FILE=/run/secrets/ca_key_passphrase
   -e "CA_PUBLIC_BASE_URL=$URL"
   -e CA_GUNICORN_WORKERS=2

@@ -139,8 +139,8 @@ def test_audit_list_filters(api, ctx):
     assert [e["target_id"] for e in as_json("audit", "list", "--actor", "acme-boss")] == [alice]  # acting login ID
     assert len(as_json("audit", "list", "--action", "certificate.", "--limit", "1")) == 1
     now = ctx.clock.now()
-    later = (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    earlier = (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    later = (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")  # UTC says so (no zone: CA_TIMEZONE)
+    earlier = (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert as_json("audit", "list", "--since", later) == []
     assert as_json("audit", "list", "--until", earlier) == []
     assert len(as_json("audit", "list", "--since", earlier, "--until", later, "--target", alice)) == 2

@@ -168,7 +168,10 @@ class Certificate(BaseModel):
     issued_at: datetime
     not_before: datetime
     not_after: datetime
-    days_remaining: int
+    days_remaining: int | None = Field(
+        description="Calendar days until not_after in CA_TIMEZONE (0 on the last day) for an active certificate; "
+        "null when the certificate is revoked or expired, where a count of days means nothing"
+    )
     fingerprint_sha256: str
     key_description: str
     certificate_pem: str

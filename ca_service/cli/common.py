@@ -16,6 +16,8 @@ from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import click
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 
 from ca_service.context import Actor, ServiceContext, build_context
@@ -70,6 +72,29 @@ def settings() -> Settings:
 
 def context() -> ServiceContext:
     return build_context(settings())
+
+
+NOT_INITIALISED = "not initialised: run `ca-service init`, or load var/dev.env (set -a; . var/dev.env; set +a)"
+
+
+def reading_context() -> ServiceContext:
+    """The context of a command that only reads (search, show, list): it never creates the data
+    folder or a database. Run outside a set-up folder, it says what to do instead of leaving an
+    empty ./var/ca.sqlite3 behind and failing on a missing table."""
+    loaded = settings()
+    url = make_url(loaded.database_url)
+    where = url.database if url.get_backend_name() == "sqlite" else None
+    if where and where != ":memory:" and not Path(where).is_file():
+        fail(f"{NOT_INITIALISED} (no database at {where})", 1)
+    ctx = build_context(loaded, create_data_dir=False)
+    try:
+        migrated = inspect(ctx.engine).has_table("alembic_version")
+    except DatabaseUnavailable as exc:
+        fail(f"database unavailable: {database_problem(exc)}", 1)
+    if not migrated:
+        ctx.engine.dispose()
+        fail(f"{NOT_INITIALISED} (the database {url.render_as_string(hide_password=True)} has no tables)", 1)
+    return ctx
 
 
 def cli_actor(ticket: str | None = None) -> Actor:
@@ -139,8 +164,43 @@ def echo_json(obj: Any) -> None:
     click.echo(json.dumps(to_jsonable(obj), ensure_ascii=False, indent=2))
 
 
+def local_time(value: datetime) -> str:
+    """A time as the help desk reads it: in CA_TIMEZONE (Japan time, like the console) with its
+    offset, e.g. 2027-11-24T14:00:00+09:00. --json keeps RFC 3339 in UTC for scripts."""
+    return value.astimezone(settings().tz).isoformat(timespec="seconds")
+
+
+def shown(value: Any) -> str:
+    """One value of a human table or field list ('-' when empty, times in CA_TIMEZONE)."""
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return local_time(value)
+    return str(to_jsonable(value))
+
+
+class WhenParam(click.ParamType):
+    """A date or date-time for --since/--until: with Z or an offset it is taken as written;
+    without, it is CA_TIMEZONE (Japan time, as the console shows). A bare date is its start."""
+
+    name = "DATE[THH:MM[:SS]][Z|+09:00]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        try:
+            parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" and text else text)
+        except ValueError:
+            self.fail(f"{value!r} is not a date or date-time (2027-11-24, 2027-11-24T14:00, 2027-11-24T05:00Z)", param, ctx)
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=settings().tz)
+
+
+WHEN = WhenParam()
+
+
 def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(to_jsonable(c)) if c is not None else "-" for c in row] for row in rows]
+    cells = [[shown(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:

@@ -95,8 +95,31 @@ def dev(bind: str) -> None:
     sys.exit(status)
 
 
+def banner(base_url: str, tokens: dict[str, str], env_file: Path) -> str:
+    """What `make run` prints once everything is ready (after the start-up logs, and kept in
+    var/dev-banner.txt while it runs: `cat var/dev-banner.txt` when the JSON logs scrolled it away)."""
+    python = Path(sys.executable)
+    lines = [
+        "",
+        "=" * 78,
+        f"ca-service is running at {base_url}  (Ctrl-C stops everything)",
+        *(f"  {role:9s} token: {token}" for role, token in tokens.items()),
+        f'  try: curl -H "Authorization: Bearer {tokens["operator"]}" {base_url}/v1/crl',
+        f"  the help desk's console: {base_url}/console/",
+        f"  the CLI in another shell: set -a; . {env_file}; set +a",
+        "  a console login (once): ca-service operators create --username you --json",
+        "    (prints the password and totp_secret); the one-time code in dev:",
+        f"    {python} -c 'import pyotp,sys; print(pyotp.TOTP(sys.argv[1]).now())' TOTP_SECRET",
+        f"  this banner again: cat {env_file.parent / 'dev-banner.txt'}",
+        "=" * 78,
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def _run_dev(bind: str, data_dir: Path) -> int:
     env_file = data_dir / "dev.env"
+    banner_file = data_dir / "dev-banner.txt"
     os.environ["CA_DATA_DIR"] = str(data_dir)
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{data_dir / 'ca.sqlite3'}")
     base_url = probe_url(bind)
@@ -138,11 +161,9 @@ def _run_dev(bind: str, data_dir: Path) -> int:
             children.append((name, subprocess.Popen(argv, start_new_session=True)))
         if wait_ready(base_url, children, lambda: stopping):
             write_env_file(env_file, dict(os.environ))
-            click.echo(f"\nca-service is running at {base_url}  (Ctrl-C stops everything)")
-            for role, token in tokens.items():
-                click.echo(f"  {role:9s} token: {token}")
-            click.echo(f'  try: curl -H "Authorization: Bearer {tokens["operator"]}" {base_url}/v1/crl')
-            click.echo(f"  the CLI in another shell: set -a; . {env_file}; set +a\n")
+            text = banner(base_url, tokens, env_file)
+            banner_file.write_text(text)
+            click.echo(text)
         while not stopping:
             for name, proc in children:
                 if proc.poll() is not None:
@@ -154,6 +175,7 @@ def _run_dev(bind: str, data_dir: Path) -> int:
         status = 1
     finally:
         env_file.unlink(missing_ok=True)
+        banner_file.unlink(missing_ok=True)
         for _name, proc in children:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -4,34 +4,36 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
 import click
 
-from ca_service.cli.common import context, echo_json, echo_table, handle_errors
+from ca_service.cli.common import WHEN, echo_json, echo_table, handle_errors, reading_context
 from ca_service.services import helpdesk
 from ca_service.store.helpdesk_search import MAX_LIMIT
 
 JSON = click.option("--json", "as_json", is_flag=True, help="JSON output.")
-LIMIT = click.option(
-    "--limit", type=click.IntRange(1, MAX_LIMIT), default=20, show_default=True, help="At most this many of each kind."
-)
+
+
+def _limit(what: str) -> Any:
+    return click.option(
+        "--limit", type=click.IntRange(1, MAX_LIMIT), default=20, show_default=True, help=f"At most this many {what}."
+    )
+
+
 _USER_COLUMNS = ("login_id", "org_id", "org_name", "role", "email", "display_name", "matched_on")
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 @click.command("search")
 @click.argument("query")
-@LIMIT
+@_limit("of each kind (users, organisations, certificates)")
 @JSON
 @handle_errors
 def search(query: str, limit: int, as_json: bool) -> None:
     """Find users, organisations and certificates: QUERY is a prefix of a login ID, organisation ID,
     email or display name, part of an organisation's name, or a prefix of a serial (hex, colons allowed)."""
-    found = helpdesk.search(context(), query, limit)
+    found = helpdesk.search(reading_context(), query, limit)
     if as_json:
         echo_json(found)
         return
@@ -51,13 +53,14 @@ def search(query: str, limit: int, as_json: bool) -> None:
 
 @click.command("search")
 @click.argument("query")
-@LIMIT
+@_limit("users")
 @JSON
 @handle_errors
 def users_search(query: str, limit: int, as_json: bool) -> None:
-    """Users whose login ID, organisation ID, email or display name starts with QUERY, or whose
-    organisation's name contains it."""
-    users = helpdesk.search(context(), query, limit).users
+    """Users only (`search` also finds organisations and certificates): those whose login ID,
+    organisation ID, email or display name starts with QUERY, or whose organisation's name
+    contains it."""
+    users = helpdesk.search(reading_context(), query, limit).users
     if as_json:
         echo_json(users)
         return
@@ -69,8 +72,8 @@ def users_search(query: str, limit: int, as_json: bool) -> None:
 @click.option("--actor", help="API client name (cli:<unix user> for the CLI) or acting login ID.")
 @click.option("--action", help='Exact action (certificate.revoked), or a prefix ending in "." (certificate.).')
 @click.option("--target", help="Target ID: a serial, login ID, organisation ID, job ID ...")
-@click.option("--since", type=click.DateTime(), help="From this UTC date/time (inclusive).")
-@click.option("--until", type=click.DateTime(), help="Before this UTC date/time.")
+@click.option("--since", type=WHEN, help="From this date/time (inclusive): Japan time (CA_TIMEZONE), or UTC with Z.")
+@click.option("--until", type=WHEN, help="Before this date/time: Japan time (CA_TIMEZONE), or UTC with Z.")
 @click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=50, show_default=True, help="At most this many events.")
 @JSON
 @handle_errors
@@ -84,8 +87,8 @@ def audit_list(
     as_json: bool,
 ) -> None:
     """Audit events, newest first, filtered."""
-    query = helpdesk.AuditQuery(actor, action, target, _utc(since), _utc(until), limit)
-    events = helpdesk.audit_events(context(), query)
+    query = helpdesk.AuditQuery(actor, action, target, since, until, limit)
+    events = helpdesk.audit_events(reading_context(), query)
     if as_json:
         echo_json(events)
         return
@@ -113,7 +116,7 @@ def _short(details: object) -> str:
 @handle_errors
 def notices_list(failed: bool, login_id: str | None, limit: int, as_json: bool) -> None:
     """The expiry notices, newest first, with their email status."""
-    data = helpdesk.list_notices(context(), failed_only=failed, login_id=login_id, limit=limit)
+    data = helpdesk.list_notices(reading_context(), failed_only=failed, login_id=login_id, limit=limit)
     if as_json:
         echo_json(data)
         return

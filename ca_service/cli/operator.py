@@ -16,7 +16,8 @@ from typing import Any
 import click
 
 from ca_service.api.schemas import FREE_TEXT
-from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors
+from ca_service.cli.common import cli_actor, context, echo_json, echo_table, fail, handle_errors, reading_context, shown
+from ca_service.errors import NotFound
 from ca_service.pki.reasons import REASONS
 from ca_service.services import certificates, failed_jobs, helpdesk, login_method, registry, revocation
 from ca_service.services.certificates import CertificateView
@@ -37,14 +38,18 @@ def _ticket(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 TICKET = click.option(
     "--ticket", required=True, callback=_ticket, help="The paper ticket of the request (recorded in the audit trail)."
 )
+OPTIONAL_TICKET = click.option(
+    "--ticket",
+    callback=lambda c, p, v: None if v is None else _ticket(c, p, v),
+    help="The paper ticket: required for a master user's certificate (R9), optional for a general user's.",
+)
 
 
 def _echo_fields(fields: dict[str, Any]) -> None:
     """One `name: value` line per field, aligned (for a single object)."""
     width = max(len(k) for k in fields)
     for key, value in fields.items():
-        shown = "-" if value is None else (value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else value)
-        click.echo(f"{key.ljust(width)}  {shown}")
+        click.echo(f"{key.ljust(width)}  {shown(value)}")
 
 
 def _cert_summary(view: CertificateView) -> dict[str, Any]:
@@ -63,7 +68,7 @@ def orgs_group() -> None:
 @handle_errors
 def orgs_show(org_id: str, as_json: bool) -> None:
     """Show an organisation and its login method."""
-    view = registry.get_organization(context(), org_id)
+    view = registry.get_organization(reading_context(), org_id)
     if as_json:
         echo_json(view)
         return
@@ -104,16 +109,14 @@ def users_group() -> None:
 @handle_errors
 def users_show(login_id: str, as_json: bool) -> None:
     """Show a user, its organisation's login method and its current certificate."""
-    view = registry.get_user(context(), login_id)
+    view = registry.get_user(reading_context(), login_id)
     if as_json:
         current = _cert_summary(view.current_certificate) if view.current_certificate else None
         echo_json({**asdict(view), "current_certificate": current})
         return
     fields = {k: v for k, v in asdict(view).items() if k != "current_certificate"}
     cert = view.current_certificate
-    fields["current_certificate"] = (
-        f"{cert.serial} (until {cert.not_after:%Y-%m-%d}, {cert.days_remaining} days)" if cert else None
-    )
+    fields["current_certificate"] = f"{cert.serial} (until {shown(cert.not_after)}, {cert.days_remaining} days)" if cert else None
     _echo_fields(fields)
 
 
@@ -132,7 +135,7 @@ def certs_group() -> None:
 @handle_errors
 def certs_list(days: int | None, org_id: str | None, login_id: str | None, status: str | None, as_json: bool) -> None:
     """List certificates, oldest issued first. --expiring-within implies --status active."""
-    ctx = context()
+    ctx = reading_context()
     expiring_before = ctx.clock.now() + timedelta(days=days) if days is not None else None
     if days is not None and status is None:
         status = "active"
@@ -157,15 +160,32 @@ def certs_list(days: int | None, org_id: str | None, login_id: str | None, statu
     click.echo(f"{len(found)} certificates", err=True)
 
 
+def _detail_by_prefix(serial: str) -> helpdesk.CertificateDetail:
+    """The certificate with this serial, or the only one whose serial starts with it (as `search`
+    finds them: hex, colons and leading zeros allowed); several: exit 1 listing a few."""
+    ctx = reading_context()
+    try:
+        return helpdesk.certificate_detail(ctx, serial)
+    except NotFound:
+        found = [c.serial for c in helpdesk.search(ctx, serial, 6).certificates if c.matched_on == "serial"]
+        if len(found) == 1:
+            return helpdesk.certificate_detail(ctx, found[0])
+        if not found:
+            raise
+        listed = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        fail(f"several certificates start with {serial}: {listed}; give more digits", 1)
+
+
 @certs_group.command("show")
 @click.argument("serial")
 @click.option("--pem", is_flag=True, help="Print the certificate PEM only.")
 @JSON
 @handle_errors
 def certs_show(serial: str, pem: bool, as_json: bool) -> None:
-    """Show one certificate: status, validity, renewal links, revocation (when, why, by which
-    client or CLI user, for which master user, on which paper ticket)."""
-    detail = helpdesk.certificate_detail(context(), serial)
+    """Show one certificate (SERIAL, or the prefix of exactly one serial): status, validity,
+    renewal links, revocation (when, why, by which client or CLI user, for which master user, on
+    which paper ticket)."""
+    detail = _detail_by_prefix(serial)
     if pem:
         click.echo(detail.certificate.certificate_pem, nl=False)
     elif as_json:
@@ -178,19 +198,21 @@ def certs_show(serial: str, pem: bool, as_json: bool) -> None:
 @click.command("revoke")
 @click.argument("serial")
 @click.option("--reason", required=True, type=click.Choice(REASONS), help="RFC 5280 reason (API name).")
-@TICKET
+@OPTIONAL_TICKET
 @JSON
 @handle_errors
-def revoke(serial: str, reason: str, ticket: str, as_json: bool) -> None:
-    """Revoke a certificate as the help desk (any user's, masters' included: R9). The CRL
-    publication is queued; exit 1 with already-revoked if it was revoked before."""
+def revoke(serial: str, reason: str, ticket: str | None, as_json: bool) -> None:
+    """Revoke a certificate as the help desk (any user's). A master user's certificate needs
+    --ticket (R9: exit 1 with ticket-required without it), a general user's does not, as in the
+    API and the console. The CRL publication is queued; exit 1 with already-revoked if it was
+    revoked before."""
     view = revocation.revoke(context(), cli_actor(ticket), serial, reason=reason, ticket=ticket)
     if as_json:
         echo_json(_cert_summary(view))
         return
     click.echo(
         f"revoked {view.serial} of {view.login_id} ({view.org_id}) as {view.revocation_reason} "
-        f"at {view.revoked_at:%Y-%m-%dT%H:%M:%SZ} (ticket {ticket}); a CRL publication is queued"
+        f"at {shown(view.revoked_at)}{f' (ticket {ticket})' if ticket else ''}; a CRL publication is queued"
     )
 
 

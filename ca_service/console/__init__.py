@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Flask
 
 from ca_service.console import (
+    audit_words,
     i18n,
     security,
     views_approvals,
@@ -32,5 +33,9 @@ _PAGES = (
 def register(app: Flask) -> None:
     security.configure(app)
     i18n.register(app)
-    app.jinja_env.globals.update(csrf_token=security.csrf_token, label=label, reason_text=reason_text)
+    app.jinja_env.globals.update(
+        csrf_token=security.csrf_token, label=label, reason_text=reason_text, action_label=audit_words.action_label,
+        event_details=audit_words.details, detail_value=audit_words.value_text, who_key=audit_words.who_key,
+        operator_words=lambda name: audit_words.operator_words(app.extensions["ca_service"], name),
+    )  # fmt: skip
     app.register_blueprint(bp)

@@ -22,11 +22,19 @@ def select_locale() -> str:
     return asked if asked in LANGUAGES else "ja"
 
 
-def local_time(value: datetime | None, with_seconds: bool = False) -> str:
-    """'2027-11-24 14:00 JST' in CA_TIMEZONE."""
-    if value is None:
+def local_time(value: datetime | str | None, with_seconds: bool = False) -> str:
+    """'2027-11-24 14:00 JST' in CA_TIMEZONE, from a datetime or the RFC 3339 text the services
+    serve (an audit checkpoint's signed_at, a job's result)."""
+    if value is None or value == "":
         return "—"
-    local = value.astimezone(ctx().settings.tz)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    else:
+        parsed = value
+    local = parsed.astimezone(ctx().settings.tz)
     return local.strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M") + f" {local.tzname()}"
 
 

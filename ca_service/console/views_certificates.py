@@ -10,10 +10,10 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from ca_service.console.blueprint import actor, bp, ctx, page
-from ca_service.console.messages import error_text
+from ca_service.console.messages import ERRORS, error_text
 from ca_service.errors import InvalidInput
 from ca_service.pki.reasons import REASONS
-from ca_service.services import approvals, helpdesk, revocation
+from ca_service.services import approvals, helpdesk, registry, revocation
 
 # superseded is the renewal's own reason, never chosen by hand
 CHOOSABLE = tuple(r for r in REASONS if r != "superseded")
@@ -39,8 +39,12 @@ def certificate_pem(serial: str) -> Response:
 def revoke(serial: str) -> tuple[str, int] | BaseResponse:
     detail = helpdesk.certificate_detail(ctx(), serial)
     cert = detail.certificate
+    if cert.revoked_at is not None:  # nothing to offer: the certificate page says when and why
+        flash(str(ERRORS["already-revoked"]))
+        return redirect(url_for("console.certificate", serial=cert.serial))
     dual = approvals.revocation_needs_approval(ctx(), cert.serial)
-    values: dict[str, Any] = {"cert": cert, "reasons": CHOOSABLE, "dual": dual}
+    holder, org = registry.get_user(ctx(), cert.login_id), registry.get_organization(ctx(), cert.org_id)
+    values: dict[str, Any] = {"cert": cert, "reasons": CHOOSABLE, "dual": dual, "holder": holder, "org": org}
     if request.method == "GET":
         return page("revoke.html", reason="", ticket="", **values)
     reason, ticket = request.form.get("reason", ""), request.form.get("ticket", "").strip()
@@ -63,5 +67,15 @@ def revoke(serial: str) -> tuple[str, int] | BaseResponse:
         if refused.code != "ticket-required":
             raise
         return page("revoke.html", 400, reason=reason, ticket=ticket, problems={"ticket": error_text(refused)}, **values)
-    flash(_("The certificate %(serial)s was revoked. A CRL publication is queued.", serial=view.serial))
+    if holder.role == "master":
+        flash(
+            _(
+                "The master user's certificate %(serial)s was revoked. A CRL publication is queued. Next, the master "
+                "user installs a new one from the 電子証明書発行 (issue a certificate) button on the login page, with "
+                "the code from the paper procedure.",
+                serial=view.serial,
+            )
+        )
+    else:
+        flash(_("The certificate %(serial)s was revoked. A CRL publication is queued.", serial=view.serial))
     return redirect(url_for("console.certificate", serial=view.serial))

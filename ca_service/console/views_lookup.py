@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import request
 
+from ca_service.console import audit_words
 from ca_service.console.blueprint import bp, ctx, page
 from ca_service.console.views_codes import outstanding
 from ca_service.services import approvals, helpdesk, helpdesk_pages
@@ -25,4 +26,4 @@ def organization(org_id: str) -> tuple[str, int]:
 @bp.route("/users/<login_id>")
 def user(login_id: str) -> tuple[str, int]:
     view = helpdesk_pages.user(ctx(), login_id)
-    return page("user.html", view=view, codes=outstanding(view.user.login_id))
+    return page("user.html", view=view, codes=outstanding(view.user.login_id), who=audit_words.actors(ctx(), view.events))

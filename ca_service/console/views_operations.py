@@ -9,6 +9,7 @@ from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
+from ca_service.console import audit_words
 from ca_service.console.blueprint import actor, bp, ctx, page
 from ca_service.console.i18n import local_time
 from ca_service.errors import InvalidInput, ServiceError
@@ -95,13 +96,11 @@ def audit() -> tuple[str, int]:
     )
     events = helpdesk.audit_events(ctx(), query)
     checkpoint = helpdesk_pages.checkpoint_status(ctx())
-    return page("audit.html", events=events, args=args, checkpoint=checkpoint, now=ctx().clock.now())
+    who = audit_words.actors(ctx(), events)
+    return page("audit.html", events=events, who=who, args=args, checkpoint=checkpoint, now=ctx().clock.now())
 
 
 def _shown(key: str, value: object) -> object:
     if key in ("this_update", "next_update") and isinstance(value, str):
-        try:
-            return local_time(datetime.fromisoformat(value.replace("Z", "+00:00")), with_seconds=True)
-        except ValueError:
-            return value
-    return value
+        return local_time(value, with_seconds=True)
+    return audit_words.value_text(key, value)  # `published: True` as a word, not Python's True

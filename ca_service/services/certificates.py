@@ -40,7 +40,7 @@ class CertificateView:
     issued_at: datetime
     not_before: datetime
     not_after: datetime
-    days_remaining: int
+    days_remaining: int | None  # only for an active certificate: a revoked or expired one has none
     fingerprint_sha256: str
     key_description: str
     certificate_pem: str
@@ -52,16 +52,17 @@ class CertificateView:
 
 def view_of(row: Certificate, ctx: ServiceContext, now: datetime | None = None) -> CertificateView:
     now = now or ctx.clock.now()
+    status = status_of(row, now)
     pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode()
     return CertificateView(
         serial=row.serial,
         login_id=row.login_id,
         org_id=row.org_id,
-        status=status_of(row, now),
+        status=status,
         issued_at=row.issued_at,
         not_before=row.not_before,
         not_after=row.not_after,
-        days_remaining=days_remaining(row.not_after, now, ctx.settings.tz),
+        days_remaining=days_remaining(row.not_after, now, ctx.settings.tz) if status == "active" else None,
         fingerprint_sha256=row.fingerprint_sha256,
         key_description=row.key_description,
         certificate_pem=pem,

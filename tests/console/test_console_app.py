@@ -337,6 +337,7 @@ def test_the_job_page_shows_the_crl_times_in_japan_time(ctx, app, test_env):
     times = re.findall(r"<dd>([^<]*)</dd>", result)
     assert sum(t.endswith(" JST") for t in times) == 2, result  # thisUpdate and nextUpdate, not RFC 3339 UTC
     assert not re.search(r"\d{4}-\d\d-\d\dT", result), result
+    assert "True" not in result and "False" not in result, result  # a boolean as a word (issue 27), not Python's
 
 
 @pytest.mark.usefixtures("redis_queues")

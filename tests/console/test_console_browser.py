@@ -122,7 +122,8 @@ def test_login_search_user_and_revoke_by_keyboard(ctx, api, browser, console_url
     assert "失効しています" in page.inner_text(".panel")
     page.goto(f"{console_url}/console/audit?actor=console:alice&action=certificate.revoked")
     rows = page.inner_text("table")
-    assert "certificate.revoked" in rows and serials["taro"] in rows and "HD-2026-0001" in rows
+    assert "電子証明書を失効" in rows and serials["taro"] in rows and "HD-2026-0001" in rows  # the action in words
+    assert "オペレータ Alice" in rows  # the operator by name (issue 27), not console:alice
     _shot(page, "audit")
     context.close()
 
@@ -167,7 +168,7 @@ def test_login_method_switch_under_dual_control(ctx, api, browser, console_url):
     assert event["details"]["ticket"] == "HD-2026-0002"
     page_a.goto(f"{console_url}/console/organizations/beta")
     history = page_a.inner_text("table")
-    assert "console:bob" in history and "console:alice" in history and "HD-2026-0002" in history
+    assert "オペレータ Bob" in history and "オペレータ Alice" in history and "HD-2026-0002" in history
     ctx_a.close()
     ctx_b.close()
 

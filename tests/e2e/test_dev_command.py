@@ -108,6 +108,7 @@ def running_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Dev,
     assert status == 0, dev.output()[-4000:]  # Ctrl-C is a clean stop
     assert "stopped" in dev.output()
     assert not (folder / "var" / "dev.env").exists()  # removed: it would point at a dead instance
+    assert not (folder / "var" / "dev-banner.txt").exists()
 
 
 def test_banner_only_once_ready_and_dev_env_for_the_cli(running_dev):
@@ -115,6 +116,9 @@ def test_banner_only_once_ready_and_dev_env_for_the_cli(running_dev):
     assert banner_ready == "200"
     out = dev.output()
     assert f"{BANNER} http://127.0.0.1:{port}" in out and "operator  token: cas_" in out
+    banner = out[out.index(BANNER) :]  # issue 27: the console, a console login and its code in dev
+    assert f"http://127.0.0.1:{port}/console/" in banner and "ca-service operators create --username" in banner
+    assert "pyotp.TOTP" in banner and (dev.folder / "var" / "dev-banner.txt").read_text().strip() in out
     env_file = dev.folder / "var" / "dev.env"
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     text = env_file.read_text()

@@ -12,6 +12,7 @@ import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from sqlalchemy import create_engine, text
@@ -30,6 +31,8 @@ KEY_BACKEND = os.environ.get("CA_TEST_KEY_BACKEND") or "file"
 
 @dataclass
 class TestEnvironment:
+    __test__ = False  # a fixture value, not a test class (no PytestCollectionWarning)
+
     data_dir: Path
     database_url: str
     redis_url: str
@@ -92,20 +95,38 @@ CLAIM_SECONDS = 6 * 3600  # a run killed without cleaning up frees its database 
 class RedisClaim:
     """One Redis database number held by one test worker of one run, so that two runs against the
     same Redis (a developer's and CI's, or two worktrees) never share queues or caches. Claimed
-    with SET NX in db 0, flushed before use, released (only if still ours) at the end."""
+    with SET NX in db 0, flushed before use, released (only if still ours) at the end. The URL
+    keeps REDIS_URL's scheme and credentials (rediss://, a password)."""
 
     base_url: str
     db: int
     token: str
 
     def url(self) -> str:
-        return f"{self.base_url}/{self.db}"
+        return _with_db(self.base_url, self.db)
 
     def release(self) -> None:
-        conn = redis.Redis.from_url(f"{self.base_url}/0")
+        conn = redis.Redis.from_url(_with_db(self.base_url, 0))
         key = CLAIM_KEY.format(self.db)
         if conn.get(key) == self.token.encode():
             conn.delete(key)
+        OWNED_REDIS_URLS.discard(self.url())
+
+
+# The Redis databases this process may FLUSHDB: the ones it claimed, or an embedded server it
+# started. A helper that empties a database (tests/support/workers.py) refuses any other.
+OWNED_REDIS_URLS: set[str] = set()
+
+
+def _with_db(url: str, db: int) -> str:
+    """REDIS_URL with its database number replaced (scheme, credentials, host and port kept)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}", query="", fragment=""))
+
+
+def assert_owned_redis(url: str) -> None:
+    if url not in OWNED_REDIS_URLS:
+        raise RuntimeError(f"refusing to empty Redis database {url}: this test run did not claim or create it")
 
 
 def _holder_gone(holder: str) -> bool:
@@ -125,9 +146,8 @@ def _holder_gone(holder: str) -> bool:
 
 def _claim_redis_db(base_url: str) -> RedisClaim:
     """The first free database number 1..(databases - 1) of the Redis at `base_url`."""
-    url = make_url(base_url.replace("redis://", "redis+x://", 1))
-    base = f"redis://{url.host or '127.0.0.1'}:{url.port or 6379}"
-    conn = redis.Redis.from_url(f"{base}/0")
+    base = base_url
+    conn = redis.Redis.from_url(_with_db(base, 0))
     databases = int(conn.config_get("databases").get("databases", 16))
     token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
     for db in range(1, databases):
@@ -139,8 +159,10 @@ def _claim_redis_db(base_url: str) -> RedisClaim:
             conn.delete(key)  # its run was killed without cleaning up: take the database over
             if not conn.set(key, token, nx=True, ex=CLAIM_SECONDS):
                 continue
-        redis.Redis.from_url(f"{base}/{db}").flushdb()
-        return RedisClaim(base, db, token)
+        redis.Redis.from_url(_with_db(base, db)).flushdb()  # ours now: what an earlier holder left
+        claim = RedisClaim(base, db, token)
+        OWNED_REDIS_URLS.add(claim.url())
+        return claim
     raise RuntimeError(f"every Redis database 1..{databases - 1} at {base} is held by another test run; wait or flush db 0")
 
 
@@ -157,14 +179,15 @@ def create_environment(root: Path, worker_id: str) -> TestEnvironment:
     embedded = None
     claim = None
     base_redis = os.environ.get("REDIS_URL", "")
-    if base_redis.startswith("redis://"):
+    if base_redis.startswith(("redis://", "rediss://")):
         claim = _claim_redis_db(base_redis)
         redis_url = claim.url()
-    elif base_redis:
-        redis_url = base_redis
+    elif base_redis:  # a unix socket: no database number to claim, and the tests flush theirs
+        raise RuntimeError(f"REDIS_URL={base_redis!r}: give the tests a redis:// or rediss:// URL (or none: embedded)")
     else:
         embedded = EmbeddedRedis(root / "redis")
         redis_url = embedded.start()
+        OWNED_REDIS_URLS.add(redis_url)
     hsm = None
     if KEY_BACKEND == "pkcs11":
         hsm = create_softhsm(root / "softhsm", f"ca-{worker_id}")

@@ -14,13 +14,14 @@ from sqlalchemy import insert, select
 from ca_service.context import ServiceContext
 from ca_service.store.models import Certificate, CertificateAuthority, Organization, User
 from tests.support.cli import run_cli
-from tests.support.environment import TestEnvironment
+from tests.support.environment import TestEnvironment, assert_owned_redis
 
 QUEUES = ("crl", "mail", "default")
 
 
 def empty_queues(redis_url: str) -> None:
     """Drop jobs left by earlier tests (their notice ids may be reused by this test's rows)."""
+    assert_owned_redis(redis_url)  # never FLUSHDB a database this run did not claim or create
     conn = Redis.from_url(redis_url)
     # The whole database is this test worker's own (tests/support/environment.py claims it): drop
     # queued jobs and also the registries and job hashes, which Queue.empty() leaves. Notice email
