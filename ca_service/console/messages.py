@@ -9,6 +9,8 @@ from flask_babel import lazy_gettext as L
 from ca_service.errors import ServiceError
 
 ERRORS = {
+    "delivery-not-found": L("There is no such event delivery."),
+    "delivery-not-failed": L("Only a failed event delivery can be sent again."),
     "login-refused": L("The username, password or one-time code is wrong."),
     "operator-locked": L(
         "Too many failed logins: this account is locked for a while. Ask another operator to reset it, or wait."
