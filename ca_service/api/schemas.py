@@ -63,6 +63,8 @@ LoginMethod = Literal["id_password", "certificate"]
 ReasonName = Literal[
     "unspecified", "key_compromise", "affiliation_changed", "superseded", "cessation_of_operation", "privilege_withdrawn"
 ]
+# What a caller may ask for (pki.reasons.CALLER_REASONS): `superseded` is the renewal's own reason.
+CallerReason = Literal["unspecified", "key_compromise", "affiliation_changed", "cessation_of_operation", "privilege_withdrawn"]
 # The pattern is documented, not enforced by the model: anything else is the service's 400 invalid-csr.
 CsrPem = Annotated[
     str,

@@ -7,11 +7,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from ca_service.api.schemas import Certificate, CertificatePem, LoginId, LoginMethod, ReasonName, Strict, Ticket
+from ca_service.api.schemas import CallerReason, Certificate, CertificatePem, LoginId, LoginMethod, Strict, Ticket
 
 
 class RevocationBody(Strict):
-    reason: ReasonName
+    reason: CallerReason = Field(
+        description="`superseded` is not accepted: it is the reason a renewal gives its predecessor (400 validation-error)"
+    )
     acting_login_id: LoginId | None = None
     ticket: Ticket | None = None
 

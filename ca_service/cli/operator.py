@@ -17,7 +17,7 @@ import click
 
 from ca_service.api.schemas import FREE_TEXT
 from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors
-from ca_service.pki.reasons import REASONS
+from ca_service.pki.reasons import CALLER_REASONS
 from ca_service.services import certificates, failed_jobs, helpdesk, login_method, registry, revocation
 from ca_service.services.certificates import CertificateView
 
@@ -177,7 +177,12 @@ def certs_show(serial: str, pem: bool, as_json: bool) -> None:
 # --- revocation ----------------------------------------------------------------------------------
 @click.command("revoke")
 @click.argument("serial")
-@click.option("--reason", required=True, type=click.Choice(REASONS), help="RFC 5280 reason (API name).")
+@click.option(
+    "--reason",
+    required=True,
+    type=click.Choice(CALLER_REASONS),
+    help="RFC 5280 reason (API name; not superseded, the renewal's own).",
+)
 @TICKET
 @JSON
 @handle_errors
