@@ -34,7 +34,7 @@ def _start() -> None:
 
 def request_id_from(incoming: str) -> str:
     """The caller's X-Request-ID if it is a sane one, else a new one."""
-    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
 
 def record(method: str, route: str, status: int, elapsed: float, subjects: dict[str, Any]) -> None:

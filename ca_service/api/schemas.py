@@ -24,9 +24,24 @@ PEM_CERTIFICATE = r"^-----BEGIN CERTIFICATE-----\r?\n([A-Za-z0-9+/=]{1,76}\r?\n)
 INSTANT = r"^(?!0000-|0001-01-01|9999-12-31)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)$"
 
 
+def full_match(pattern: str) -> AfterValidator:
+    """The value matches `pattern` as a whole. The `pattern` of StringConstraints (kept for the
+    OpenAPI document, where `$` is the end of the input) runs on Python's `re` in Strict models,
+    whose `$` also matches before a final newline: "alice\n" passed as a login ID (issue 26,
+    finding 12). Every pattern of these models carries this check too."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if compiled.fullmatch(value) is None:
+            raise ValueError("does not match the required pattern")
+        return value
+
+    return AfterValidator(check)
+
+
 def _instant(value: Any) -> datetime:
     """A strict RFC 3339 instant with its time zone (never a naive or a numeric timestamp), in UTC."""
-    if not isinstance(value, str) or not re.match(INSTANT, value):
+    if not isinstance(value, str) or not re.fullmatch(INSTANT, value):
         raise ValueError("must be an RFC 3339 date-time with a time zone, e.g. 2027-11-24T05:00:00Z")
     try:
         return datetime.fromisoformat(value).astimezone(UTC)
@@ -43,37 +58,52 @@ def _unicode_scalars(value: str) -> str:
 
 
 _NO_SURROGATES = AfterValidator(_unicode_scalars)
-Ticket = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=FREE_TEXT), _NO_SURROGATES]
-OrgName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=FREE_TEXT), _NO_SURROGATES
+Ticket = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=FREE_TEXT),
+    _NO_SURROGATES,
+    full_match(FREE_TEXT),
 ]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200, pattern=FREE_TEXT), _NO_SURROGATES]
+OrgName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=FREE_TEXT),
+    _NO_SURROGATES,
+    full_match(FREE_TEXT),
+]
+DisplayName = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=200, pattern=FREE_TEXT), _NO_SURROGATES, full_match(FREE_TEXT)
+]
 
 
-Email = Annotated[str, StringConstraints(max_length=254, pattern=EMAIL)]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=EMAIL), full_match(EMAIL)]
 Instant = Annotated[
     datetime,
     BeforeValidator(_instant),
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": INSTANT}),
 ]
-LoginId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")]
-OrgId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-Serial = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f:]{1,64}$")]
+LOGINID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$"
+LoginId = Annotated[str, StringConstraints(pattern=LOGINID_PATTERN), full_match(LOGINID_PATTERN)]
+ORGID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+OrgId = Annotated[str, StringConstraints(pattern=ORGID_PATTERN), full_match(ORGID_PATTERN)]
+SERIAL_PATTERN = r"^[0-9A-Fa-f:]{1,64}$"
+Serial = Annotated[str, StringConstraints(pattern=SERIAL_PATTERN), full_match(SERIAL_PATTERN)]
 LoginMethod = Literal["id_password", "certificate"]
 ReasonName = Literal[
     "unspecified", "key_compromise", "affiliation_changed", "superseded", "cessation_of_operation", "privilege_withdrawn"
 ]
 # What a caller may ask for (pki.reasons.CALLER_REASONS): `superseded` is the renewal's own reason.
 CallerReason = Literal["unspecified", "key_compromise", "affiliation_changed", "cessation_of_operation", "privilege_withdrawn"]
+CA_NAME = r"^[a-z0-9-]{1,64}$"
 # The pattern is documented, not enforced by the model: anything else is the service's 400 invalid-csr.
 CsrPem = Annotated[
     str,
     StringConstraints(min_length=1, max_length=16384),
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 16384, "pattern": PEM_CSR}),
 ]
-CertificatePem = Annotated[str, StringConstraints(max_length=16384, pattern=PEM_CERTIFICATE)]
+CertificatePem = Annotated[str, StringConstraints(max_length=16384, pattern=PEM_CERTIFICATE), full_match(PEM_CERTIFICATE)]
 # The opaque cursor a page returns as next_cursor (see services.certificates).
-Cursor = Annotated[str, StringConstraints(pattern=r"^c1[0-9a-f]{1,15}$")]
+CURSOR_PATTERN = r"^c1[0-9a-f]{1,15}$"
+Cursor = Annotated[str, StringConstraints(pattern=CURSOR_PATTERN), full_match(CURSOR_PATTERN)]
 
 
 class Strict(BaseModel):
@@ -105,7 +135,7 @@ class SerialPath(BaseModel):
 
 
 class CaNamePath(BaseModel):
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")]
+    name: Annotated[str, StringConstraints(pattern=CA_NAME), full_match(CA_NAME)]
 
 
 class CertificateQuery(Strict):

@@ -29,7 +29,7 @@ _LIST_COLUMNS = ("serial", "login_id", "org_id", "status", "not_after", "days_re
 def _ticket(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     """The paper ticket as the API takes it: 1 to 100 characters, surrounding spaces dropped."""
     ticket = value.strip()
-    if not 1 <= len(ticket) <= 100 or not re.match(FREE_TEXT, ticket):
+    if not 1 <= len(ticket) <= 100 or not re.fullmatch(FREE_TEXT, ticket):
         raise click.BadParameter("give the paper ticket's reference (1 to 100 characters, no control characters)")
     return ticket
 

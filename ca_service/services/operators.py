@@ -106,7 +106,7 @@ def _seed(ctx: ServiceContext, row: Operator) -> str | None:
 
 
 def create(ctx: ServiceContext, actor: Actor, username: str, display_name: str | None = None) -> Credentials:
-    if not USERNAME.match(username):
+    if not USERNAME.fullmatch(username):  # not .match: its `$` allows a final newline
         raise InvalidInput(
             "username: 2-64 characters, lower-case letters, digits, '.', '_' or '-', starting with a letter",
             fields={"username": "invalid"},
