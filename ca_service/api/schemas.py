@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-# Free text (names, tickets): no C0/C1 control characters (NUL breaks PostgreSQL, the others
-# break logs and screens); lone surrogates (JSON "\ud800", not UTF-8 encodable) are refused too.
-FREE_TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"
+from ca_service.constants import FREE_TEXT
+
+# Free text (names, tickets): constants.FREE_TEXT (no C0/C1 controls, no bidi controls); lone
+# surrogates (JSON "\ud800", not UTF-8 encodable) are refused too.
 # An address the mailer can use: ASCII dot-atom local part, a DNS host name, and not a special-use
 # domain (RFC 6761: .test, .local, ... never deliver); the same rule in the service and the document.
 EMAIL = (

@@ -5,7 +5,11 @@ API blueprints, so /openapi.json does not list these routes; bearer-token auth d
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from flask import Flask
+from markupsafe import Markup
 
 from ca_service.console import (
     i18n,
@@ -20,13 +24,27 @@ from ca_service.console import (
 )
 from ca_service.console.blueprint import bp
 from ca_service.console.messages import label, reason_text
+from ca_service.constants import BIDI_CONTROLS
 
 __all__ = ["register"]
 _PAGES = (views_auth, views_lookup, views_certificates, views_login_method, views_approvals, views_operations, views_users)
 
 
+_BIDI = re.compile(f"[{BIDI_CONTROLS}]")
+
+
+def without_bidi_controls(value: Any) -> Any:
+    """Jinja's finalize: every value a page shows loses its bidi controls (Markup stays Markup),
+    so a name stored before the API refused them (issue 26, finding 9) cannot reorder the text
+    around it on an operator's screen."""
+    if isinstance(value, Markup):  # already escaped (a macro, |safe): removing characters adds no markup
+        return Markup(_BIDI.sub("", value))
+    return _BIDI.sub("", value) if isinstance(value, str) else value
+
+
 def register(app: Flask) -> None:
     security.configure(app)
     i18n.register(app)
+    app.jinja_env.finalize = without_bidi_controls
     app.jinja_env.globals.update(csrf_token=security.csrf_token, label=label, reason_text=reason_text)
     app.register_blueprint(bp)

@@ -16,6 +16,7 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ca_service.constants import FREE_TEXT
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, ServiceError, Unavailable
 from ca_service.pki.sealing import Unsealable, seal, unseal
@@ -110,6 +111,10 @@ def create(ctx: ServiceContext, actor: Actor, username: str, display_name: str |
         raise InvalidInput(
             "username: 2-64 characters, lower-case letters, digits, '.', '_' or '-', starting with a letter",
             fields={"username": "invalid"},
+        )
+    if display_name is not None and (len(display_name) > 200 or not re.fullmatch(FREE_TEXT, display_name)):
+        raise InvalidInput(
+            "display name: at most 200 characters, no control or bidi control characters", fields={"display_name": "invalid"}
         )
     creds, password_hash = _new_credentials(ctx, username)
     sealed = _sealed_seed(ctx, creds.totp_secret)
