@@ -8,9 +8,9 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import SYSTEM
 from ca_service.errors import InvalidInput
 from ca_service.services import operators
+from tests.conftest import SYSTEM
 from tests.support.pki import make_csr
 
 BAD = "alice\n"
@@ -40,7 +40,8 @@ def test_json_and_query_login_and_org_ids_with_a_trailing_newline_are_refused(ac
     _refused(api.get("/v1/certificates", role="operator", params={"login_id": BAD}), "login_id")
     _refused(api.get("/v1/certificates", role="operator", params={"org_id": "acme\n"}), "org_id")
     _refused(api.get("/v1/certificates", role="operator", params={"cursor": "c1ab\n"}), "cursor")
-    _refused(api.put("/v1/users/bob", role="operator", json={"org_id": "acme", "role": "general", "email": "b@bank.example\n"}), "email")
+    body = {"org_id": "acme", "role": "general", "email": "b@bank.example\n"}
+    _refused(api.put("/v1/users/bob", role="operator", json=body), "email")
     assert api.get("/v1/users/bob", role="operator").status == 404  # nothing was written
 
 
