@@ -118,6 +118,7 @@ class Settings:
     console_session_minutes: int = 15
     console_lockout_failures: int = 5
     console_lockout_minutes: int = 15
+    console_login_attempts_per_minute: int = 10
     console_secure_cookies: bool = True
 
     def console_secret(self) -> bytes | None:
@@ -279,5 +280,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         console_session_minutes=_int(env, "CA_CONSOLE_SESSION_MINUTES", 15, 1, 24 * 60),
         console_lockout_failures=_int(env, "CA_CONSOLE_LOCKOUT_FAILURES", 5, 1, 100),
         console_lockout_minutes=_int(env, "CA_CONSOLE_LOCKOUT_MINUTES", 15, 1, 24 * 60),
+        console_login_attempts_per_minute=_int(env, "CA_CONSOLE_LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10_000),
         console_secure_cookies=_bool(env, "CA_CONSOLE_SECURE_COOKIES", True),
     )
