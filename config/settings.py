@@ -103,6 +103,7 @@ class Settings:
     auth_failure_window_seconds: int = 300
     token_rotation_grace_hours: int = 24
     trusted_proxies: tuple[str, ...] = ()
+    metrics_allowed: tuple[str, ...] = ("127.0.0.0/8", "::1")
     scheduler_lease_seconds: int = 30  # a standby scheduler takes over this long after the active one dies
     root_passphrase_value: str | None = field(default=None, repr=False)
     root_passphrase_file: Path | None = None
@@ -266,6 +267,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         auth_failure_window_seconds=_int(env, "CA_AUTH_FAILURE_WINDOW_SECONDS", 300, 1, 86_400),
         token_rotation_grace_hours=_int(env, "CA_TOKEN_ROTATION_GRACE_HOURS", 24, 0, 24 * 90),
         trusted_proxies=_networks(env, "CA_TRUSTED_PROXIES"),
+        metrics_allowed=_networks(env, "CA_METRICS_ALLOWED") or ("127.0.0.0/8", "::1"),
         scheduler_lease_seconds=_int(env, "CA_SCHEDULER_LEASE_SECONDS", 30, 3, 300),
         root_passphrase_value=env.get("CA_ROOT_KEY_PASSPHRASE") or None,
         root_passphrase_file=Path(root_passphrase_file) if root_passphrase_file else None,
