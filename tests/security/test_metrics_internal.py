@@ -43,8 +43,6 @@ def test_the_service_answers_metrics_only_to_a_direct_scrape_from_an_allowed_add
     assert _get(behind, "127.0.0.1", {"X-Forwarded-For": "127.0.0.1"}).status_code == 404
     assert _get(behind, "127.0.0.1").status_code == 200
     # the Prometheus server's address, configured
-    scraped = create_app(
-        dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, metrics_allowed=("10.0.9.0/24",)))
-    )
+    scraped = create_app(dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, metrics_allowed=("10.0.9.0/24",))))
     assert _get(scraped, "10.0.9.5").status_code == 200
     assert _get(scraped, "127.0.0.1").status_code == 404
