@@ -104,6 +104,7 @@ class Settings:
     token_rotation_grace_hours: int = 24
     trusted_proxies: tuple[str, ...] = ()
     metrics_allowed: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    health_bind: str | None = None  # HOST:PORT of the arbiter's liveness listener (config/health_listener.py)
     scheduler_lease_seconds: int = 30  # a standby scheduler takes over this long after the active one dies
     root_passphrase_value: str | None = field(default=None, repr=False)
     root_passphrase_file: Path | None = None
@@ -194,6 +195,16 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def _health_bind(env: Mapping[str, str]) -> str | None:
+    value = (env.get("CA_HEALTH_BIND") or "").strip()
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"CA_HEALTH_BIND: {value!r} is not HOST:PORT (e.g. 0.0.0.0:8081)")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     data_dir = Path(env.get("CA_DATA_DIR") or "./var").resolve()
@@ -268,6 +279,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         token_rotation_grace_hours=_int(env, "CA_TOKEN_ROTATION_GRACE_HOURS", 24, 0, 24 * 90),
         trusted_proxies=_networks(env, "CA_TRUSTED_PROXIES"),
         metrics_allowed=_networks(env, "CA_METRICS_ALLOWED") or ("127.0.0.0/8", "::1"),
+        health_bind=_health_bind(env),
         scheduler_lease_seconds=_int(env, "CA_SCHEDULER_LEASE_SECONDS", 30, 3, 300),
         root_passphrase_value=env.get("CA_ROOT_KEY_PASSPHRASE") or None,
         root_passphrase_file=Path(root_passphrase_file) if root_passphrase_file else None,
