@@ -21,7 +21,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     CA_DATA_DIR=/var/lib/ca-service \
-    CA_HEALTH_FILE=/tmp/ca-service-health.json
+    CA_HEALTH_FILE=/tmp/ca-service-health.json \
+    CA_HEALTH_BIND=127.0.0.1:8081
 RUN groupadd --system --gid 10001 ca \
  && useradd --system --uid 10001 --gid ca --home-dir /var/lib/ca-service --shell /usr/sbin/nologin ca \
  && mkdir -p /var/lib/ca-service \

@@ -6,6 +6,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The bidi controls (embeddings, overrides, isolates, marks; regex class escapes, so no document
+# carries them raw): "invoice\u202etxt.exe" reads "invoiceexe.txt" (issue 26, finding 9).
+BIDI_CONTROLS = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# Free text (names, tickets): no C0/C1 control characters (NUL breaks PostgreSQL, the others
+# break logs and screens) and no bidi control. A full match is meant (re.fullmatch).
+FREE_TEXT = r"^[^\x00-\x1f\x7f-\x9f" + BIDI_CONTROLS + r"]*$"
+
 
 class RevocationReason(StrEnum):
     """The API's revocation reasons (RFC 5280 CRLReason names in snake case; pki/reasons.py maps them)."""

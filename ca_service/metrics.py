@@ -22,6 +22,10 @@ CERTIFICATES_REVOKED = Counter("ca_certificates_revoked_total", "Client certific
 REVOCATION_LIMIT_REFUSALS = Counter(
     "ca_revocation_limit_refusals_total", "Front-end revocations refused by the per-organisation hourly limit"
 )
+CONSOLE_PASSWORD_CHECKS = Counter("ca_console_password_checks_total", "Console login attempts whose password was hashed")
+CONSOLE_LOGIN_LIMITED = Counter(
+    "ca_console_login_limited_total", "Console login attempts refused before hashing", ["reason"]
+)  # reason: address (too many attempts from it) | locked (the address failed too often for that username)
 AUTH_THROTTLED = Counter("ca_auth_throttled_total", "Requests refused: too many bad tokens from the address")
 LOGIN_CHECKS = Counter("ca_login_checks_total", "Login checks answered", ["result"])  # allowed or the refusal reason
 

@@ -43,6 +43,14 @@ class AccessLogOff(Logger):
 logger_class = AccessLogOff
 
 
+def when_ready(server: object) -> None:
+    """Liveness from the arbiter on CA_HEALTH_BIND, never queued behind busy workers (config/health_listener.py)."""
+    if _settings.health_bind:
+        from config import health_listener
+
+        health_listener.start(_settings.health_bind, server)
+
+
 def child_exit(_server: object, worker: object) -> None:
     """prometheus-client multiprocess mode: forget the metrics files of a dead worker."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -105,6 +105,8 @@ class Settings:
     auth_failure_window_seconds: int = 300
     token_rotation_grace_hours: int = 24
     trusted_proxies: tuple[str, ...] = ()
+    metrics_allowed: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    health_bind: str | None = None  # HOST:PORT of the arbiter's liveness listener (config/health_listener.py)
     scheduler_lease_seconds: int = 30  # a standby scheduler takes over this long after the active one dies
     root_passphrase_value: str | None = field(default=None, repr=False)
     root_passphrase_file: Path | None = None
@@ -120,6 +122,7 @@ class Settings:
     console_session_minutes: int = 15
     console_lockout_failures: int = 5
     console_lockout_minutes: int = 15
+    console_login_attempts_per_minute: int = 10
     console_secure_cookies: bool = True
     # issue 23: one-time enrolment codes for EST simpleenroll (docs/est.md)
     enrolment_code_minutes: int = 60
@@ -198,6 +201,16 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def _health_bind(env: Mapping[str, str]) -> str | None:
+    value = (env.get("CA_HEALTH_BIND") or "").strip()
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"CA_HEALTH_BIND: {value!r} is not HOST:PORT (e.g. 0.0.0.0:8081)")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     data_dir = Path(env.get("CA_DATA_DIR") or "./var").resolve()
@@ -271,6 +284,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         auth_failure_window_seconds=_int(env, "CA_AUTH_FAILURE_WINDOW_SECONDS", 300, 1, 86_400),
         token_rotation_grace_hours=_int(env, "CA_TOKEN_ROTATION_GRACE_HOURS", 24, 0, 24 * 90),
         trusted_proxies=_networks(env, "CA_TRUSTED_PROXIES"),
+        metrics_allowed=_networks(env, "CA_METRICS_ALLOWED") or ("127.0.0.0/8", "::1"),
+        health_bind=_health_bind(env),
         scheduler_lease_seconds=_int(env, "CA_SCHEDULER_LEASE_SECONDS", 30, 3, 300),
         root_passphrase_value=env.get("CA_ROOT_KEY_PASSPHRASE") or None,
         root_passphrase_file=Path(root_passphrase_file) if root_passphrase_file else None,
@@ -286,6 +301,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         console_lockout_failures=_int(env, "CA_CONSOLE_LOCKOUT_FAILURES", 5, 1, 100),
         console_lockout_minutes=_int(env, "CA_CONSOLE_LOCKOUT_MINUTES", 15, 1, 24 * 60),
         enrolment_code_minutes=_int(env, "CA_ENROLMENT_CODE_MINUTES", 60, 1, 7 * 24 * 60),
+        console_login_attempts_per_minute=_int(env, "CA_CONSOLE_LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 10_000),
         console_secure_cookies=_bool(env, "CA_CONSOLE_SECURE_COOKIES", True),
         webhooks=load_webhook_settings(env, SettingsError, _int, _bool),
     )

@@ -88,8 +88,18 @@ MEANINGS = {
     "each operator)",
     "CA_DUAL_CONTROL": "console: a master's revocation and a login-method switch need a second operator's approval",
     "CA_CONSOLE_SESSION_MINUTES": "console idle timeout",
-    "CA_CONSOLE_LOCKOUT_FAILURES": "failed console logins before the account locks",
-    "CA_CONSOLE_LOCKOUT_MINUTES": "how long it stays locked",
+    "CA_CONSOLE_LOCKOUT_FAILURES": "failed console logins from one address for one username before that pair locks",
+    "CA_CONSOLE_LOCKOUT_MINUTES": "how long that pair stays locked (doubling per repeat within a day)",
+    "CA_CONSOLE_LOGIN_ATTEMPTS_PER_MINUTE": (
+        "console login attempts per client address per minute, refused before any password hashing"
+    ),
+    "CA_METRICS_ALLOWED": (
+        "addresses/networks that may scrape `/metrics` directly (Prometheus); anyone else, and anything through a proxy: 404"
+    ),
+    "CA_HEALTH_BIND": (
+        "HOST:PORT where gunicorn's arbiter answers `GET /healthz` itself (liveness that never queues behind busy "
+        "workers; image: `127.0.0.1:8081`)"
+    ),
     "CA_ENROLMENT_CODE_MINUTES": "lifetime of a one-time enrolment code for EST `simpleenroll` (docs/est.md)",
     "CA_WEBHOOK_URLS": "comma-separated receiver URLs of the front end's lifecycle events (docs/events.md); unset: none recorded",
     "CA_WEBHOOK_SECRET": "`whsec_<base64>` (≥ 24 bytes decoded) signing the events; two separated by a space while rotating",

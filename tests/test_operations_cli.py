@@ -160,7 +160,7 @@ def test_revoke_as_the_help_desk(api, ctx):
     assert kinds == ["crl.publish"]
     assert as_json("certs", "show", boss)["status"] == "revoked"
 
-    assert "[already-revoked]" in ca("revoke", boss, "--reason", "superseded", "--ticket", "HD-8", code=1).output
+    assert "[already-revoked]" in ca("revoke", boss, "--reason", "cessation_of_operation", "--ticket", "HD-8", code=1).output
     long_ticket = "HD-" + "9" * 97  # the API's limit, 100 characters: stored whole in the audit event
     data = as_json("revoke", serials["alice"], "--reason", "affiliation_changed", "--ticket", long_ticket)
     assert data["status"] == "revoked" and data["revocation_reason"] == "affiliation_changed"

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, abort, g, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
 from ca_service import metrics
 from ca_service.api.auth import PUBLIC, roles
+from ca_service.api.proxy import FORWARDED
 from ca_service.api.responses import ctx
 from ca_service.metrics_collectors import render
 from config.logging import bind as bind_log
@@ -34,7 +36,7 @@ def _start() -> None:
 
 def request_id_from(incoming: str) -> str:
     """The caller's X-Request-ID if it is a sane one, else a new one."""
-    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
 
 def record(method: str, route: str, status: int, elapsed: float, subjects: dict[str, Any]) -> None:
@@ -84,8 +86,23 @@ def _clip(value: object) -> str | None:
     return value[:_MAX_SUBJECT] if isinstance(value, str) else None
 
 
+def _scraper_allowed() -> bool:
+    """A direct scrape from CA_METRICS_ALLOWED (issue 26, finding 11: /metrics was public through
+    the TLS listener): never a request a proxy forwarded (api/proxy.py marks it, trusted proxy or
+    not, so nginx on the same host is not loopback), and the connection's own peer address."""
+    if request.environ.get(FORWARDED):
+        return False
+    try:
+        peer = ipaddress.ip_address(request.environ.get("REMOTE_ADDR") or "")
+    except ValueError:
+        return False
+    return any(peer in ipaddress.ip_network(n, strict=False) for n in ctx().settings.metrics_allowed)
+
+
 @roles(PUBLIC)
 def metrics_view() -> Response:
+    if not _scraper_allowed():
+        abort(404)  # the same answer as any path that does not exist
     return Response(render(ctx()), content_type=CONTENT_TYPE_LATEST)  # it names its charset already
 
 

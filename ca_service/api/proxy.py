@@ -30,6 +30,9 @@ _FORWARDING = (
 )
 
 
+FORWARDED = "ca_service.forwarded"  # environ key: the request arrived with forwarding headers (a proxy)
+
+
 class TrustedProxies:
     def __init__(self, app: Any, trusted: Iterable[str]) -> None:
         self.app = app
@@ -47,6 +50,7 @@ class TrustedProxies:
         return any(address in network for network in self.networks)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        environ[FORWARDED] = any(name in environ for name in _FORWARDING)  # /metrics is never for a proxy's client
         if self._trusted(environ.get("REMOTE_ADDR")):
             return self.through_proxy(environ, start_response)
         for name in _FORWARDING:

@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-# Free text (names, tickets): no C0/C1 control characters (NUL breaks PostgreSQL, the others
-# break logs and screens); lone surrogates (JSON "\ud800", not UTF-8 encodable) are refused too.
-FREE_TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"
+from ca_service.constants import FREE_TEXT
+
+# Free text (names, tickets): constants.FREE_TEXT (no C0/C1 controls, no bidi controls); lone
+# surrogates (JSON "\ud800", not UTF-8 encodable) are refused too.
 # An address the mailer can use: ASCII dot-atom local part, a DNS host name, and not a special-use
 # domain (RFC 6761: .test, .local, ... never deliver); the same rule in the service and the document.
 EMAIL = (
@@ -24,9 +25,24 @@ PEM_CERTIFICATE = r"^-----BEGIN CERTIFICATE-----\r?\n([A-Za-z0-9+/=]{1,76}\r?\n)
 INSTANT = r"^(?!0000-|0001-01-01|9999-12-31)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)$"
 
 
+def full_match(pattern: str) -> AfterValidator:
+    """The value matches `pattern` as a whole. The `pattern` of StringConstraints (kept for the
+    OpenAPI document, where `$` is the end of the input) runs on Python's `re` in Strict models,
+    whose `$` also matches before a final newline: "alice\n" passed as a login ID (issue 26,
+    finding 12). Every pattern of these models carries this check too."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if compiled.fullmatch(value) is None:
+            raise ValueError("does not match the required pattern")
+        return value
+
+    return AfterValidator(check)
+
+
 def _instant(value: Any) -> datetime:
     """A strict RFC 3339 instant with its time zone (never a naive or a numeric timestamp), in UTC."""
-    if not isinstance(value, str) or not re.match(INSTANT, value):
+    if not isinstance(value, str) or not re.fullmatch(INSTANT, value):
         raise ValueError("must be an RFC 3339 date-time with a time zone, e.g. 2027-11-24T05:00:00Z")
     try:
         return datetime.fromisoformat(value).astimezone(UTC)
@@ -43,35 +59,52 @@ def _unicode_scalars(value: str) -> str:
 
 
 _NO_SURROGATES = AfterValidator(_unicode_scalars)
-Ticket = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=FREE_TEXT), _NO_SURROGATES]
-OrgName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=FREE_TEXT), _NO_SURROGATES
+Ticket = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=FREE_TEXT),
+    _NO_SURROGATES,
+    full_match(FREE_TEXT),
 ]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200, pattern=FREE_TEXT), _NO_SURROGATES]
+OrgName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=FREE_TEXT),
+    _NO_SURROGATES,
+    full_match(FREE_TEXT),
+]
+DisplayName = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=200, pattern=FREE_TEXT), _NO_SURROGATES, full_match(FREE_TEXT)
+]
 
 
-Email = Annotated[str, StringConstraints(max_length=254, pattern=EMAIL)]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=EMAIL), full_match(EMAIL)]
 Instant = Annotated[
     datetime,
     BeforeValidator(_instant),
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": INSTANT}),
 ]
-LoginId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")]
-OrgId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-Serial = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f:]{1,64}$")]
+LOGINID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$"
+LoginId = Annotated[str, StringConstraints(pattern=LOGINID_PATTERN), full_match(LOGINID_PATTERN)]
+ORGID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+OrgId = Annotated[str, StringConstraints(pattern=ORGID_PATTERN), full_match(ORGID_PATTERN)]
+SERIAL_PATTERN = r"^[0-9A-Fa-f:]{1,64}$"
+Serial = Annotated[str, StringConstraints(pattern=SERIAL_PATTERN), full_match(SERIAL_PATTERN)]
 LoginMethod = Literal["id_password", "certificate"]
 ReasonName = Literal[
     "unspecified", "key_compromise", "affiliation_changed", "superseded", "cessation_of_operation", "privilege_withdrawn"
 ]
+# What a caller may ask for (pki.reasons.CALLER_REASONS): `superseded` is the renewal's own reason.
+CallerReason = Literal["unspecified", "key_compromise", "affiliation_changed", "cessation_of_operation", "privilege_withdrawn"]
+CA_NAME = r"^[a-z0-9-]{1,64}$"
 # The pattern is documented, not enforced by the model: anything else is the service's 400 invalid-csr.
 CsrPem = Annotated[
     str,
     StringConstraints(min_length=1, max_length=16384),
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 16384, "pattern": PEM_CSR}),
 ]
-CertificatePem = Annotated[str, StringConstraints(max_length=16384, pattern=PEM_CERTIFICATE)]
+CertificatePem = Annotated[str, StringConstraints(max_length=16384, pattern=PEM_CERTIFICATE), full_match(PEM_CERTIFICATE)]
 # The opaque cursor a page returns as next_cursor (see services.certificates).
-Cursor = Annotated[str, StringConstraints(pattern=r"^c1[0-9a-f]{1,15}$")]
+CURSOR_PATTERN = r"^c1[0-9a-f]{1,15}$"
+Cursor = Annotated[str, StringConstraints(pattern=CURSOR_PATTERN), full_match(CURSOR_PATTERN)]
 
 
 class Strict(BaseModel):
@@ -103,7 +136,7 @@ class SerialPath(BaseModel):
 
 
 class CaNamePath(BaseModel):
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")]
+    name: Annotated[str, StringConstraints(pattern=CA_NAME), full_match(CA_NAME)]
 
 
 class CertificateQuery(Strict):

@@ -7,11 +7,25 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from ca_service.api.schemas import Certificate, CertificatePem, LoginId, LoginMethod, ReasonName, Strict, Ticket
+from ca_service.api.schemas import (
+    CA_NAME,
+    CallerReason,
+    Certificate,
+    CertificatePem,
+    LoginId,
+    LoginMethod,
+    Strict,
+    Ticket,
+    full_match,
+)
+
+JOB_ID = r"^[A-Za-z0-9-]{1,64}$"
 
 
 class RevocationBody(Strict):
-    reason: ReasonName
+    reason: CallerReason = Field(
+        description="`superseded` is not accepted: it is the reason a renewal gives its predecessor (400 validation-error)"
+    )
     acting_login_id: LoginId | None = None
     ticket: Ticket | None = None
 
@@ -78,7 +92,7 @@ class LoginCheckResult(BaseModel):
 
 
 class JobPath(BaseModel):
-    job_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+    job_id: Annotated[str, StringConstraints(pattern=JOB_ID), full_match(JOB_ID)]
 
 
 class JobStatus(BaseModel):
@@ -97,4 +111,4 @@ class CrlMetadata(BaseModel):
 
 
 class CrlNamePath(BaseModel):
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")]
+    name: Annotated[str, StringConstraints(pattern=CA_NAME), full_match(CA_NAME)]

@@ -5,7 +5,8 @@ One image runs every role and a Dockerfile has one HEALTHCHECK, so the long-runn
 sets it to a path inside the container's own filesystem, never the shared data volume), and
 `ca-service healthcheck` reads it and checks that role:
 
-- serve: GET /healthz on the port it bound answers 200 (liveness: the process serves);
+- serve: GET /healthz answers 200 (liveness), on CA_HEALTH_BIND when set (the arbiter's own
+  listener, never queued behind busy workers: config/health_listener.py), else on the API port;
 - worker: RQ's heartbeat of *this* worker (`last_heartbeat` of `rq:worker:<name>`) is recent.
   The worker refreshes it every `CA_WORKER_HEARTBEAT_SECONDS` while idle and while a job runs,
   so a worker whose main loop is stuck (deadlock, stopped, lost in a call) goes stale, even

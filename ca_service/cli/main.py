@@ -73,7 +73,8 @@ def serve(bind: str) -> None:
     authorities.check_ca_keys(ctx)  # refuse to start with a missing, exposed or undecryptable key
     ctx.engine.dispose()
     prepare_metrics_dir(ctx.settings.data_dir)
-    record_role("serve", bind=bind)  # gunicorn keeps this pid: execv
+    # gunicorn keeps this pid (execv); the healthcheck asks the arbiter's liveness listener if there is one
+    record_role("serve", bind=ctx.settings.health_bind or bind)
     argv = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", bind, "ca_service.api.app:create_app()"]
     os.execv(sys.executable, argv)  # noqa: S606 - replace this process with gunicorn
 

@@ -18,7 +18,7 @@ import click
 from ca_service.api.schemas import FREE_TEXT
 from ca_service.cli.common import cli_actor, context, echo_json, echo_table, fail, handle_errors, reading_context, shown
 from ca_service.errors import NotFound
-from ca_service.pki.reasons import REASONS
+from ca_service.pki.reasons import CALLER_REASONS
 from ca_service.services import certificates, failed_jobs, helpdesk, login_method, registry, revocation
 from ca_service.services.certificates import CertificateView
 
@@ -30,7 +30,7 @@ _LIST_COLUMNS = ("serial", "login_id", "org_id", "status", "not_after", "days_re
 def _ticket(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     """The paper ticket as the API takes it: 1 to 100 characters, surrounding spaces dropped."""
     ticket = value.strip()
-    if not 1 <= len(ticket) <= 100 or not re.match(FREE_TEXT, ticket):
+    if not 1 <= len(ticket) <= 100 or not re.fullmatch(FREE_TEXT, ticket):
         raise click.BadParameter("give the paper ticket's reference (1 to 100 characters, no control characters)")
     return ticket
 
@@ -197,7 +197,12 @@ def certs_show(serial: str, pem: bool, as_json: bool) -> None:
 # --- revocation ----------------------------------------------------------------------------------
 @click.command("revoke")
 @click.argument("serial")
-@click.option("--reason", required=True, type=click.Choice(REASONS), help="RFC 5280 reason (API name).")
+@click.option(
+    "--reason",
+    required=True,
+    type=click.Choice(CALLER_REASONS),
+    help="RFC 5280 reason (API name; not superseded, the renewal's own).",
+)
 @OPTIONAL_TICKET
 @JSON
 @handle_errors

@@ -5,7 +5,11 @@ API blueprints, so /openapi.json does not list these routes; bearer-token auth d
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from flask import Flask
+from markupsafe import Markup
 
 from ca_service.console import (
     audit_words,
@@ -22,6 +26,7 @@ from ca_service.console import (
 )
 from ca_service.console.blueprint import bp
 from ca_service.console.messages import label, reason_text
+from ca_service.constants import BIDI_CONTROLS
 
 __all__ = ["register"]
 _PAGES = (
@@ -30,9 +35,22 @@ _PAGES = (
 )  # fmt: skip
 
 
+_BIDI = re.compile(f"[{BIDI_CONTROLS}]")
+
+
+def without_bidi_controls(value: Any) -> Any:
+    """Jinja's finalize: every value a page shows loses its bidi controls (Markup stays Markup),
+    so a name stored before the API refused them (issue 26, finding 9) cannot reorder the text
+    around it on an operator's screen."""
+    if isinstance(value, Markup):  # already escaped (a macro, |safe): removing characters adds no markup
+        return Markup(_BIDI.sub("", value))  # noqa: S704
+    return _BIDI.sub("", value) if isinstance(value, str) else value
+
+
 def register(app: Flask) -> None:
     security.configure(app)
     i18n.register(app)
+    app.jinja_env.finalize = without_bidi_controls
     app.jinja_env.globals.update(
         csrf_token=security.csrf_token, label=label, reason_text=reason_text, action_label=audit_words.action_label,
         event_details=audit_words.details, detail_value=audit_words.value_text, who_key=audit_words.who_key,

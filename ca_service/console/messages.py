@@ -15,6 +15,7 @@ ERRORS = {
     "operator-locked": L(
         "Too many failed logins: this account is locked for a while. Ask another operator to reset it, or wait."
     ),
+    "login-attempts-limited": L("Too many login attempts from this address. Wait a minute and try again."),
     "ticket-required": L("Enter the paper ticket number (the help desk's procedure requires it)."),
     "already-revoked": L("This certificate was already revoked."),
     "not-found": L("Not found."),

@@ -16,7 +16,10 @@ from ca_service.services import operators
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/console/") and not target.startswith("//") and "\\" not in target:
+    """A page of the console to go to after login, else the console's start page. Printable ASCII
+    only: CR/LF in a Location header answered 500 (issue 26, finding 10), and nothing else there
+    (spaces, other controls, backslashes) is a link the console made."""
+    if target and target.startswith("/console/") and "\\" not in target and all("\x21" <= char <= "\x7e" for char in target):
         return target
     return url_for("console.index")
 
@@ -29,10 +32,11 @@ def login() -> tuple[str, int] | BaseResponse:
     form = request.form
     try:
         info = operators.authenticate(
-            ctx(), form.get("username", "").strip(), form.get("password", ""), form.get("otp", ""), g.get("request_id")
-        )
-    except (operators.LoginRefused, operators.OperatorLocked) as refused:
-        status = 429 if isinstance(refused, operators.OperatorLocked) else 401
+            ctx(), form.get("username", "").strip(), form.get("password", ""), form.get("otp", ""), g.get("request_id"),
+            address=request.remote_addr or "unknown",  # the peer, or what a trusted proxy says (api/proxy.py)
+        )  # fmt: skip
+    except (operators.LoginRefused, operators.OperatorLocked, operators.LoginLimited) as refused:
+        status = 401 if isinstance(refused, operators.LoginRefused) else 429
         return page("login.html", status, error=error_text(refused), next=form.get("next", ""), username=form.get("username", ""))
     start_session(info)
     return redirect(_safe_next(form.get("next")))

@@ -12,11 +12,10 @@ from werkzeug.wrappers import Response as BaseResponse
 from ca_service.console.blueprint import actor, bp, ctx, page
 from ca_service.console.messages import ERRORS, error_text
 from ca_service.errors import InvalidInput
-from ca_service.pki.reasons import REASONS
+from ca_service.pki.reasons import CALLER_REASONS
 from ca_service.services import approvals, helpdesk, registry, revocation
 
-# superseded is the renewal's own reason, never chosen by hand
-CHOOSABLE = tuple(r for r in REASONS if r != "superseded")
+CHOOSABLE = CALLER_REASONS  # superseded is the renewal's own reason, never chosen by hand
 
 
 @bp.route("/certificates/<serial>")

@@ -14,7 +14,7 @@ from typing import Any
 from ca_service.constants import LoginMethod, UserRole
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted, ServiceError
-from ca_service.pki.reasons import REASONS
+from ca_service.pki.reasons import CALLER_REASONS
 from ca_service.services import audit, login_method, registry, revocation
 from ca_service.services.certificates import get_certificate
 from ca_service.services.post_commit import after_commit
@@ -76,8 +76,8 @@ def request(ctx: ServiceContext, actor: Actor, kind: str, target_id: str, params
     if not ticket or not ticket.strip():
         raise InvalidInput("the paper ticket is required", code="ticket-required", fields={"ticket": "required"})
     if kind == REVOCATION:
-        if params.get("reason") not in REASONS:
-            raise InvalidInput(f"reason must be one of {', '.join(REASONS)}", fields={"reason": "unknown reason"})
+        if params.get("reason") not in CALLER_REASONS:
+            raise InvalidInput(f"reason must be one of {', '.join(CALLER_REASONS)}", fields={"reason": "unknown reason"})
         target_id = get_certificate(ctx, target_id).serial  # NotFound for an unknown serial
     elif kind == SWITCH:
         if params.get("login_method") not in (LoginMethod.CERTIFICATE, LoginMethod.ID_PASSWORD):

@@ -1,7 +1,8 @@
 """Each API process's copy of the addresses the bad-token throttle blocks (issue 16).
 
 Asking Redis whether the caller's address is blocked cost every authenticated request a round
-trip (a third of a login check's wall time, bench/profile_paths.py), to learn, nearly always,
+trip (since issue 26, finding 6, only a request whose token fails asks: a valid one is never
+refused) (a third of a login check's wall time, bench/profile_paths.py), to learn, nearly always,
 that it is not. An API server instead keeps the blocked addresses in memory, kept current by one
 daemon thread per process (started by the first authenticated request, after gunicorn forked
 the worker) that:

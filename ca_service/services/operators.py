@@ -16,10 +16,13 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ca_service import metrics
+from ca_service.constants import FREE_TEXT
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, ServiceError, Unavailable
 from ca_service.pki.sealing import Unsealable, seal, unseal
 from ca_service.services import audit
+from ca_service.services import console_login_limits as limits
 from ca_service.services.post_commit import after_commit
 from ca_service.store import operators as store
 from ca_service.store.db import reading, transaction
@@ -39,6 +42,10 @@ class LoginRefused(ServiceError):
 
 class OperatorLocked(ServiceError):
     status, code, title = 429, "operator-locked", "Too many failed logins"
+
+
+class LoginLimited(ServiceError):
+    status, code, title = 429, "login-attempts-limited", "Too many login attempts"
 
 
 @dataclass(frozen=True)
@@ -106,10 +113,14 @@ def _seed(ctx: ServiceContext, row: Operator) -> str | None:
 
 
 def create(ctx: ServiceContext, actor: Actor, username: str, display_name: str | None = None) -> Credentials:
-    if not USERNAME.match(username):
+    if not USERNAME.fullmatch(username):  # not .match: its `$` allows a final newline
         raise InvalidInput(
             "username: 2-64 characters, lower-case letters, digits, '.', '_' or '-', starting with a letter",
             fields={"username": "invalid"},
+        )
+    if display_name is not None and (len(display_name) > 200 or not re.fullmatch(FREE_TEXT, display_name)):
+        raise InvalidInput(
+            "display name: at most 200 characters, no control or bidi control characters", fields={"display_name": "invalid"}
         )
     creds, password_hash = _new_credentials(ctx, username)
     sealed = _sealed_seed(ctx, creds.totp_secret)
@@ -163,6 +174,7 @@ def reset(ctx: ServiceContext, actor: Actor, username: str) -> Credentials:
         row.session_epoch += 1
         audit.record(session, ctx, actor, "operator.reset", "operator", username)
     after_commit(ctx)
+    limits.clear(ctx, username)
     return creds
 
 
@@ -187,45 +199,73 @@ def _password_ok(password_hash: str, password: str) -> bool:
         return False
 
 
-def authenticate(ctx: ServiceContext, username: str, password: str, otp: str, request_id: str | None = None) -> OperatorInfo:
-    """Password and TOTP code, or LoginRefused (never saying which was wrong) / OperatorLocked.
-    Every outcome on an existing account is audited."""
+def authenticate(
+    ctx: ServiceContext, username: str, password: str, otp: str, request_id: str | None = None, address: str = "unknown"
+) -> OperatorInfo:
+    """Password and TOTP code from a client `address`, or LoginRefused (never saying which was
+    wrong, nor whether the account exists) / LoginLimited / OperatorLocked. The limits
+    (services/console_login_limits) are decided before any hashing; the password is hashed
+    outside any transaction (an unknown or disabled account hashes a dummy: the same cost). Every
+    outcome on an existing account is audited."""
+    refused = limits.admit(ctx, address, username)
+    if refused is not None:
+        why, wait = refused
+        metrics.CONSOLE_LOGIN_LIMITED.labels(why).inc()
+        if why == "address":
+            raise LoginLimited("too many login attempts from this address; try again in a minute", retry_after=wait)
+        raise OperatorLocked(_locked_message(ctx, ctx.clock.now() + timedelta(seconds=wait)), retry_after=wait)
+    with reading(ctx.sessions) as session:
+        row = store.get(session, username)
+        known = row is not None and row.disabled_at is None
+        password_hash = row.password_hash if row is not None and known else _DUMMY_HASH
+    metrics.CONSOLE_PASSWORD_CHECKS.inc()
+    password_ok = _password_ok(password_hash, password) and known
+    info = _record_attempt(ctx, username, password, otp, request_id, address, password_ok) if known else None
+    if info is not None:
+        limits.note_success(ctx, address, username)
+        return info
+    locked_for = limits.note_failure(ctx, address, username)
+    if locked_for is not None and known:
+        with transaction(ctx.sessions) as session:
+            audit.record(
+                session, ctx, console_actor(username, request_id), "operator.locked", "operator", username,
+                address=address, until=ctx.clock.now() + locked_for,
+            )  # fmt: skip
+        after_commit(ctx)
+    raise LoginRefused("the username, password or one-time code is wrong")
+
+
+def _record_attempt(
+    ctx: ServiceContext, username: str, password: str, otp: str, request_id: str | None, address: str, password_ok: bool
+) -> OperatorInfo | None:
+    """Under the account's row lock: the TOTP code (each step accepted once), and the audit."""
     actor = console_actor(username, request_id)
     with transaction(ctx.sessions) as session:
         row = store.get(session, username, for_update=True)
         if row is None or row.disabled_at is not None:
-            _password_ok(_DUMMY_HASH, password)
-            raise LoginRefused("the username, password or one-time code is wrong")
+            return None
         now = ctx.clock.now()
-        if row.locked_until is not None and row.locked_until > now:
-            raise OperatorLocked(
-                _locked_message(ctx, row.locked_until), retry_after=int((row.locked_until - now).total_seconds())
-            )
-        seed = _seed(ctx, row) if _password_ok(row.password_hash, password) else None
+        seed = _seed(ctx, row) if password_ok else None
         step = _totp_step(seed, otp, now, row.last_totp_step) if seed is not None else None
         if step is not None:
             row.failed_logins, row.locked_until, row.last_totp_step, row.last_login_at = 0, None, step, now
             if _HASHER.check_needs_rehash(row.password_hash):
                 row.password_hash = _HASHER.hash(password)
-            audit.record(session, ctx, actor, "operator.login", "operator", username)
+            audit.record(session, ctx, actor, "operator.login", "operator", username, address=address)
             info: OperatorInfo | None = _info(row)
         else:
             info = None
-            row.failed_logins += 1
-            audit.record(session, ctx, actor, "operator.login_failed", "operator", username, failures=row.failed_logins)
-            if row.failed_logins >= ctx.settings.console_lockout_failures:
-                row.locked_until = now + timedelta(minutes=ctx.settings.console_lockout_minutes)
-                row.failed_logins = 0
-                audit.record(session, ctx, actor, "operator.locked", "operator", username, until=row.locked_until)
+            row.failed_logins += 1  # kept for the record; the lock-out is per address (console_login_limits)
+            audit.record(
+                session, ctx, actor, "operator.login_failed", "operator", username, failures=row.failed_logins, address=address
+            )
     after_commit(ctx)
-    if info is None:
-        raise LoginRefused("the username, password or one-time code is wrong")
     return info
 
 
 def _locked_message(ctx: ServiceContext, until: datetime) -> str:
     local = until.astimezone(ctx.settings.tz)
-    return f"too many failed logins: the account is locked until {local:%Y-%m-%d %H:%M} {local.tzname()}"
+    return f"too many failed logins from this address: locked until {local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
 def logout(ctx: ServiceContext, username: str, request_id: str | None = None) -> None:

@@ -17,7 +17,7 @@ from ca_service.constants import ClientRole, UserRole
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotPermitted
 from ca_service.outbox import records as outbox
-from ca_service.pki.reasons import REASONS
+from ca_service.pki.reasons import CALLER_REASONS
 from ca_service.services import audit, events, ocsp_cache, revocation_brake
 from ca_service.services.certificates import CertificateView, find_by_serial, view_of
 from ca_service.services.enrolment import codes as enrolment_codes
@@ -87,8 +87,8 @@ def revoke(
     acting_login_id: str | None = None,
     ticket: str | None = None,
 ) -> CertificateView:
-    if reason not in REASONS:
-        raise InvalidInput(f"reason must be one of {', '.join(REASONS)}", fields={"reason": "unknown reason"})
+    if reason not in CALLER_REASONS:  # superseded is the renewal's own reason (issue 26, finding 1)
+        raise InvalidInput(f"reason must be one of {', '.join(CALLER_REASONS)}", fields={"reason": "unknown reason"})
     with reading(ctx.sessions) as session:
         owner_login = find_by_serial(session, serial).login_id
     try:

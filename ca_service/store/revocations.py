@@ -18,14 +18,15 @@ def lock_organization_for_revocation(session: Session, org_id: str) -> None:
 
 
 def frontend_revocations_since(session: Session, org_id: str, since: datetime) -> tuple[int, datetime | None]:
-    """How many of the organisation's certificates the front end revoked after `since` (renewals'
-    `superseded` excluded), and the earliest of those revocation times."""
+    """How many of the organisation's certificates the front end revoked after `since`, whatever
+    the reason, and the earliest of those revocation times. Only a renewal's predecessor (it has a
+    successor in `superseded_by`) is left out; a reason alone never is (issue 26, finding 1)."""
     row = session.execute(
         select(func.count(), func.min(Certificate.revoked_at)).where(
             Certificate.org_id == org_id,
             Certificate.revoked_by_role == "frontend",
             Certificate.revoked_at > since,
-            Certificate.revocation_reason != "superseded",
+            Certificate.superseded_by.is_(None),
         )
     ).one()
     return int(row[0]), row[1]

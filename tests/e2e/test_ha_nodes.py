@@ -145,7 +145,7 @@ def test_publications_by_two_workers_coalesce_into_one_sequence(cluster, ctx, tm
 
     def revoke(i: int) -> int:  # alternately through each node
         return (
-            nodes[i % 2].post(f"/v1/certificates/{serials[i]}/revocation", role="operator", json={"reason": "superseded"}).status
+            nodes[i % 2].post(f"/v1/certificates/{serials[i]}/revocation", role="operator", json={"reason": "unspecified"}).status
         )
 
     with ThreadPoolExecutor(6) as pool:

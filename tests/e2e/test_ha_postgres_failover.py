@@ -60,7 +60,7 @@ def test_failover_to_the_standby_loses_nothing_and_needs_no_restart(pair, live_p
     )
     pair.crash_primary()
     outage = [api.get("/v1/users/alice") for _ in range(5)]
-    outage.append(api.post(f"/v1/certificates/{alice['serial']}/revocation", role="operator", json={"reason": "superseded"}))
+    outage.append(api.post(f"/v1/certificates/{alice['serial']}/revocation", role="operator", json={"reason": "unspecified"}))
     outage.append(
         api.post("/v1/login-checks", json={"login_id": "bob", "method": "certificate", "certificate_pem": bob["certificate_pem"]})
     )
@@ -83,7 +83,7 @@ def test_failover_to_the_standby_loses_nothing_and_needs_no_restart(pair, live_p
     assert login.status == 200 and login.json["allowed"] is False and login.json["reason"] == "revoked"
     assert pair.psql(1, "SELECT pg_is_in_recovery()") == "f"  # the standby is the primary now
 
-    revoked = api.post(f"/v1/certificates/{alice['serial']}/revocation", role="operator", json={"reason": "superseded"})
+    revoked = api.post(f"/v1/certificates/{alice['serial']}/revocation", role="operator", json={"reason": "unspecified"})
     assert revoked.status == 200  # writes work on the new primary
     wait_for(lambda: {int(bob["serial"], 16), int(alice["serial"], 16)} <= serials_on_published_crl(api, tmp_path), timeout=60)
     for name in names:

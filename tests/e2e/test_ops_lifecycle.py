@@ -56,7 +56,7 @@ def test_sigterm_under_load_stops_everything_cleanly_and_loses_nothing(live_proc
                 issued = api.issue(login, make_csr()[1])
                 r = api.post(
                     f"/v1/certificates/{issued.json['serial']}/revocation",
-                    json={"reason": "superseded", "acting_login_id": "boss"},
+                    json={"reason": "cessation_of_operation", "acting_login_id": "boss"},
                 )
                 if r.status == 200:
                     revoked.append(issued.json["serial"])

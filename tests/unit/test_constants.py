@@ -7,7 +7,7 @@ from typing import get_args
 
 from ca_service.api import schemas
 from ca_service.constants import CLIENT_ROLES, LoginMethod, QueueName, RevocationReason, UserRole
-from ca_service.pki.reasons import REASONS, to_reason_flag
+from ca_service.pki.reasons import CALLER_REASONS, REASONS, to_reason_flag
 from ca_service.services import clients, failed_jobs, registry
 from ca_service.store.validity import STATUSES
 from workers.queues import QUEUES
@@ -15,6 +15,7 @@ from workers.queues import QUEUES
 
 def test_api_literals_are_the_domain_enums():
     assert get_args(schemas.ReasonName) == tuple(RevocationReason)
+    assert get_args(schemas.CallerReason) == CALLER_REASONS == tuple(r for r in RevocationReason if r != "superseded")
     assert get_args(schemas.LoginMethod) == tuple(LoginMethod)
     assert get_args(schemas.UserPut.model_fields["role"].annotation) == tuple(UserRole)
     assert get_args(schemas.User.model_fields["role"].annotation) == tuple(UserRole)
