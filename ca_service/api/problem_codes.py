@@ -27,7 +27,7 @@ BY_OPERATION: dict[tuple[str, str], dict[str, list[str]]] = {
         "400": ["ticket-required"],
         "403": ["not-permitted"],
         "404": ["organization-not-found"],
-        "409": ["organization-change-refused", "login-id-taken"],
+        "409": ["organization-change-refused", "login-id-taken", "approval-required"],
     },
     ("get", "/v1/users/{login_id}"): {"404": ["user-not-found"]},
     ("post", "/v1/users/{login_id}/certificates"): {
@@ -53,12 +53,13 @@ BY_OPERATION: dict[tuple[str, str], dict[str, list[str]]] = {
         "400": ["ticket-required"],
         "403": ["not-permitted"],
         "404": ["certificate-not-found"],
-        "409": ["already-revoked"],
+        "409": ["already-revoked", "approval-required"],
         "429": ["revocation-limit-reached"],
     },
     ("post", "/v1/organizations/{org_id}/login-method"): {
         "400": ["ticket-required"],
         "404": ["organization-not-found"],
+        "409": ["approval-required"],
     },
     ("post", "/v1/crl/publications"): {"503": ["queue-unavailable"]},
     ("get", "/v1/jobs/{job_id}"): {"404": ["job-not-found"], "503": ["queue-unavailable"]},

@@ -22,6 +22,7 @@ ERRORS = {
     "queue-unavailable": L("The job queue is unavailable; try again shortly."),
     "same-operator": L("Dual control: a second, different operator must approve this request."),
     "approval-not-pending": L("This request is no longer waiting for approval (decided or expired)."),
+    "approval-required": L("Dual control: this change is carried out only when a second operator approves it."),
     "notice-not-failed": L("This notice's email has not failed."),
     "job-not-found": L("No such job."),
 }
@@ -70,6 +71,7 @@ LABELS = {
     "finished": L("Finished"),
     "revocation": L("Revocation"),
     "login_method_switch": L("Login method switch"),
+    "role_change": L("Role change"),
 }
 
 
