@@ -31,7 +31,7 @@ LIFETIME = timedelta(hours=24)
 REVOCATION = "revocation"
 SWITCH = "login_method_switch"
 ROLE = "role_change"
-__all__ = ["ApprovalRequired", "REVOCATION", "ROLE", "SWITCH"]
+__all__ = ["REVOCATION", "ROLE", "SWITCH", "ApprovalRequired"]
 
 
 @dataclass(frozen=True)

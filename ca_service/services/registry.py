@@ -9,8 +9,8 @@ from ca_service.constants import LoginMethod, UserRole
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from ca_service.services import audit
-from ca_service.services.dual_control import require_approval
 from ca_service.services.certificates import CertificateView, view_of
+from ca_service.services.dual_control import require_approval
 from ca_service.services.post_commit import after_commit
 from ca_service.store import users
 from ca_service.store.certificates import current_certificate

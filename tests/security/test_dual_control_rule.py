@@ -59,7 +59,9 @@ def test_attack_one_operator_demotes_revokes_and_promotes_a_master(api, dual_api
 
 def test_attack_operator_token_switches_a_login_method_with_only_a_ticket(api, dual_api):
     serials = setup_org(api, "acme", ("taro",))
-    r = dual_api.post("/v1/organizations/acme/login-method", role="operator", json={"login_method": "id_password", "ticket": "HD-3"})
+    r = dual_api.post(
+        "/v1/organizations/acme/login-method", role="operator", json={"login_method": "id_password", "ticket": "HD-3"}
+    )
     assert r.status == 409 and r.code == "approval-required", r
     assert "console" in r.json["detail"]
     assert api.get("/v1/organizations/acme").json["login_method"] == "certificate"
