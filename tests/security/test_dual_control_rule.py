@@ -134,3 +134,16 @@ def test_the_console_asks_for_a_role_change_and_a_second_operator_carries_it_out
     assert done.status_code == 302, done.text
     assert api.get("/v1/users/acme-boss").json["role"] == "general"
     assert approvals.get(ctx, approval_id).outcome == "master -> general"
+
+
+def test_an_interrupted_role_change_is_settled_by_the_sweep(dual, api, clock):
+    from ca_service.store import operators as approval_rows
+    from ca_service.store.db import transaction
+
+    setup_org(api, "acme", ())
+    asked = approvals.request(dual, ALICE, approvals.ROLE, "acme-boss", {"role": "general"}, "HD-11")
+    with transaction(dual.sessions) as session:  # bob's approving request died after the claim
+        assert approval_rows.claim_approval(session, asked.id, dual.clock.now(), BOB.client_name)
+    clock.travel(minutes=11)
+    assert approvals.settle_interrupted(dual) == 1
+    assert approvals.get(dual, asked.id).status == "failed"  # still master: not carried out
