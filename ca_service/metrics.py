@@ -22,6 +22,11 @@ CERTIFICATES_REVOKED = Counter("ca_certificates_revoked_total", "Client certific
 REVOCATION_LIMIT_REFUSALS = Counter(
     "ca_revocation_limit_refusals_total", "Front-end revocations refused by the per-organisation hourly limit"
 )
+ISSUANCE_LIMIT_REFUSALS = Counter(
+    "ca_issuance_limit_refusals_total",
+    "Issuances and renewals refused by the per-organisation hourly limit",
+    ["kind"],  # new or renewal
+)
 AUTH_THROTTLED = Counter("ca_auth_throttled_total", "Requests refused: too many bad tokens from the address")
 LOGIN_CHECKS = Counter("ca_login_checks_total", "Login checks answered", ["result"])  # allowed or the refusal reason
 

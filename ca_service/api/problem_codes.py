@@ -32,13 +32,17 @@ BY_OPERATION: dict[tuple[str, str], dict[str, list[str]]] = {
     ("get", "/v1/users/{login_id}"): {"404": ["user-not-found"]},
     ("post", "/v1/users/{login_id}/certificates"): {
         "400": _CSR,
+        "403": ["not-permitted"],
         "404": ["user-not-found"],
         "409": ["login-method-not-certificate", "active-certificate-exists", "key-reused", "ca-rollover-required"],
+        "429": ["issuance-limit-reached"],
         "503": _CA,
     },
     ("post", "/v1/certificates/{serial}/renewal"): {
         "400": _CSR,
+        "403": ["not-permitted"],
         "404": ["certificate-not-found"],
+        "429": ["issuance-limit-reached"],
         "409": [
             "renewal-not-open",
             "certificate-not-active",
