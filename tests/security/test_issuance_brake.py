@@ -84,3 +84,37 @@ def test_migration_0015_adds_the_index_and_goes_down_again(tmp_path):
         command.downgrade(config, "0010")
     assert "ix_certificates_org_issued_at" not in {i["name"] for i in inspect(engine).get_indexes("certificates")}
     engine.dispose()
+
+
+def test_the_brake_holds_under_concurrent_issuances_across_gunicorn_workers(api, live_processes):
+    """12 issuances at once in one organisation through 3 gunicorn workers, limit 5: exactly 5
+    certificates, 7 refusals (the count is taken under the organisation's row lock)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    logins = _users(api, "bank4", 12)
+    url = live_processes.start_api(workers=3, name="api-brake", CA_FRONTEND_ISSUANCES_PER_ORG_HOUR="5")
+    fast = Api(api.tokens, base_url=url)
+    csrs = [make_csr()[1] for _ in logins]
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda pair: Api(api.tokens, base_url=url).issue(*pair), zip(logins, csrs, strict=True)))
+    statuses = sorted(r.status for r in results)
+    assert statuses == [201] * 5 + [429] * 7, results
+    assert {r.code for r in results if r.status == 429} == {"issuance-limit-reached"}
+    issued = fast.get("/v1/certificates", params={"org_id": "bank4", "limit": 100}).json["items"]
+    assert len(issued) == 5
+
+
+def test_the_openapi_document_names_the_new_field_and_codes(api):
+    document = api.get("/openapi.json", role=None).json
+    renewal = document["components"]["schemas"]["RenewalBody"]["properties"]
+    assert "current_key_signature" in renewal and "csr" in renewal
+    text = str(document["paths"]["/v1/users/{login_id}/certificates"]["post"]["responses"])
+    assert "issuance-limit-reached" in text and "not-permitted" in text
+    text = str(document["paths"]["/v1/certificates/{serial}/renewal"]["post"]["responses"])
+    assert "issuance-limit-reached" in text and "not-permitted" in text
+    for path, method in (
+        ("/v1/certificates/{serial}/revocation", "post"),
+        ("/v1/organizations/{org_id}/login-method", "post"),
+        ("/v1/users/{login_id}", "put"),
+    ):
+        assert "approval-required" in str(document["paths"][path][method]["responses"]), path
