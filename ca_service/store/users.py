@@ -46,7 +46,7 @@ class IssuanceSubject:
     org_id: str
     login_method: str
     current: CurrentCertificate | None
-    role: str = "general"
+    role: str
 
 
 # The first statement of an issuance or renewal, compiled once: lock the user row (FOR UPDATE),
