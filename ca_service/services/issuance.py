@@ -195,17 +195,17 @@ def issue_certificate(
             user = _lock_user(session, login_id)
             now = ctx.clock.now()
             current = user.current
-            if current is not None:
-                if is_valid(current, now):
-                    raise Conflict(
-                        f"login ID {login_id} already holds valid certificate {current.serial}; revoke it or renew it first",
-                        code="active-certificate-exists",
-                        serial=current.serial,
-                    )
-                certs.release_current(session, current.id)  # expired: no longer blocks (R8)
+            if current is not None and is_valid(current, now):
+                raise Conflict(
+                    f"login ID {login_id} already holds valid certificate {current.serial}; revoke it or renew it first",
+                    code="active-certificate-exists",
+                    serial=current.serial,
+                )
             _refuse_master_after_revocation(session, user, operator_authorised)
-            if issuance_brake.braked(actor, operator_authorised):
+            if issuance_brake.braked(actor, operator_authorised):  # the organisation before a certificate row
                 issuance_brake.check(session, ctx, user.org_id, login_id, "new", now)
+            if current is not None:
+                certs.release_current(session, current.id)  # expired: no longer blocks (R8)
             row = _signed_row(ctx, issuer, user, csr, renewal_of=None)
             event = audit.event(
                 ctx, actor, "certificate.issued", "certificate", row.serial,
