@@ -26,6 +26,11 @@ CONSOLE_PASSWORD_CHECKS = Counter("ca_console_password_checks_total", "Console l
 CONSOLE_LOGIN_LIMITED = Counter(
     "ca_console_login_limited_total", "Console login attempts refused before hashing", ["reason"]
 )  # reason: address (too many attempts from it) | locked (the address failed too often for that username)
+ISSUANCE_LIMIT_REFUSALS = Counter(
+    "ca_issuance_limit_refusals_total",
+    "Issuances and renewals refused by the per-organisation hourly limit",
+    ["kind"],  # new or renewal
+)
 AUTH_THROTTLED = Counter("ca_auth_throttled_total", "Requests refused: too many bad tokens from the address")
 LOGIN_CHECKS = Counter("ca_login_checks_total", "Login checks answered", ["result"])  # allowed or the refusal reason
 

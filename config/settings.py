@@ -101,6 +101,7 @@ class Settings:
     db_statement_timeout_ms: int = 30_000
     db_lock_timeout_ms: int = 10_000
     frontend_revocations_per_org_hour: int = 20
+    frontend_issuances_per_org_hour: int = 50
     auth_failure_limit: int = 20
     auth_failure_window_seconds: int = 300
     token_rotation_grace_hours: int = 24
@@ -280,6 +281,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_statement_timeout_ms=_int(env, "CA_DB_STATEMENT_TIMEOUT_MS", 30_000, 0, 3_600_000),
         db_lock_timeout_ms=_int(env, "CA_DB_LOCK_TIMEOUT_MS", 10_000, 0, 3_600_000),
         frontend_revocations_per_org_hour=_int(env, "CA_FRONTEND_REVOCATIONS_PER_ORG_HOUR", 20, 1, 1_000_000),
+        frontend_issuances_per_org_hour=_int(env, "CA_FRONTEND_ISSUANCES_PER_ORG_HOUR", 50, 1, 1_000_000),
         auth_failure_limit=_int(env, "CA_AUTH_FAILURE_LIMIT", 20, 1, 1_000_000),
         auth_failure_window_seconds=_int(env, "CA_AUTH_FAILURE_WINDOW_SECONDS", 300, 1, 86_400),
         token_rotation_grace_hours=_int(env, "CA_TOKEN_ROTATION_GRACE_HOURS", 24, 0, 24 * 90),

@@ -86,7 +86,10 @@ MEANINGS = {
     "(`dev`: `var/console-secret`)",
     "CA_CONSOLE_SECRET_KEY_FILE": "the same from a file; the same on every API node (changing it: `operators reset` "
     "each operator)",
-    "CA_DUAL_CONTROL": "console: a master's revocation and a login-method switch need a second operator's approval",
+    "CA_DUAL_CONTROL": (
+        "a master's revocation, a login-method switch and a role change to or from master need a second operator's "
+        "approval in the console, on every path (API and CLI: 409 `approval-required`)"
+    ),
     "CA_CONSOLE_SESSION_MINUTES": "console idle timeout",
     "CA_CONSOLE_LOCKOUT_FAILURES": "failed console logins from one address for one username before that pair locks",
     "CA_CONSOLE_LOCKOUT_MINUTES": "how long that pair stays locked (doubling per repeat within a day)",
@@ -99,6 +102,9 @@ MEANINGS = {
     "CA_HEALTH_BIND": (
         "HOST:PORT where gunicorn's arbiter answers `GET /healthz` itself (liveness that never queues behind busy "
         "workers; image: `127.0.0.1:8081`)"
+    ),
+    "CA_FRONTEND_ISSUANCES_PER_ORG_HOUR": (
+        "issuances and renewals per organisation in a sliding hour (REST and EST) before 429 `issuance-limit-reached`"
     ),
     "CA_ENROLMENT_CODE_MINUTES": "lifetime of a one-time enrolment code for EST `simpleenroll` (docs/est.md)",
     "CA_WEBHOOK_URLS": "comma-separated receiver URLs of the front end's lifecycle events (docs/events.md); unset: none recorded",

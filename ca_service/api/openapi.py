@@ -21,7 +21,7 @@ _ERROR_STATUSES = {
     "409": "Conflict with the current state",
     "413": "Request body too large",
     "415": "Request body is not JSON",
-    "429": "Too many requests, see Retry-After (too-many-authentication-failures; revocation-limit-reached)",
+    "429": "Too many requests, see Retry-After (see the operation's codes)",
     "503": "A dependency (CA key, database) is unavailable",
 }
 

@@ -24,9 +24,13 @@ def issue_certificate(path: s.LoginPath, body: s.CsrBody) -> Response:
 
 @bp.post("/certificates/<serial>/renewal", responses={201: s.IssuedCertificate})
 @roles("frontend")
-def renew_certificate(path: s.SerialPath, body: s.CsrBody) -> Response:
-    """Renew inside the renewal window (R6): successor issued, predecessor revoked as superseded."""
-    view, chain = issuance.renew_certificate(ctx(), actor(), path.serial, body.csr)
+def renew_certificate(path: s.SerialPath, body: s.RenewalBody) -> Response:
+    """Renew inside the renewal window (R6): successor issued, predecessor revoked as superseded.
+    A master user's certificate needs `current_key_signature`, the proof of the current key (R9, Q11)."""
+    proven = False
+    if body.current_key_signature is not None:
+        proven = issuance.prove_current_key(ctx(), path.serial, body.csr, body.current_key_signature)
+    view, chain = issuance.renew_certificate(ctx(), actor(), path.serial, body.csr, key_proven=proven)
     return respond(s.IssuedCertificate, view, 201, chain_pem=chain)
 
 

@@ -184,6 +184,21 @@ class CsrBody(Strict):
     csr: CsrPem
 
 
+class RenewalBody(Strict):
+    csr: CsrPem
+    current_key_signature: Annotated[
+        str | None,
+        Field(
+            max_length=2048,
+            description=(
+                "base64 of a signature over the new CSR's DER made with the CURRENT certificate's private key "
+                "(ECDSA with SHA-256 for EC keys, RSA PKCS#1 v1.5 with SHA-256 for RSA). Required when the "
+                "certificate belongs to a master user (else 403 not-permitted); checked when given for a general user."
+            ),
+        ),
+    ] = None
+
+
 # --- responses -------------------------------------------------------------------------------
 class Organization(BaseModel):
     org_id: str

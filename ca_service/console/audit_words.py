@@ -36,6 +36,7 @@ ACTIONS = {
     "ca.retired": L("CA retired"),
     "certificate.issued": L("Certificate issued"),
     "certificate.renewed": L("Certificate renewed"),
+    "certificate.issuance_refused": L("Issuance refused (hourly limit)"),
     "certificate.revocation_refused": L("Revocation refused (hourly limit)"),
     "certificate.revoked": L("Certificate revoked"),
     "enrolment_code.minted": L("Enrolment code made"),
@@ -63,6 +64,7 @@ ACTIONS = {
 }
 
 DETAILS = {
+    "address": L("Client address"),
     "voided_older": L("Older codes voided"),
     "voided": L("Codes voided"),
     "url": L("Receiver URL"),

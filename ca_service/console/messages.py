@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as L
 from ca_service.errors import ServiceError
 
 ERRORS = {
+    "issuance-limit-reached": L("Too many certificates were issued in this organisation within the hour. Try again later."),
     "delivery-not-found": L("There is no such event delivery."),
     "delivery-not-failed": L("Only a failed event delivery can be sent again."),
     "login-refused": L("The username, password or one-time code is wrong."),
@@ -26,6 +27,7 @@ ERRORS = {
     "queue-unavailable": L("The job queue is unavailable; try again shortly."),
     "same-operator": L("Dual control: a second, different operator must approve this request."),
     "approval-not-pending": L("This request is no longer waiting for approval (decided or expired)."),
+    "approval-required": L("Dual control: this change is carried out only when a second operator approves it."),
     "notice-not-failed": L("This notice's email has not failed."),
     "job-not-found": L("No such job."),
     # every other problem code a service raises (tests/console/test_console_words.py collects them)
@@ -117,6 +119,7 @@ LABELS = {
     "finished": L("Finished"),
     "revocation": L("Revocation"),
     "login_method_switch": L("Login method switch"),
+    "role_change": L("Role change"),
 }
 
 

@@ -1,7 +1,8 @@
 """A user's role (R9: a master user is a paper procedure): the help desk makes a user master, or a
 master general, citing the paper ticket, through the same registry service as
 `PUT /v1/users/{login_id}` (audited `user.updated` with the ticket, under console:<username>).
-A new master is registered by the front end as a general user, then made master here."""
+A new master is registered by the front end as a general user, then made master here. Under dual
+control the change waits for a second operator's approval (issue 26: the service refuses it otherwise)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from ca_service.console.blueprint import actor, bp, ctx, page, paper_change_form
-from ca_service.services import registry
+from ca_service.services import approvals, registry
 from ca_service.services.registry import USER_ROLES
 
 
@@ -27,6 +28,10 @@ def change_role(login_id: str) -> tuple[str, int] | BaseResponse:
     )
     if problems:
         return page("role.html", 400, role=role, ticket=ticket, problems=problems, **values)
+    if approvals.role_change_needs_approval(ctx(), user.role, role):
+        pending = approvals.request(ctx(), actor(), approvals.ROLE, user.login_id, {"role": role}, ticket)
+        flash(_("Role change requested. A second operator must approve it within 24 hours."))
+        return redirect(url_for("console.approval", approval_id=pending.id))
     registry.put_user(
         ctx(),
         actor(),

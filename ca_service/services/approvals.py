@@ -1,8 +1,10 @@
 """Dual control (CA_DUAL_CONTROL=true, issue 15; EJBCA's "approvals"): revoking a master user's
-certificate and switching an organisation's login method are asked for by one operator and carried
-out when a second, different operator approves, within 24 hours. The approved action is the same
-service call as without dual control (services/revocation.py, services/login_method.py); its audit
-event names both operators (Actor.requested_by) and the ticket."""
+certificate, switching an organisation's login method and changing a role to or from master
+(issue 26) are asked for by one operator and carried out when a second, different operator
+approves, within 24 hours. The approved action is the same service call as without dual control
+(services/revocation.py, services/login_method.py, services/registry.py); its audit event names
+both operators (Actor.requested_by) and the ticket. Those services refuse any other caller
+(services/dual_control.py: ApprovalRequired, 409 approval-required), whatever the path."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted, Se
 from ca_service.pki.reasons import CALLER_REASONS
 from ca_service.services import audit, login_method, registry, revocation
 from ca_service.services.certificates import get_certificate
+from ca_service.services.dual_control import ApprovalRequired
 from ca_service.services.post_commit import after_commit
 from ca_service.store import certificates as certificate_rows
 from ca_service.store import operators as store
@@ -27,6 +30,8 @@ from ca_service.store.models import Approval
 LIFETIME = timedelta(hours=24)
 REVOCATION = "revocation"
 SWITCH = "login_method_switch"
+ROLE = "role_change"
+__all__ = ["REVOCATION", "ROLE", "SWITCH", "ApprovalRequired"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,11 @@ def switch_needs_approval(ctx: ServiceContext) -> bool:
     return ctx.settings.dual_control
 
 
+def role_change_needs_approval(ctx: ServiceContext, old_role: str, new_role: str) -> bool:
+    """Under dual control, a role change to or from master waits for a second operator."""
+    return ctx.settings.dual_control and old_role != new_role and UserRole.MASTER in (old_role, new_role)
+
+
 def _operator(actor: Actor) -> str:
     if actor.client_name is None:
         raise NotPermitted("an approval request needs a named operator")
@@ -83,6 +93,13 @@ def request(ctx: ServiceContext, actor: Actor, kind: str, target_id: str, params
         if params.get("login_method") not in (LoginMethod.CERTIFICATE, LoginMethod.ID_PASSWORD):
             raise InvalidInput("login_method must be certificate or id_password", fields={"login_method": "unknown method"})
         registry.get_organization(ctx, target_id)  # NotFound for an unknown organisation
+    elif kind == ROLE:
+        user = registry.get_user(ctx, target_id)  # NotFound for an unknown login ID
+        if not role_change_needs_approval(ctx, user.role, str(params.get("role"))):
+            raise InvalidInput(
+                f"only a change of role to or from master, to another role than {user.role}, is asked for here",
+                fields={"role": "not a change to or from master"},
+            )
     else:
         raise InvalidInput(f"unknown approval kind {kind!r}")
     now = ctx.clock.now()
@@ -147,6 +164,13 @@ def _run(ctx: ServiceContext, approver: Actor, pending: ApprovalView) -> Approva
         if pending.kind == REVOCATION:
             view = revocation.revoke(ctx, acting, pending.target_id, reason=pending.params["reason"], ticket=pending.ticket)
             outcome = f"revoked {view.serial} ({view.revocation_reason})"
+        elif pending.kind == ROLE:
+            user = registry.get_user(ctx, pending.target_id)
+            registry.put_user(
+                ctx, acting, user.login_id, org_id=user.org_id, role=pending.params["role"], email=user.email,
+                display_name=user.display_name, ticket=pending.ticket,
+            )  # fmt: skip
+            outcome = f"{user.role} -> {pending.params['role']}"
         else:
             result = login_method.switch_login_method(
                 ctx, acting, pending.target_id, pending.params["login_method"], pending.ticket
@@ -212,5 +236,8 @@ def _carried_out(session: Tx, row: Approval) -> bool:
     if row.kind == REVOCATION:
         cert = certificate_rows.by_serial(session, row.target_id)
         return cert is not None and cert.revoked_at is not None
+    if row.kind == ROLE:
+        user = user_rows.get_user(session, row.target_id)
+        return user is not None and user.role == json.loads(row.params).get("role")
     org = user_rows.get_org(session, row.target_id)
     return org is not None and org.login_method == json.loads(row.params).get("login_method")

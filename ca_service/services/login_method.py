@@ -12,6 +12,7 @@ from ca_service.errors import InvalidInput
 from ca_service.outbox import records as outbox
 from ca_service.services import audit, events, ocsp_cache
 from ca_service.services.certificates import CertificateView, view_of
+from ca_service.services.dual_control import require_approval
 from ca_service.services.enrolment import codes as enrolment_codes
 from ca_service.services.post_commit import after_commit
 from ca_service.services.registry import LOGIN_METHODS, get_org_row
@@ -33,6 +34,7 @@ def switch_login_method(ctx: ServiceContext, actor: Actor, org_id: str, login_me
         raise InvalidInput("login_method must be certificate or id_password", fields={"login_method": "unknown method"})
     if not ticket or not ticket.strip():
         raise InvalidInput("the paper ticket is required to switch the login method", code="ticket-required")
+    require_approval(ctx, actor, "switching an organisation's login method")
     revoked: list[CertificateView] = []
     touched: list[tuple[int, str]] = []
     with transaction(ctx.sessions) as session:

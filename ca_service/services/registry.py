@@ -10,6 +10,7 @@ from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from ca_service.services import audit, events
 from ca_service.services.certificates import CertificateView, view_of
+from ca_service.services.dual_control import require_approval
 from ca_service.services.enrolment import codes as enrolment_codes
 from ca_service.services.post_commit import after_commit
 from ca_service.store import users
@@ -111,10 +112,12 @@ def _user_view(session: Tx, ctx: ServiceContext, user: User, org: Organization) 
     )
 
 
-def check_role_change(actor: Actor, old_role: str | None, new_role: str, ticket: str | None) -> None:
+def check_role_change(ctx: ServiceContext, actor: Actor, old_role: str | None, new_role: str, ticket: str | None) -> None:
     """A master user is a paper procedure (R9): creating one, or changing a role to or from
     master, is done by the help desk (operator) citing the ticket. Otherwise a front end could
-    demote a master, revoke its certificate "as" another master and issue one with its own key."""
+    demote a master, revoke its certificate "as" another master and issue one with its own key.
+    Under dual control it also needs a second operator's approval (issue 26, finding 5): else one
+    operator could demote a master, revoke its certificate as a general user's, and promote it again."""
     if old_role == new_role or "master" not in (old_role, new_role):
         return
     if actor.role != "operator":
@@ -126,6 +129,11 @@ def check_role_change(actor: Actor, old_role: str | None, new_role: str, ticket:
         raise InvalidInput(
             "a master user is created or changed only on the paper procedure: give the ticket", code="ticket-required"
         )
+    if old_role is None:
+        what = "creating a master user (register the user as general, then ask for the change of role)"
+    else:
+        what = f"changing a user's role from {old_role} to {new_role}"
+    require_approval(ctx, actor, what)
 
 
 def put_user(
@@ -175,7 +183,7 @@ def _put_user(
         user = users.get_user(session, login_id, for_update=True)
         fields = {"org_id": org_id, "role": role, "email": email, "display_name": display_name}
         if user is None:
-            check_role_change(actor, None, role, ticket)
+            check_role_change(ctx, actor, None, role, ticket)
             user = User(login_id=login_id, created_at=now, updated_at=now, **fields)
             users.add(session, user)
             users.flush(session)  # a concurrent first PUT fails here (LoginIdTaken), not at commit
@@ -187,7 +195,7 @@ def _put_user(
                     f"login ID {login_id} belongs to organisation {user.org_id}; a login ID never moves to another organisation",
                     code="organization-change-refused",
                 )
-            check_role_change(actor, user.role, role, ticket)
+            check_role_change(ctx, actor, user.role, role, ticket)
             changes = {k: v for k, v in fields.items() if getattr(user, k) != v}
             old_role = user.role
             if changes:

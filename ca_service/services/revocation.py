@@ -20,6 +20,7 @@ from ca_service.outbox import records as outbox
 from ca_service.pki.reasons import CALLER_REASONS
 from ca_service.services import audit, events, ocsp_cache, revocation_brake
 from ca_service.services.certificates import CertificateView, find_by_serial, view_of
+from ca_service.services.dual_control import require_approval
 from ca_service.services.enrolment import codes as enrolment_codes
 from ca_service.services.post_commit import after_commit
 from ca_service.store import certificates as certs
@@ -123,6 +124,8 @@ def _revoke(
                 f"certificate {cert.serial} was already revoked at {cert.revoked_at.isoformat()} ({cert.revocation_reason})",
                 code="already-revoked",
             )
+        if owner.role == UserRole.MASTER:  # the front end never gets here (check_permission, R9)
+            require_approval(ctx, actor, "revoking a master user's certificate")
         now = ctx.clock.now()
         revocation_brake.check(session, ctx, actor, cert.org_id, cert.serial, now)
         mark_revoked(session, ctx, actor, cert, reason, ticket, now)

@@ -125,6 +125,7 @@ class Certificate(Base):
             postgresql_where=text("revoked_by_role = 'frontend'"),
             sqlite_where=text("revoked_by_role = 'frontend'"),
         ),
+        Index("ix_certificates_org_issued_at", "org_id", "issued_at"),  # the issuance brake (0015)
     )
 
 

@@ -1,4 +1,5 @@
-"""Queries for the front-end revocation brake (services/revocation_brake.py)."""
+"""Queries for the front-end revocation brake (services/revocation_brake.py) and the issuance
+brake (services/issuance_brake.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from ca_service.store.models import Certificate, Organization
 def lock_organization_for_revocation(session: Session, org_id: str) -> None:
     """Serialise the organisation's front-end revocations until commit, so that concurrent ones
     (any gunicorn worker, any API replica) count each other. FOR NO KEY UPDATE: it does not wait
-    for issuance (which takes KEY SHARE), only for other revocations and a login-method switch."""
+    for the KEY SHARE every issuance takes first, only for other revocations, braked issuances and
+    renewals (which take this lock too, after it) and a login-method switch."""
     session.execute(select(Organization.org_id).where(Organization.org_id == org_id).with_for_update(key_share=True))
 
 
@@ -30,3 +32,29 @@ def frontend_revocations_since(session: Session, org_id: str, since: datetime) -
         )
     ).one()
     return int(row[0]), row[1]
+
+
+def certificates_issued_since(session: Session, org_id: str, since: datetime) -> tuple[int, datetime | None]:
+    """How many certificates of the organisation were issued (new or renewal) after `since`, and
+    the earliest of those issuance times."""
+    row = session.execute(
+        select(func.count(), func.min(Certificate.issued_at)).where(Certificate.org_id == org_id, Certificate.issued_at > since)
+    ).one()
+    return int(row[0]), row[1]
+
+
+def has_help_desk_revocation(session: Session, login_id: str) -> bool:
+    """Whether a certificate of the login ID was ever revoked other than by its own renewal
+    (superseded): by the help desk, a master, or a login-method switch."""
+    return (
+        session.scalar(
+            select(Certificate.id)
+            .where(
+                Certificate.login_id == login_id,
+                Certificate.revoked_at.is_not(None),
+                Certificate.superseded_by.is_(None),
+            )
+            .limit(1)
+        )
+        is not None
+    )

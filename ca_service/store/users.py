@@ -46,6 +46,7 @@ class IssuanceSubject:
     org_id: str
     login_method: str
     current: CurrentCertificate | None
+    role: str
 
 
 # The first statement of an issuance or renewal, compiled once: lock the user row (FOR UPDATE),
@@ -57,6 +58,7 @@ _LOCK_FOR_ISSUANCE = (
     select(
         _USERS.c.login_id,
         _USERS.c.org_id,
+        _USERS.c.role,
         _ORGS.c.login_method,
         _CERTS.c.id.label("current_id"),
         _CERTS.c.serial.label("current_serial"),
@@ -82,7 +84,7 @@ def lock_user_for_issuance(session: Session, login_id: str) -> IssuanceSubject |
     current = None
     if row.current_id is not None:
         current = CurrentCertificate(row.current_id, row.current_serial, row.current_not_after, row.current_revoked_at)
-    return IssuanceSubject(row.login_id, row.org_id, row.login_method, current)
+    return IssuanceSubject(row.login_id, row.org_id, row.login_method, current, row.role)
 
 
 def spelling_ignoring_case(session: Session, login_id: str) -> str | None:

@@ -139,7 +139,10 @@ def test_r09_a_master_users_certificate_is_revoked_only_by_the_help_desk(live):
     assert _revoke(live, cert["serial"], role="operator").code == "ticket-required"
     r = _revoke(live, cert["serial"], role="operator", ticket="PAPER-003")
     assert r.status == 200 and r.json["status"] == "revoked"
-    assert live.issue("boss", make_csr()[1]).status == 201
+    # the next certificate is the paper procedure's too (Q11; issue 26): not the front end's to
+    # issue, but an enrolment code the help desk mints with a ticket (issue_certificate(operator_authorised=True))
+    again = live.issue("boss", make_csr()[1])
+    assert again.status == 403 and again.code == "not-permitted", again
 
 
 def test_r10_a_master_user_revokes_a_general_users_certificate_then_a_new_one_is_issued(live):

@@ -107,8 +107,10 @@ def simple_enroll(ctx: ServiceContext, login_id: str, code: str, body: bytes, re
             codes.use_in(session, ctx, actor, verified, serial)
 
         view, _chain = issuance.issue_certificate(
-            ctx, actor, verified.login_id, csr_pem, in_transaction=use_code
-        )  # lead: pass operator_authorised=verified.operator_authorised
+            ctx, actor, verified.login_id, csr_pem,
+            operator_authorised=verified.operator_authorised,  # a help-desk code with a ticket (Q11)
+            in_transaction=use_code,
+        )  # fmt: skip
     except Exception as exc:
         _count("simpleenroll", exc)
         raise
@@ -147,8 +149,12 @@ def simple_reenroll(ctx: ServiceContext, client_cert: str | None, body: bytes, r
         serial, login_id = _presented(ctx, client_cert)
         csr_pem = _csr_pem(body)
         view, _chain = issuance.renew_certificate(
-            ctx, _actor(login_id, request_id), serial, csr_pem
-        )  # lead: pass key_proven=True
+            ctx,
+            _actor(login_id, request_id),
+            serial,
+            csr_pem,
+            key_proven=True,  # TLS client auth proved the current key
+        )
     except Exception as exc:
         _count("simplereenroll", exc)
         raise
