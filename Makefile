@@ -27,7 +27,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy ca_service config workers bench
+	$(BIN)/mypy ca_service config workers bench ca_enroll
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
