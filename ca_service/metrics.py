@@ -36,3 +36,9 @@ OCSP_SIGNING_SECONDS = Histogram("ca_ocsp_signing_seconds", "Time to sign one OC
 OCSP_REQUESTS = Counter("ca_ocsp_requests_total", "OCSP requests answered", ["status"])
 # result: hit|miss|stale (status changed)|bypass (nonce)|error (Redis down)
 OCSP_CACHE = Counter("ca_ocsp_cache_total", "OCSP response cache lookups", ["result"])
+
+# --- enrolment (issue 23: one-time codes and EST) -------------------------------------------------
+# result: minted|rejected (a wrong, used, expired or voided code, or an unknown login ID)
+ENROLMENT_CODES = Counter("ca_enrolment_codes_total", "Enrolment codes minted or rejected", ["result"])
+# operation: simpleenroll|simplereenroll; outcome: issued|unauthenticated|refused (a 4xx with a problem code)|error
+EST_ENROLMENTS = Counter("ca_est_enrolments_total", "EST enrolments and re-enrolments by outcome", ["operation", "outcome"])

@@ -119,6 +119,8 @@ class Settings:
     console_lockout_failures: int = 5
     console_lockout_minutes: int = 15
     console_secure_cookies: bool = True
+    # issue 23: one-time enrolment codes for EST simpleenroll (docs/est.md)
+    enrolment_code_minutes: int = 60
 
     def console_secret(self) -> bytes | None:
         """The key signing console session cookies and CSRF tokens, the same on every gunicorn
@@ -279,5 +281,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         console_session_minutes=_int(env, "CA_CONSOLE_SESSION_MINUTES", 15, 1, 24 * 60),
         console_lockout_failures=_int(env, "CA_CONSOLE_LOCKOUT_FAILURES", 5, 1, 100),
         console_lockout_minutes=_int(env, "CA_CONSOLE_LOCKOUT_MINUTES", 15, 1, 24 * 60),
+        enrolment_code_minutes=_int(env, "CA_ENROLMENT_CODE_MINUTES", 60, 1, 7 * 24 * 60),
         console_secure_cookies=_bool(env, "CA_CONSOLE_SECURE_COOKIES", True),
     )

@@ -9,6 +9,7 @@ from ca_service.api import (
     problems,
     routes_audit,
     routes_certificates,
+    routes_est,
     routes_lifecycle,
     routes_ocsp,
     routes_public,
@@ -37,7 +38,7 @@ def _before_request() -> None:
     client = g.get("client")
     if client is not None:
         bind_log(api_client=client.name)
-    if request.method in {"POST", "PUT", "PATCH"} and request.endpoint != "ocsp.ocsp_post":
+    if request.method in {"POST", "PUT", "PATCH"} and request.endpoint != "ocsp.ocsp_post" and request.blueprint != "est":
         data = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
         if data:
             if request.mimetype != "application/json":
@@ -76,6 +77,8 @@ def create_app(context: ServiceContext | None = None) -> Flask:
         routes_ocsp.bp,
         routes_lifecycle.bp,
         routes_publication.bp,
+        routes_est.bp,
+        routes_est.est_bp,  # base64 bodies, not JSON (issue 23)
     ):
         app.register_api(bp)
     register_console(app)  # a plain blueprint: not in /openapi.json, not under bearer auth

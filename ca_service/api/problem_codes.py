@@ -66,6 +66,34 @@ BY_OPERATION: dict[tuple[str, str], dict[str, list[str]]] = {
     ("get", "/crl/{name}.crl"): {"404": ["crl-not-found", "ca-not-found"]},
     ("get", "/ca/{name}.crt"): {"404": ["ca-not-found"]},
     ("get", "/v1/audit-checkpoints"): {"503": ["audit-key-unavailable"]},
+    # issue 23: enrolment codes and EST (DESIGN §4c)
+    ("post", "/v1/users/{login_id}/enrolment-codes"): {
+        "400": ["ticket-required"],
+        "403": ["not-permitted"],
+        "404": ["user-not-found"],
+        "409": ["login-method-not-certificate"],
+    },
+    ("get", "/.well-known/est/cacerts"): {"503": ["ca-not-initialised"]},
+    ("post", "/.well-known/est/simpleenroll"): {
+        "400": _CSR,
+        "401": ["unauthenticated"],
+        "409": ["login-method-not-certificate", "active-certificate-exists", "key-reused", "ca-rollover-required"],
+        "429": ["too-many-authentication-failures"],
+        "503": _CA,
+    },
+    ("post", "/.well-known/est/simplereenroll"): {
+        "400": _CSR,
+        "401": ["unauthenticated"],
+        "409": [
+            "renewal-not-open",
+            "certificate-not-active",
+            "login-method-not-certificate",
+            "key-reused",
+            "ca-rollover-required",
+        ],
+        "503": _CA,
+    },
+    ("get", "/.well-known/est/renewal-info/{serial}"): {"404": ["certificate-not-found"]},
 }
 
 

@@ -24,6 +24,9 @@ _FORWARDING = (
     "HTTP_X_FORWARDED_PREFIX",
     "HTTP_FORWARDED",
     "HTTP_X_REAL_IP",
+    # the client certificate nginx verified for EST simplereenroll (issue 23): from anyone else
+    # than the proxy it would be a certificate claimed, not one proven over TLS
+    "HTTP_X_SSL_CLIENT_CERT",
 )
 
 

@@ -138,8 +138,17 @@ def _with_retry(ctx: ServiceContext, op: str, login_id: str, attempt: Callable[[
     raise Unavailable("could not allocate a unique serial number; try again", code="serial-collision")
 
 
-def issue_certificate(ctx: ServiceContext, actor: Actor, login_id: str, csr_pem: str) -> tuple[CertificateView, str]:
-    """Issue a new certificate (R1, R8, R10, R11). Returns the view and the chain PEM."""
+def issue_certificate(
+    ctx: ServiceContext,
+    actor: Actor,
+    login_id: str,
+    csr_pem: str,
+    *,
+    in_transaction: Callable[[Tx, str], None] | None = None,
+) -> tuple[CertificateView, str]:
+    """Issue a new certificate (R1, R8, R10, R11). Returns the view and the chain PEM.
+    `in_transaction(session, serial)` runs in the issuance's transaction after the insert (EST
+    uses its enrolment code there: a refused or failed issuance leaves the code unused)."""
     csr = _checked_csr(csr_pem)
     issuer = active_issuer(ctx)
 
@@ -162,6 +171,8 @@ def issue_certificate(ctx: ServiceContext, actor: Actor, login_id: str, csr_pem:
                 login_id=login_id, org_id=user.org_id, not_after=row.not_after, key=csr.key_description,
             )  # fmt: skip
             certs.insert_certificate(session, row, event)  # with its audit event: one round trip on PostgreSQL
+            if in_transaction is not None:
+                in_transaction(session, row.serial)
             return view_of(row, ctx, now)
 
     view = _with_retry(ctx, "issuance", login_id, attempt)

@@ -12,6 +12,7 @@ from ca_service.errors import InvalidInput
 from ca_service.outbox import records as outbox
 from ca_service.services import audit, ocsp_cache
 from ca_service.services.certificates import CertificateView, view_of
+from ca_service.services.enrolment import codes as enrolment_codes
 from ca_service.services.post_commit import after_commit
 from ca_service.services.registry import LOGIN_METHODS, get_org_row
 from ca_service.services.revocation import mark_revoked
@@ -50,6 +51,7 @@ def switch_login_method(ctx: ServiceContext, actor: Actor, org_id: str, login_me
             if valid:
                 outbox.add(session, ctx, actor, outbox.CRL_PUBLISH, reason="login-method-switch", org_id=org_id)
             revoked = [view_of(c, ctx, now) for c in valid]
+            enrolment_codes.void_org_in(session, ctx, actor, org_id, "login-method-switched")  # issue 23
         org.login_method, org.updated_at = login_method, now
         audit.record(
             session, ctx, actor, "organization.login_method_switched", "organization", org_id,

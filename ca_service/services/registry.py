@@ -10,6 +10,7 @@ from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from ca_service.services import audit
 from ca_service.services.certificates import CertificateView, view_of
+from ca_service.services.enrolment import codes as enrolment_codes
 from ca_service.services.post_commit import after_commit
 from ca_service.store import users
 from ca_service.store.certificates import current_certificate
@@ -194,6 +195,8 @@ def _put_user(
                 user.updated_at = now
                 extra = _ticket("master", ticket) if "role" in changes else {}
                 audit.record(session, ctx, actor, "user.updated", "user", login_id, **changes, **extra)
+                if "role" in changes:  # a code minted for the old role must not enrol the new one (issue 23)
+                    enrolment_codes.void_in(session, ctx, actor, login_id, "role-changed")
             created = False
         users.flush(session)
         view = _user_view(session, ctx, user, org)

@@ -20,6 +20,7 @@ from ca_service.outbox import records as outbox
 from ca_service.pki.reasons import REASONS
 from ca_service.services import audit, ocsp_cache, revocation_brake
 from ca_service.services.certificates import CertificateView, find_by_serial, view_of
+from ca_service.services.enrolment import codes as enrolment_codes
 from ca_service.services.post_commit import after_commit
 from ca_service.store import certificates as certs
 from ca_service.store import users
@@ -121,5 +122,7 @@ def _revoke(
         now = ctx.clock.now()
         revocation_brake.check(session, ctx, actor, cert.org_id, cert.serial, now)
         mark_revoked(session, ctx, actor, cert, reason, ticket, now)
+        if actor.role == ClientRole.OPERATOR:  # the help desk (a lost PC, a master's paper procedure): issue 23
+            enrolment_codes.void_in(session, ctx, actor, owner.login_id, "revoked-by-help-desk")
         outbox.add(session, ctx, actor, outbox.CRL_PUBLISH, reason="revocation", serial=cert.serial)
         return view_of(cert, ctx, now), cert.issuer_id

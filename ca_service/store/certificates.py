@@ -135,3 +135,8 @@ def page(session: Session, q: PageQuery, now: datetime) -> Sequence[Certificate]
     if q.after_id is not None:
         stmt = stmt.where(Certificate.id > q.after_id)
     return session.scalars(stmt.order_by(Certificate.id).limit(q.limit + 1)).all()
+
+
+def by_fingerprint(session: Session, fingerprint_sha256: str) -> Certificate | None:
+    """The certificate whose DER hashes to `fingerprint_sha256` (EST re-enrolment, issue 23)."""
+    return session.scalars(select(Certificate).where(Certificate.fingerprint_sha256 == fingerprint_sha256).limit(1)).first()

@@ -287,3 +287,25 @@ class Approval(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str | None] = mapped_column(Text)  # what the approved action did, or why it failed
+
+
+class EnrolmentCode(Base):
+    """A one-time enrolment code (issue 23, DESIGN §4c): only its SHA-256 is kept. At most one is
+    outstanding per login ID (a new one voids the older ones); used once, in the issuance's
+    transaction; voided after too many wrong attempts, a role change, a switch away from
+    certificates or a help-desk revocation."""
+
+    __tablename__ = "enrolment_codes"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    login_id: Mapped[str] = mapped_column(ForeignKey("users.login_id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    minted_by: Mapped[str] = mapped_column(String(100))  # the API client, or console:<operator>
+    minted_role: Mapped[str] = mapped_column(String(16))  # frontend | operator
+    ticket: Mapped[str | None] = mapped_column(String(100))  # the paper ticket of an operator's code
+    minted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # wrong codes tried
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    certificate_serial: Mapped[str | None] = mapped_column(String(40))  # what the code enrolled
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    void_reason: Mapped[str | None] = mapped_column(String(32))
