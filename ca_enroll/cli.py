@@ -53,8 +53,8 @@ def main() -> None:
     """証明書発行アプリ / the bank's certificate issuance app."""
 
 
-def _fail(lang: str, err: EnrollError) -> None:
-    params = dict(err.params)
+def _fail(lang: str, err: EnrollError, **context: Any) -> None:
+    params = {**context, **{k: v for k, v in err.params.items() if v is not None}}
     if "reason_key" in params:
         params["reason"] = render(lang, params.pop("reason_key"), **params)
     if err.key == "already-holds-valid":
@@ -94,7 +94,7 @@ def enroll(server: str, tls_ca: Path | None, lang: str, nssdb: Path | None, logi
             click.echo(render(lang, "installed", login_id=login_id, serial=serial_hex(cert),
                               not_after=jst(cert.not_valid_after_utc, lang), nssdb=db.dir))  # fmt: skip
     except EnrollError as err:
-        _fail(lang, err)
+        _fail(lang, err, login_id=login_id, server=server)
 
 
 def _read_code(lang: str, from_stdin: bool) -> str:
@@ -199,7 +199,7 @@ def renew(server: str, tls_ca: Path | None, lang: str, nssdb: Path | None, login
         if renewed == 0 and last_error is not None:
             raise last_error
     except EnrollError as err:
-        _fail(lang, err)
+        _fail(lang, err, login_id=login_id or "", server=server)
 
 
 def _renew_one(lang: str, db: NssDb, server: str, tls_ca: Path | None, current: Installed) -> None:

@@ -120,9 +120,15 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
 def render(lang: str, key: str, **params: Any) -> str:
+    """The message; a parameter the failing step did not know renders as nothing, never a crash."""
     entry = MESSAGES[key]
-    return entry.get(lang, entry["en"]).format(**params)
+    return entry.get(lang, entry["en"]).format_map(_Blank(params))
 
 
 def jst(moment: datetime, lang: str) -> str:

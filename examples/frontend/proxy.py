@@ -3,16 +3,21 @@ certificate for localhost and the CA certificates that client certificates must 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.x509.oid import NameOID
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 
@@ -28,15 +33,27 @@ def ca_chain_pem(ca_url: str) -> bytes:
 
 
 def localhost_tls(directory: Path) -> tuple[Path, Path]:
-    crt, key = directory / "tls.crt", directory / "tls.key"
+    """A self-signed certificate for localhost (a demo stand-in for the bank's server certificate),
+    valid from 400 days back to 800 days on, so that the tests' PCs with moved clocks still trust it."""
+    crt, key_path = directory / "tls.crt", directory / "tls.key"
     if not crt.exists():
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30",
-             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-             "-keyout", str(key), "-out", str(crt)],
-            check=True, capture_output=True,
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=400)).not_valid_after(now + timedelta(days=800))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
         )  # fmt: skip
-    return crt, key
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+        crt.write_bytes(cert.public_bytes(Encoding.PEM))
+    return crt, key_path
 
 
 class FrontendProxy:
