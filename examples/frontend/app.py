@@ -61,9 +61,11 @@ def create_app(ca: CaApi, passwords: Passwords, *, public_url: str, trusted_prox
         resp.headers["X-Frame-Options"] = "DENY"
         return resp
 
-    def start_session(login_id: str, user: dict[str, Any], method: str, serial: str | None, notices: list) -> Response:
+    def start_session(login_id: str, user: dict[str, Any], method: str, certificate: dict[str, Any] | None,
+                      notices: list) -> Response:  # fmt: skip
+        serial, not_after = (certificate["serial"], certificate["not_after"]) if certificate else (None, None)
         session = store.open(login_id=login_id, org_id=user["org_id"], role=user["role"], method=method,
-                             serial=serial, notices=notices)  # fmt: skip
+                             serial=serial, notices=notices, not_after=not_after)  # fmt: skip
         resp = redirect("/home")
         resp.set_cookie(COOKIE, session.sid, secure=True, httponly=True, samesite="Lax")
         return resp
@@ -89,7 +91,7 @@ def create_app(ca: CaApi, passwords: Passwords, *, public_url: str, trusted_prox
         if not answer.body["allowed"]:
             return login_error(refused(LOGIN_REFUSED, answer.body["reason"]))
         user = ca.user(login_id).body
-        return start_session(login_id, user, "certificate", answer.body["certificate"]["serial"], answer.body["notices"])
+        return start_session(login_id, user, "certificate", answer.body["certificate"], answer.body["notices"])
 
     @app.post("/login/password")
     def login_password() -> Any:
@@ -175,7 +177,7 @@ def create_app(ca: CaApi, passwords: Passwords, *, public_url: str, trusted_prox
 
 def _jst(instant: str) -> str:
     moment = datetime.fromisoformat(instant.replace("Z", "+00:00")).astimezone(JST)
-    return moment.strftime("%Y年%m月%d日 %H:%M")
+    return moment.strftime("%Y年%m月%d日 %H:%M:%S")
 
 
 def _general_users(ca: CaApi, session: Session) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ class Session:
     method: str  # certificate or id_password
     serial: str | None  # the client certificate the session was opened with
     notices: list[dict[str, object]]
+    not_after: str | None = None  # the certificate's expiry, shown after login (Q9)
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     last_seen: float = field(default_factory=time.monotonic)
 
