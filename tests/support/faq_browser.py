@@ -54,8 +54,19 @@ class FrontEnd:
         self.server.shutdown()
 
 
+def _executable(pc: Pc, days: float) -> str:
+    """Chromium, or Chromium under faketime when the PC's clock is `days` on (like the bank's)."""
+    assert CHROMIUM is not None
+    if not days:
+        return CHROMIUM
+    wrapper = pc.home.parent / f"chromium-{days:+g}d.sh"
+    wrapper.write_text(f'#!/bin/sh\nexec faketime -f "{days:+g}d" {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
 @contextmanager
-def chromium_on(pc: Pc, front: FrontEnd, login_id: str | None, *, host: str = "localhost") -> Iterator[Any]:
+def chromium_on(pc: Pc, front: FrontEnd, login_id: str | None, *, days: float = 0) -> Iterator[Any]:
     """A fresh Chromium ("close every browser" after installing, FAQ Q10) on this PC. With
     `login_id`, the policy auto-selects that user's certificate for the front end's URL."""
     from playwright.sync_api import sync_playwright
@@ -63,14 +74,14 @@ def chromium_on(pc: Pc, front: FrontEnd, login_id: str | None, *, host: str = "l
     policy = POLICY_DIR / f"ca-enroll-faq-{front.port}.json"
     entries = []
     if login_id is not None:
-        entries.append(json.dumps({"pattern": f"https://{host}:{front.port}", "filter": {"SUBJECT": {"CN": login_id}}}))
+        entries.append(json.dumps({"pattern": f"https://localhost:{front.port}", "filter": {"SUBJECT": {"CN": login_id}}}))
     POLICY_DIR.mkdir(parents=True, exist_ok=True)
     policy.write_text(json.dumps({"AutoSelectCertificateForUrls": entries}))
     pc.home.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(
-                executable_path=CHROMIUM,
+                executable_path=_executable(pc, days),
                 args=["--no-sandbox", "--disable-dev-shm-usage"],
                 env={**os.environ, "HOME": str(pc.home)},
             )
