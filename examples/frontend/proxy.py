@@ -57,7 +57,7 @@ def localhost_tls(directory: Path) -> tuple[Path, Path]:
 
 
 class FrontendProxy:
-    def __init__(self, directory: Path, https_port: int, app_addr: str, ca_url: str) -> None:
+    def __init__(self, directory: Path, https_port: int, app_addr: str, ca_url: str, env: dict[str, str] | None = None) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cert, key = localhost_tls(self.dir)
@@ -67,12 +67,16 @@ class FrontendProxy:
             "DIR": str(self.dir), "HTTPS_PORT": str(https_port), "TLS_CERT": str(self.cert), "TLS_KEY": str(key),
             "CLIENT_CA": str(client_ca), "APP": app_addr, "CA_URL": ca_url.rstrip("/"),
             "USER": "user root root;" if os.geteuid() == 0 else "",
+            # nginx clears its workers' environment: keep what a test's libfaketime reads
+            "ENV_KEEP": "".join(f"env {name};\n" for name in sorted(env or {}) if name.startswith("FAKETIME")),
         }  # fmt: skip
         conf = re.sub(r"\$\{([A-Z_]+)\}", lambda m: values[m.group(1)], TEMPLATE.read_text())
         (self.dir / "nginx.conf").write_text(conf)
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         self._log = open(self.dir / "nginx.out", "ab")  # closed in stop()
-        self.proc = subprocess.Popen([binary, "-c", str(self.dir / "nginx.conf")], stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [binary, "-c", str(self.dir / "nginx.conf")], stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
         self.url = f"https://localhost:{https_port}"
         deadline = time.monotonic() + 20
         while True:

@@ -54,8 +54,10 @@ def bank(world, tokens, ctx) -> Api:
 
 
 @pytest.fixture
-def front(world) -> FrontEnd:
-    return world[1]
+def front(world) -> Iterator[FrontEnd]:
+    world[1].set_clock(0)
+    yield world[1]
+    world[1].set_clock(0)
 
 
 def shot(page, name: str) -> None:
@@ -94,6 +96,7 @@ def enrol(pc: Pc, front: FrontEnd, login_id: str, *, days: float = 0, shot_name:
 def login(page, front: FrontEnd, login_id: str, *, method: str = "certificate") -> str:
     """The login screen: 「電子証明書方式のお客様」 (certificate + password) or 「ID・パスワード方式」."""
     page.goto(front.url + "/")
+    assert page.locator("#cert-login-id").count() == 1, (page.url, page.content()[:1500])
     prefix = "cert" if method == "certificate" else "pw"
     page.fill(f"#{prefix}-login-id", login_id)
     page.fill(f"#{prefix}-password", PASSWORD.format(login_id))
@@ -162,6 +165,7 @@ def test_q8_notice_on_screen_and_by_email_then_renew(bank, front, tmp_path, cloc
     smtp.start()
     try:
         clock.travel(days=330)  # the bank's clock, and the PC's (faketime) below: 35 days left
+        front.set_clock(330)
         mail = {"CA_SMTP_PORT": str(smtp.port)}
         assert "1 notices created, 1 emails queued" in run_cli("notices", "scan", env=test_env.env(**mail)).stdout
         run_worker_burst(test_env, **mail)
@@ -191,6 +195,7 @@ def test_q10_after_expiry_reinstall(bank, front, tmp_path, clock):
     pc = Pc(tmp_path / "pc")
     first = enrol(pc, front, "alice")
     clock.travel(days=370)  # a year and more: expired, on the bank's clock and the PC's
+    front.set_clock(370)
     [row] = json.loads(pc.run("status", "--json", days=370).stdout)
     assert row["state"] == "expired" and "有効期限切れ" in pc.run("status", days=370).stdout
     pem = _nss_pem(pc, row["nickname"])

@@ -26,6 +26,7 @@ from tests.support.live import free_port
 POLICY_DIR = Path("/etc/chromium/policies/managed")
 CHROMIUM = shutil.which("chromium")
 PASSWORD = "pw-{}-not-secret"
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
 class FrontEnd:
@@ -39,12 +40,20 @@ class FrontEnd:
         app_port = free_port()
         self.server = make_server("127.0.0.1", app_port, self.app, threaded=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # nginx checks the client certificate's validity on ITS clock: the bank's, moved with the CA's
+        # (libfaketime reading an offset file that set_clock writes)
+        self.clock_file = directory / "nginx-faketime"
+        self.set_clock(0)
+        env = {**os.environ, "LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(self.clock_file), "FAKETIME_NO_CACHE": "1"}
         try:
-            self.proxy = FrontendProxy(directory / "nginx", port, f"127.0.0.1:{app_port}", ca_url)
+            self.proxy = FrontendProxy(directory / "nginx", port, f"127.0.0.1:{app_port}", ca_url, env=env)
         except Exception:
             self.server.shutdown()
             raise
         self.port = port
+
+    def set_clock(self, days: float) -> None:
+        self.clock_file.write_text(f"{days:+g}d\n")
 
     def enroll_args(self) -> list[str]:
         return ["--server", self.url, "--tls-ca", str(self.proxy.cert)]
