@@ -203,7 +203,7 @@ def test_q10_after_expiry_reinstall(bank, front, tmp_path, clock):
     assert (check["allowed"], check["reason"]) == (False, "expired")
     with chromium_on(pc, front, "alice", days=370) as page:
         login(page, front, "alice")
-        assert "有効期限が切れて" in refused(page)  # Chromium offers no expired certificate
+        assert "電子証明書が提示されませんでした" in refused(page)  # Chromium offers no expired certificate
         shot(page, "q10-expired-refused")
     again = enrol(pc, front, "alice", days=370, shot_name="q10-new-code")
     assert again["serial"] != first["serial"]
