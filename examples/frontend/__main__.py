@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -26,6 +27,10 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _token(data_dir: Path) -> str:
@@ -51,6 +56,7 @@ def main(ca_url: str, port: int, data_dir: Path) -> None:
     proxy = FrontendProxy((data_dir / "frontend").resolve(), port, f"127.0.0.1:{app_port}", ca_url)
     click.echo(f"reference front end: {public_url}/  (TLS certificate: {proxy.cert}; Ctrl-C stops)")
     click.echo(f"ca-enroll: ca-enroll enroll --server {public_url} --tls-ca {proxy.cert} --login-id ID")
+    signal.signal(signal.SIGTERM, _stop)  # stop nginx with it, also when started in the background
     try:
         proxy.proc.wait()
     except KeyboardInterrupt:

@@ -22,7 +22,7 @@ from tests.support.api import Api
 from tests.support.background import SmtpServer, wait_for
 from tests.support.cli import run_cli
 from tests.support.enroll import Pc
-from tests.support.faq_browser import CHROMIUM, PASSWORD, FrontEnd, chromium_on
+from tests.support.faq_browser import CHROMIUM, PASSWORD, POLICY_DIR, FrontEnd, chromium_on
 from tests.support.workers import run_worker_burst
 
 pytest.importorskip("playwright.sync_api")
@@ -35,6 +35,8 @@ LOGINS = ["alice", "bob", "hanako", "jiro"]
 def world(live_processes, tokens, tmp_path_factory) -> Iterator[tuple[str, FrontEnd]]:
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    if not os.access(POLICY_DIR if POLICY_DIR.exists() else POLICY_DIR.parent.parent, os.W_OK):
+        pytest.skip(f"{POLICY_DIR} is not writable (the managed policy needs root)")
     api_url = live_processes.start_api(workers=2, name="faq-api", CA_TRUSTED_PROXIES="127.0.0.1/32")
     front = FrontEnd(tmp_path_factory.mktemp("faq-front"), api_url, tokens["frontend"], LOGINS)
     yield api_url, front
