@@ -218,7 +218,12 @@ def _renew_one(lang: str, db: NssDb, server: str, tls_ca: Path | None, current: 
     client = EstClient(server, tls_ca, context=context)
     cas = client.cacerts()
     key = keys.new_key()
-    successor = client.simplereenroll(keys.csr_for(key, lid))
+    try:
+        successor = client.simplereenroll(keys.csr_for(key, lid))
+    except EnrollError as err:
+        if err.exit_code == Exit.BAD_CODE:  # a 401 here is about the certificate, not a code
+            raise EnrollError(Exit.REFUSED, "renew-unauthenticated", login_id=lid) from err
+        raise
     chain = check_issued(successor, login_id=lid, key=key, cas=cas)
     db.install(key, successor, chain)
     click.echo(render(lang, "renewed", login_id=lid, serial=serial_hex(successor),

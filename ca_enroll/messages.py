@@ -46,6 +46,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The certificate of {login_id} has expired or is revoked. Get a new one through 電子証明書発行"
         " on the login screen.",
     },
+    "renew-unauthenticated": {
+        "ja": "サーバが {login_id} の電子証明書による認証を受け付けませんでした（失効しているか、有効期限切れです）。"
+        "ログイン画面の「電子証明書発行」から新しい電子証明書を発行してください。",
+        "en": "The server did not accept the certificate of {login_id} (revoked or expired). Get a new one"
+        " through 電子証明書発行 on the login screen.",
+    },
     "check-failed": {
         "ja": "受信した電子証明書の確認に失敗しました（{reason}）。インストールしていません。ヘルプデスクに連絡してください。",
         "en": "The certificate received failed the app's checks ({reason}). Nothing was installed. Contact the help desk.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -192,3 +193,27 @@ def test_no_private_key_helper_finds_a_plain_key(tmp_path):
     assert no_private_key_left(tmp_path) == [tmp_path / "k.pem"]
     os.remove(tmp_path / "k.pem")
     assert no_private_key_left(tmp_path) == []
+
+
+def test_a_failed_install_leaves_no_key_behind(bank, pc):
+    """pk12util fails mid-install: the temporary PKCS#12 and its password file are gone anyway."""
+    pc.nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{pc.nssdb}", "--empty-password"], check=True)
+    (pc.nssdb / "key4.db").write_bytes(b"not a database")  # the key store breaks at pk12util
+    r = pc.run("enroll", *bank.est_args(), "--login-id", "alice", "--code-stdin", stdin=mint_code(bank.api, "alice"))
+    assert r.returncode == 10 and "保存できませんでした" in r.stderr, r.stderr + r.stdout
+    assert no_private_key_left(pc.home) == [] and list(pc.tmp.iterdir()) == []
+
+
+def test_renew_of_a_revoked_certificate(bank, pc, clock):
+    r = pc.run("enroll", *bank.est_args("front"), "--login-id", "alice", "--code-stdin", stdin=mint_code(bank.api, "alice"))
+    assert r.returncode == 0, r.stderr
+    [cert] = pc.certificates()
+    serial = format(cert.serial_number, "x")
+    revoked = bank.api.post(f"/v1/certificates/{serial}/revocation", role="operator", json={"reason": "key_compromise"})
+    assert revoked.status == 200, revoked
+    clock.travel(days=330)
+    renewed = pc.run("renew", *bank.est_args("front"), days=330)
+    assert renewed.returncode == 11, (renewed.returncode, renewed.stderr)  # the server's 401: not a code problem
+    assert "認証を受け付けませんでした" in renewed.stderr and "電子証明書発行" in renewed.stderr  # told to enrol anew
+    assert pc.certificates() == [cert]

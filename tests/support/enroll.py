@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,11 @@ class Pc:
     home: Path
 
     @property
+    def tmp(self) -> Path:
+        """This PC's temporary directory (TMPDIR): where ca-enroll's 0700 temp dirs must not outlive it."""
+        return self.home / "tmp"
+
+    @property
     def nssdb(self) -> Path:
         return self.home / ".pki" / "nssdb"
 
@@ -33,7 +37,14 @@ class Pc:
             if shutil.which("faketime") is None:
                 raise RuntimeError("faketime is not installed (apt-get install faketime)")
             argv = ["faketime", "-f", f"{days:+g}d", *argv]
-        environ = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.home), "LANG": "C.UTF-8", **env}
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        environ = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "TMPDIR": str(self.tmp),
+            **env,
+        }
         return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=environ, timeout=120)
 
     def certificates(self) -> list[x509.Certificate]:
@@ -57,9 +68,9 @@ class Pc:
 
 
 def no_private_key_left(*roots: Path) -> list[Path]:
-    """Files under `roots` (and ca-enroll temp dirs anywhere in the temp dir) that hold an
-    unencrypted private key, or a ca-enroll temp dir that outlived its command."""
-    found = [p for p in Path(tempfile.gettempdir()).glob("ca-enroll-*")]
+    """Files under `roots` that hold an unencrypted private key, and ca-enroll temp dirs
+    (`ca-enroll-*`) under them that outlived their command."""
+    found = [p for root in roots for p in root.rglob("ca-enroll-*")]
     for root in roots:
         for path in root.rglob("*"):
             if path.is_file() and path.suffix not in (".db",):
