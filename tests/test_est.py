@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import subprocess
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import quote
@@ -191,3 +193,116 @@ def test_enrolment_code_endpoint_in_openapi(api):
     doc = api.get("/openapi.json", role=None).json
     op = doc["paths"]["/v1/users/{login_id}/enrolment-codes"]["post"]
     assert "201" in op["responses"] and "login-method-not-certificate" in op["responses"]["409"]["description"]
+    enroll = doc["paths"]["/.well-known/est/simpleenroll"]["post"]
+    assert enroll["security"] == [{"estBasic": []}] and "401" in enroll["responses"] and "429" in enroll["responses"]
+    assert "key-reused" in enroll["responses"]["409"]["description"]
+    reenroll = doc["paths"]["/.well-known/est/simplereenroll"]["post"]
+    assert "renewal-not-open" in reenroll["responses"]["409"]["description"] and "401" in reenroll["responses"]
+
+
+def until_not_throttled(api: Api, timeout: float = 10.0) -> None:
+    """Every gunicorn worker's copy of the blocked addresses re-reads Redis each second: wait
+    until several requests in a row (any worker) are not refused."""
+    deadline, passed = time.monotonic() + timeout, 0
+    while passed < 8 and time.monotonic() < deadline:
+        passed = passed + 1 if api.get("/v1/organizations/none").status != 429 else 0
+        time.sleep(0.05 if passed else 0.2)
+
+
+def test_curl_and_openssl_against_gunicorn(live, tmp_path):
+    """A client nobody here wrote: curl sends what the docs say (docs/est.md), openssl reads the answers."""
+    until_not_throttled(live)
+    live.org("acme")
+    live.user("alice", "acme")
+    code = mint(live, "alice")
+    base = live.base_url + EST
+
+    def curl(*args: str) -> bytes:
+        proc = subprocess.run(["curl", "-sS", "--fail-with-body", *args], capture_output=True, check=False, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    (tmp_path / "cacerts.p7").write_bytes(base64.b64decode(curl(f"{base}/cacerts")))
+    chain = openssl("pkcs7", "-inform", "DER", "-in", str(tmp_path / "cacerts.p7"), "-print_certs", check=True).stdout
+    (tmp_path / "chain.pem").write_text(chain)
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            str(tmp_path / "key.pem"), "-subj", "/CN=whoever", "-outform", "DER", "-out", str(tmp_path / "csr.der"),
+            check=True)  # fmt: skip
+    (tmp_path / "csr.b64").write_bytes(base64.encodebytes((tmp_path / "csr.der").read_bytes()))  # wrapped lines
+    body = curl(
+        "-u", f"alice:{code.lower()}", "-H", "Content-Type: application/pkcs10",
+        "--data-binary", f"@{tmp_path / 'csr.b64'}", f"{base}/simpleenroll",
+    )  # fmt: skip
+    (tmp_path / "new.p7").write_bytes(base64.b64decode(body))
+    cert_pem = openssl("pkcs7", "-inform", "DER", "-in", str(tmp_path / "new.p7"), "-print_certs", check=True).stdout
+    (tmp_path / "cert.pem").write_text(cert_pem)
+    assert "subject=O=Test Bank, OU=acme, CN=alice" in cert_pem.replace(" = ", "=")
+    openssl("verify", "-CAfile", str(tmp_path / "chain.pem"), str(tmp_path / "cert.pem"), check=True)
+    # the certificate is for openssl's key
+    pub_cert = openssl("x509", "-in", str(tmp_path / "cert.pem"), "-noout", "-pubkey", check=True).stdout
+    pub_key = openssl("pkey", "-in", str(tmp_path / "key.pem"), "-pubout", check=True).stdout
+    assert pub_cert == pub_key
+    # replaying the code: 401 with the Basic challenge
+    proc = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-D", "-", "-u", f"alice:{code}", "--data-binary", f"@{tmp_path / 'csr.b64'}",
+         f"{base}/simpleenroll"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert " 401 " in proc.stdout.splitlines()[0] and 'Basic realm="ca-service EST"' in proc.stdout
+
+
+def test_code_endpoint_takes_a_json_object(alice):
+    """`{}` (or `{"ticket": ...}`): a JSON body like every POST of /v1 (DESIGN §4)."""
+    r = alice.post("/v1/users/alice/enrolment-codes")
+    assert r.status == 400 and r.code == "validation-error", r
+    assert alice.post("/v1/users/alice/enrolment-codes", json={}).status == 201
+    r = alice.post("/v1/users/alice/enrolment-codes", json={"code": "AAAA-AAAA-AAAA-AAAA"})
+    assert r.status == 400 and r.code == "validation-error", r  # a caller does not choose the code
+
+
+def _sample(api: Api, name: str, **labels: str) -> float:
+    text = api.get("/metrics", role=None).content.decode()
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_enrolments_by_outcome(alice):
+    issued = _sample(alice, "ca_est_enrolments_total", operation="simpleenroll", outcome="issued")
+    refused = _sample(alice, "ca_est_enrolments_total", operation="simpleenroll", outcome="unauthenticated")
+    code = mint(alice, "alice")
+    assert enrol(alice, "alice", "0000-0000-0000-0000", csr_b64()[1]).status == 401
+    assert enrol(alice, "alice", code, csr_b64()[1]).status == 200
+    assert _sample(alice, "ca_est_enrolments_total", operation="simpleenroll", outcome="issued") == issued + 1
+    assert _sample(alice, "ca_est_enrolments_total", operation="simpleenroll", outcome="unauthenticated") == refused + 1
+
+
+def test_verified_code_says_whether_the_help_desk_minted_it(alice, ctx):
+    """What the lead wires into issue_certificate(operator_authorised=...)."""
+    from ca_service.services.enrolment import codes
+    from tests.conftest import SYSTEM
+
+    code = mint(alice, "alice")
+    assert codes.verify(ctx, SYSTEM, "alice", code).operator_authorised is False
+    code = mint(alice, "alice", role="operator", ticket="PAPER-7")
+    assert codes.verify(ctx, SYSTEM, "ALICE", code).operator_authorised is True  # login IDs ignore case
+    assert codes.verify(ctx, SYSTEM, "alice", code).login_id == "alice"
+
+
+def test_console_helpers_list_and_void_codes_without_the_code(alice, ctx):
+    """What the console's user page uses (services/enrolment/codes: list_codes, void_codes)."""
+    from ca_service.services.enrolment import codes
+    from tests.conftest import SYSTEM
+
+    first = mint(alice, "alice")
+    second = mint(alice, "alice", role="operator")
+    listed = codes.list_codes(ctx, "alice")
+    assert [c.status for c in listed] == ["open", "voided"] and listed[1].void_reason == "replaced"
+    assert listed[0].minted_by == "test-operator" and listed[0].minted_role == "operator"
+    assert not any(first in repr(c) or second in repr(c) for c in listed)  # never the code (nor its hash field)
+    assert not hasattr(listed[0], "code_hash")
+    assert codes.void_codes(ctx, SYSTEM, "alice") == 1
+    assert codes.list_codes(ctx, "alice")[0].status == "voided"
+    assert enrol(alice, "alice", second, csr_b64()[1]).status == 401

@@ -64,7 +64,12 @@ def make_openapi_app(import_name: str) -> CAOpenAPI:
     return CAOpenAPI(
         import_name,
         info=Info(title="ca-service", version="1.0.0", description="The bank's internal certificate authority (DESIGN §4)."),
-        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        security_schemes={
+            "bearer": {"type": "http", "scheme": "bearer"},
+            # EST (issue 23): simpleenroll's login_id:code; simplereenroll's client certificate at nginx
+            "estBasic": {"type": "http", "scheme": "basic"},
+            "estClientCertificate": {"type": "mutualTLS"},
+        },
         validation_error_status=400,
         doc_ui=False,
         doc_url="/openapi.json",

@@ -80,7 +80,7 @@ def _basic_credentials() -> tuple[str, str]:
     return auth.username, auth.password
 
 
-@est_bp.post("/simpleenroll", responses=_PKCS7)
+@est_bp.post("/simpleenroll", responses=_PKCS7, security=[{"estBasic": []}])
 @roles(PUBLIC)
 def simpleenroll() -> Response:
     """Enrol with the one-time code: `Authorization: Basic login_id:code`, body the base64 PKCS#10."""
@@ -100,7 +100,7 @@ def simpleenroll() -> Response:
     return _base64_response(der, PKCS7_CERTS_ONLY)
 
 
-@est_bp.post("/simplereenroll", responses=_PKCS7)
+@est_bp.post("/simplereenroll", responses=_PKCS7, security=[{"estClientCertificate": []}])
 @roles(PUBLIC)
 def simplereenroll() -> Response:
     """Re-enrol inside the renewal window with the current certificate (TLS client authentication

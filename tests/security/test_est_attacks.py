@@ -14,7 +14,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from ca_service.services.enrolment import codes
 from tests.support.api import Api
 from tests.support.pki import make_csr, new_key
-from tests.test_est import EST, _trusting_api, certs_of, csr_b64, enrol, fresh_throttle, mint, reenrol
+from tests.test_est import EST, _trusting_api, certs_of, csr_b64, enrol, fresh_throttle, mint, reenrol, until_not_throttled
 
 
 @pytest.fixture
@@ -115,8 +115,9 @@ def test_replay_of_a_used_code_after_revocation(acme):
     removed from simple_enroll (the code never used up)."""
     code = mint(acme, "alice")
     [cert] = certs_of(enrol(acme, "alice", code, csr_b64()[1]).content)
-    r = acme.post(
-        f"/v1/certificates/{format(cert.serial_number, 'x')}/revocation", role="operator", json={"reason": "key_compromise"}
+    r = acme.post(  # the master revokes it (R10): not the help desk, so no voiding helps here
+        f"/v1/certificates/{format(cert.serial_number, 'x')}/revocation",
+        json={"reason": "key_compromise", "acting_login_id": "boss"},
     )
     assert r.status == 200, r
     r = enrol(acme, "alice", code, csr_b64()[1])
@@ -153,6 +154,7 @@ def test_two_enrolments_racing_with_one_code_give_exactly_one_certificate(live, 
     certificate). The one-certificate half is also held by the issuance's user lock (R1): without
     use_in, this test still passes; the replay test above is the one that catches a code never
     used up (seen failing)."""
+    until_not_throttled(live)  # gunicorn's copy of blocked addresses re-reads Redis each second
     live.org("acme")
     live.user("alice", "acme")
     code = mint(live, "alice")
@@ -325,6 +327,7 @@ def test_csr_claiming_another_login_id_or_ca_true_is_ignored(acme):
     ],
 )
 def test_bad_bodies_are_4xx_and_leave_the_code_usable(acme, body):
+    """Seen failing (500) with est._csr_pem letting pki.est.EstBodyRejected through unmapped."""
     code = mint(acme, "alice")
     r = enrol(acme, "alice", code, body)
     assert 400 <= r.status < 500 and r.status != 401, r
@@ -349,7 +352,14 @@ def test_oversized_body_is_413(acme, ctx):
 
 
 def test_basic_header_garbage_is_401_not_500(acme):
-    for header in ("Basic", "Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(), "Bearer x", "Basic " + "A" * 5000):
+    for header in (
+        "Basic",
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        "Bearer x",
+        "Basic " + "A" * 5000,
+        "Basic " + base64.b64encode(b"\x00alice:\x00").decode(),
+    ):
         r = acme.post(f"{EST}/simpleenroll", role=None, data=csr_b64()[1], headers={"Authorization": header})
         assert r.status == 401, (header, r)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ CODE_CHARS = 16  # 80 bits
 MAX_ATTEMPTS = 5
 _AMBIGUOUS = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _SEPARATORS = str.maketrans("", "", "- \t")
+_LOGIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")  # api/schemas.LoginId: anything else is no login ID
 _DUMMY = hashlib.sha256(b"no code").hexdigest()  # compared against when there is no code: same work
 
 
@@ -163,11 +165,12 @@ def verify(ctx: ServiceContext, actor: Actor, login_id: str, presented: str) -> 
     result: VerifiedCode | None = None
     changed = False
     with transaction(ctx.sessions) as session:
-        registered = users.spelling_ignoring_case(session, login_id) if login_id else None
+        well_formed = _LOGIN_ID.fullmatch(login_id) is not None  # (a NUL would not even reach PostgreSQL)
+        registered = users.spelling_ignoring_case(session, login_id) if well_formed else None
         user = users.get_user(session, registered, for_update=True) if registered else None
         row = store.outstanding(session, user.login_id, now, for_update=True) if user else None
         expected = row.code_hash if row is not None else _DUMMY
-        given = code_hash(registered or login_id, normalised or "")
+        given = code_hash(registered or "", normalised or "")
         matches = hmac.compare_digest(expected, given)
         if row is not None and matches and normalised is not None:
             operator_authorised = row.minted_role == ClientRole.OPERATOR and row.ticket is not None
