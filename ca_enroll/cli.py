@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, Encoding, PrivateFormat
 
 from ca_enroll import keys
-from ca_enroll.checks import check_issued, login_id_of, serial_hex
+from ca_enroll.checks import check_issued, serial_hex
 from ca_enroll.errors import EnrollError, Exit
 from ca_enroll.est import EstClient, tls_context
 from ca_enroll.messages import jst, render
@@ -246,5 +246,3 @@ def _client_auth_context(tls_ca: Path | None, cert: x509.Certificate, key: Priva
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-
-__all__ = ["login_id_of", "main"]
