@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, Encoding, PrivateFormat
 
 from ca_enroll import keys
-from ca_enroll.checks import check_issued, serial_hex
+from ca_enroll.checks import chain_of, check_issued, serial_hex
 from ca_enroll.errors import EnrollError, Exit
 from ca_enroll.est import EstClient, tls_context
 from ca_enroll.messages import jst, render
@@ -177,7 +177,8 @@ def renew(server: str, tls_ca: Path | None, lang: str, nssdb: Path | None, login
     """更新期間内の電子証明書を更新する / renew inside the renewal window (simplereenroll)."""
     try:
         db = NssDb(nssdb or default_dir())
-        installed = db.of_login_id(login_id) if login_id else db.user_certificates()
+        candidates = db.of_login_id(login_id) if login_id else db.user_certificates()
+        installed = _issued_by_the_bank(candidates, EstClient(server, tls_ca).cacerts()) if candidates else []
         if not installed:
             raise EnrollError(Exit.NOT_INSTALLED, "not-installed" if login_id else "nothing-installed",
                               login_id=login_id, nssdb=db.dir)  # fmt: skip
@@ -200,6 +201,19 @@ def renew(server: str, tls_ca: Path | None, lang: str, nssdb: Path | None, login
             raise last_error
     except EnrollError as err:
         _fail(lang, err, login_id=login_id or "", server=server)
+
+
+def _issued_by_the_bank(installed: list[Installed], cas: list[x509.Certificate]) -> list[Installed]:
+    """Only this bank's certificates: the PC's NSS database may hold other client certificates."""
+    now = datetime.now(UTC)
+    mine = []
+    for i in installed:
+        try:
+            chain_of(i.certificate, cas, now)
+        except EnrollError:
+            continue
+        mine.append(i)
+    return mine
 
 
 def _renew_one(lang: str, db: NssDb, server: str, tls_ca: Path | None, current: Installed) -> None:

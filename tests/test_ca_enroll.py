@@ -144,14 +144,16 @@ def test_renew_only_inside_the_window_replaces_the_certificate(bank, pc, clock):
     r = pc.run("enroll", *bank.est_args("front"), "--login-id", "alice", "--code-stdin", stdin=mint_code(bank.api, "alice"))
     assert r.returncode == 0, r.stderr
     [old] = pc.certificates()
+    foreign = _import_foreign_client_certificate(pc)  # another service's certificate on the same PC
     early = pc.run("renew", *bank.est_args("front"))
     assert early.returncode == 8 and "まだ更新できません" in early.stderr, early.stderr
-    assert pc.certificates() == [old]
+    assert set(pc.certificates()) == {old, foreign}
 
     clock.travel(days=330)  # 35 days left: inside the window (40 days before notAfter)
     renewed = pc.run("renew", *bank.est_args("front"), days=330)
     assert renewed.returncode == 0, renewed.stderr + renewed.stdout
-    [new] = pc.certificates()
+    [new] = [c for c in pc.certificates() if c != foreign]  # the other certificate is left alone
+    assert foreign in pc.certificates()
     old_serial, new_serial = format(old.serial_number, "x"), format(new.serial_number, "x")
     assert new_serial != old_serial and new_serial in renewed.stdout and old_serial in renewed.stdout
     old_now = bank.api.get(f"/v1/certificates/{old_serial}").json
@@ -159,7 +161,33 @@ def test_renew_only_inside_the_window_replaces_the_certificate(bank, pc, clock):
     assert bank.api.get("/v1/users/alice").json["current_certificate"]["serial"] == new_serial
     assert no_private_key_left(pc.home) == []
     status = json.loads(pc.run("status", "--json", days=330).stdout)
-    assert [row["serial"] for row in status] == [new_serial]
+    assert sorted(row["serial"] for row in status) == sorted([new_serial, format(foreign.serial_number, "x")])
+
+
+def _import_foreign_client_certificate(pc: Pc) -> x509.Certificate:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from ca_enroll import keys
+
+    key = keys.new_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "someone at another service")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=800)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    p12 = pc.tmp / "foreign.p12"
+    p12.write_bytes(keys.pkcs12_bytes("other service", key, cert, [], "pw"))
+    (pc.tmp / "pw").write_text("pw")
+    subprocess.run(["pk12util", "-i", str(p12), "-d", f"sql:{pc.nssdb}", "-w", str(pc.tmp / "pw"), "-k", "/dev/null"],
+                   check=True, capture_output=True)  # fmt: skip
+    p12.unlink()
+    (pc.tmp / "pw").unlink()
+    return cert
 
 
 def test_renew_without_a_certificate(bank, pc):
