@@ -27,7 +27,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy ca_service config workers bench
+	$(BIN)/mypy ca_service config workers bench ca_enroll
 
 docs: install  # the configuration table of docs/configuration.md, from config/settings.py
 	$(BIN)/python -m config.settings_doc
