@@ -131,8 +131,8 @@ MASTER_REASONS = {
     ),
     "no-certificate": L(
         "The organisation logs in with certificates, and this master user has never been issued one. The master user "
-        "installs one from the 電子証明書発行 (issue a certificate) button on the login page, with the code from the "
-        "paper procedure."
+        "installs one from the 電子証明書発行 (issue a certificate) button on the login page, with the code the bank's "
+        "site shows once the login ID and password are checked."
     ),
 }
 
