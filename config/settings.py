@@ -104,6 +104,7 @@ class Settings:
     token_rotation_grace_hours: int = 24
     trusted_proxies: tuple[str, ...] = ()
     scheduler_lease_seconds: int = 30  # a standby scheduler takes over this long after the active one dies
+    worker_heartbeat_seconds: int = 30  # CA_WORKER_HEARTBEAT_SECONDS: a worker silent longer (+5 s) is dead
     root_passphrase_value: str | None = field(default=None, repr=False)
     root_passphrase_file: Path | None = None
     dev_mode: bool = False  # `ca-service dev`: the root may share the online keys' passphrase
@@ -266,6 +267,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         token_rotation_grace_hours=_int(env, "CA_TOKEN_ROTATION_GRACE_HOURS", 24, 0, 24 * 90),
         trusted_proxies=_networks(env, "CA_TRUSTED_PROXIES"),
         scheduler_lease_seconds=_int(env, "CA_SCHEDULER_LEASE_SECONDS", 30, 3, 300),
+        worker_heartbeat_seconds=_int(env, "CA_WORKER_HEARTBEAT_SECONDS", 30, 1, 300),
         root_passphrase_value=env.get("CA_ROOT_KEY_PASSPHRASE") or None,
         root_passphrase_file=Path(root_passphrase_file) if root_passphrase_file else None,
         dev_mode=_bool(env, "CA_DEV_MODE", False),
