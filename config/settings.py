@@ -104,6 +104,7 @@ class Settings:
     token_rotation_grace_hours: int = 24
     trusted_proxies: tuple[str, ...] = ()
     scheduler_lease_seconds: int = 30  # a standby scheduler takes over this long after the active one dies
+    integrity_key_file: Path | None = None  # CA_INTEGRITY_KEY_FILE; default CA_DATA_DIR/keys/integrity.key (pki/integrity.py)
     worker_heartbeat_seconds: int = 30  # CA_WORKER_HEARTBEAT_SECONDS: a worker silent longer (+5 s) is dead
     root_passphrase_value: str | None = field(default=None, repr=False)
     root_passphrase_file: Path | None = None
@@ -135,6 +136,10 @@ class Settings:
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def integrity_key_path(self) -> Path:
+        return self.integrity_key_file or self.keys_dir / "integrity.key"
 
     @property
     def public_dir(self) -> Path:
@@ -268,6 +273,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=_networks(env, "CA_TRUSTED_PROXIES"),
         scheduler_lease_seconds=_int(env, "CA_SCHEDULER_LEASE_SECONDS", 30, 3, 300),
         worker_heartbeat_seconds=_int(env, "CA_WORKER_HEARTBEAT_SECONDS", 30, 1, 300),
+        integrity_key_file=Path(env["CA_INTEGRITY_KEY_FILE"]) if env.get("CA_INTEGRITY_KEY_FILE") else None,
         root_passphrase_value=env.get("CA_ROOT_KEY_PASSPHRASE") or None,
         root_passphrase_file=Path(root_passphrase_file) if root_passphrase_file else None,
         dev_mode=_bool(env, "CA_DEV_MODE", False),
