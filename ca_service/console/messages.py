@@ -24,6 +24,7 @@ ERRORS = {
     "approval-not-pending": L("This request is no longer waiting for approval (decided or expired)."),
     "notice-not-failed": L("This notice's email has not failed."),
     "job-not-found": L("No such job."),
+    "job-not-requeueable": L("This job was not written by this service (unreadable or unknown): it cannot be retried."),
 }
 
 REASONS = {
