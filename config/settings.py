@@ -105,6 +105,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     scheduler_lease_seconds: int = 30  # a standby scheduler takes over this long after the active one dies
     integrity_key_file: Path | None = None  # CA_INTEGRITY_KEY_FILE; default CA_DATA_DIR/keys/integrity.key (pki/integrity.py)
+    crl_overdue_minutes: int = 10  # a revocation not on the CRL this long: alert and /readyz (issue 26)
     worker_heartbeat_seconds: int = 30  # CA_WORKER_HEARTBEAT_SECONDS: a worker silent longer (+5 s) is dead
     root_passphrase_value: str | None = field(default=None, repr=False)
     root_passphrase_file: Path | None = None
@@ -273,6 +274,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=_networks(env, "CA_TRUSTED_PROXIES"),
         scheduler_lease_seconds=_int(env, "CA_SCHEDULER_LEASE_SECONDS", 30, 3, 300),
         worker_heartbeat_seconds=_int(env, "CA_WORKER_HEARTBEAT_SECONDS", 30, 1, 300),
+        crl_overdue_minutes=_int(env, "CA_CRL_OVERDUE_MINUTES", 10, 1, 1440),
         integrity_key_file=Path(env["CA_INTEGRITY_KEY_FILE"]) if env.get("CA_INTEGRITY_KEY_FILE") else None,
         root_passphrase_value=env.get("CA_ROOT_KEY_PASSPHRASE") or None,
         root_passphrase_file=Path(root_passphrase_file) if root_passphrase_file else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import zlib
 from datetime import timedelta
 
@@ -19,10 +20,11 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import select
 
+from ca_service import metrics_collectors
 from ca_service.api.app import create_app
 from ca_service.services import ocsp_cache, ocsp_invalidation, ocsp_responder
 from ca_service.services.authorities import active_issuer
-from ca_service.store.models import Notice
+from ca_service.store.models import Crl, Notice
 from tests.console.test_console_app import Console
 from tests.support.console import make_operator
 from tests.support.pki import make_csr
@@ -142,3 +144,35 @@ def test_an_entry_this_service_wrote_is_still_served_from_redis_by_another_proce
     ctx.redis().set(_key(ctx, issuer_id, leaf), value[:-1] + bytes([value[-1] ^ 1]), ex=600)  # one bit of the DER
     third = _presigned(ctx)
     assert _status(third, body) == (ocsp.OCSPCertStatus.GOOD, False)  # refused, signed afresh
+
+
+# --- (b) a revocation kept off the CRL through Redis is noticed, whoever holds the lease -------
+def _metric(api, name: str) -> float | None:  # type: ignore[no-untyped-def]
+    metrics_collectors._STATE_CACHE.clear()  # the gauges are cached 5 s per process
+    text = api.get("/metrics", role=None).content.decode()
+    found = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
+    return float(found.group(1)) if found else None
+
+
+def test_a_revocation_kept_off_the_crl_through_redis_raises_the_alert_and_readyz_says_so(api, ctx, clock, test_env, redis_queues):
+    api.org("acme")
+    api.user("victim", "acme")
+    serial = api.issue("victim", make_csr()[1]).json["serial"]
+    # the attacker: suspends the workers, holds the scheduler lease, deletes the queued publication
+    redis_queues.set("rq:suspended", 1)
+    redis_queues.set("ca-service:scheduler:lease", b"attacker", ex=3600)
+    assert api.post(f"/v1/certificates/{serial}/revocation", role="operator", json={"reason": "key_compromise"}).status == 200
+    Queue("crl", connection=redis_queues).empty()
+    run_worker_burst(test_env)  # a real worker: suspended, it publishes nothing
+    with ctx.sessions() as s:
+        assert s.scalars(select(Crl).where(Crl.issuer_id == active_issuer(ctx).id)).all() == []
+    ready = api.get("/readyz", role=None)
+    assert ready.status == 200 and ready.json["checks"]["crl"] == "ok"  # a moment: nothing to say yet
+    assert _metric(api, "ca_crl_revocation_overdue") == 0
+    clock.travel(minutes=ctx.settings.crl_overdue_minutes + 1)
+    ready = api.get("/readyz", role=None)
+    assert ready.json["checks"]["crl"].startswith("a revocation has not been on the CRL for 11 min"), ready.json
+    assert ready.status == 200  # reported: login checks do not depend on the CRL
+    assert _metric(api, "ca_crl_revocation_overdue") == 1
+    assert _metric(api, "ca_crl_unpublished_revocation_seconds") >= 660
+    redis_queues.delete("rq:suspended", "ca-service:scheduler:lease")
