@@ -14,7 +14,7 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from ca_service.constants import QUEUE_NAMES
 from ca_service.context import ServiceContext
-from ca_service.services import crl_overdue
+from ca_service.services import audit, crl_overdue
 from ca_service.services.crl_publication import ca_states
 
 QUEUES = QUEUE_NAMES
@@ -90,6 +90,15 @@ class StateCollector(Collector):
         waiting.add_metric([], seconds or 0.0)
         overdue.add_metric([], 1 if crl_overdue.overdue(self.ctx, seconds) else 0)
         yield from (waiting, overdue)
+        refused = GaugeMetricFamily(
+            "ca_audit_unauthenticated_events", "Audit events left unsealed for want of a valid authenticator (MAC)"
+        )
+        try:
+            refused.add_metric([], len(audit.unauthenticated_unsealed(self.ctx)))
+        except Exception:
+            log.warning("metrics: database unavailable for the audit gauge", exc_info=True)
+            return
+        yield refused
 
     def _redis(self) -> Iterator[Metric]:
         """Queue depths and process counts (cheap Redis reads: never cached)."""

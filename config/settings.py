@@ -104,7 +104,8 @@ class Settings:
     token_rotation_grace_hours: int = 24
     trusted_proxies: tuple[str, ...] = ()
     scheduler_lease_seconds: int = 30  # a standby scheduler takes over this long after the active one dies
-    integrity_key_file: Path | None = None  # CA_INTEGRITY_KEY_FILE; default CA_DATA_DIR/keys/integrity.key (pki/integrity.py)
+    integrity_key_file: Path | None = None  # CA_INTEGRITY_KEY_FILE; default CA_DATA_DIR/integrity.key (pki/integrity.py)
+    audit_checkpoint_file: Path | None = None  # CA_AUDIT_CHECKPOINT_FILE; default CA_DATA_DIR/audit/checkpoints.log
     crl_overdue_minutes: int = 10  # a revocation not on the CRL this long: alert and /readyz (issue 26)
     worker_heartbeat_seconds: int = 30  # CA_WORKER_HEARTBEAT_SECONDS: a worker silent longer (+5 s) is dead
     root_passphrase_value: str | None = field(default=None, repr=False)
@@ -139,8 +140,12 @@ class Settings:
         return self.data_dir / "keys"
 
     @property
+    def audit_checkpoint_path(self) -> Path:
+        return self.audit_checkpoint_file or self.data_dir / "audit" / "checkpoints.log"
+
+    @property
     def integrity_key_path(self) -> Path:
-        return self.integrity_key_file or self.keys_dir / "integrity.key"
+        return self.integrity_key_file or self.data_dir / "integrity.key"
 
     @property
     def public_dir(self) -> Path:
@@ -275,6 +280,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         scheduler_lease_seconds=_int(env, "CA_SCHEDULER_LEASE_SECONDS", 30, 3, 300),
         worker_heartbeat_seconds=_int(env, "CA_WORKER_HEARTBEAT_SECONDS", 30, 1, 300),
         crl_overdue_minutes=_int(env, "CA_CRL_OVERDUE_MINUTES", 10, 1, 1440),
+        audit_checkpoint_file=Path(env["CA_AUDIT_CHECKPOINT_FILE"]) if env.get("CA_AUDIT_CHECKPOINT_FILE") else None,
         integrity_key_file=Path(env["CA_INTEGRITY_KEY_FILE"]) if env.get("CA_INTEGRITY_KEY_FILE") else None,
         root_passphrase_value=env.get("CA_ROOT_KEY_PASSPHRASE") or None,
         root_passphrase_file=Path(root_passphrase_file) if root_passphrase_file else None,

@@ -81,7 +81,7 @@ def test_alert_rules():
     names = {r["alert"] for r in rules}
     assert names == {
         "CaCrlStale", "CaNoticeEmailsFailing", "CaIssuingCertificateExpiring", "CaBackgroundStopped", "CaRedisDown",
-        "CaRootCrlExpiring", "CaRevocationBrakeEngaged", "CaRevocationNotOnCrl",
+        "CaRootCrlExpiring", "CaRevocationBrakeEngaged", "CaRevocationNotOnCrl", "CaAuditEventRefused",
     }  # fmt: skip
     docs = (ROOT / "docs/operations.md").read_text()
     for rule in rules:

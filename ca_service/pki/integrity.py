@@ -3,10 +3,10 @@
 Redis (cached OCSP responses) and the database (audit events) are trusted for availability, not
 for correctness: a Redis writer or a database writer must not be able to make the service serve,
 or seal, something it did not write itself. So what the service writes there carries an
-HMAC-SHA256 under a key neither holds: HKDF-SHA256 of one 32-byte secret kept in a file beside
-the CA keys (CA_DATA_DIR/keys/integrity.key, 0600; or CA_INTEGRITY_KEY_FILE), one derived key per
-purpose. The file is created on first use; every process of a deployment must see the same file
-(like the CA keys). An HMAC costs about a microsecond: cheap enough for every audit event.
+HMAC-SHA256 under a key neither holds: HKDF-SHA256 of one 32-byte secret kept in a file in the
+data directory (CA_DATA_DIR/integrity.key, 0600; or CA_INTEGRITY_KEY_FILE), one derived key per
+purpose. `init` creates it (else the first use does); every process of a deployment must see the
+same file (like the CA keys). An HMAC costs about a microsecond: cheap enough for every audit event.
 """
 
 from __future__ import annotations
