@@ -67,8 +67,11 @@ def event(ctx: ServiceContext, actor: Actor, action: str, target_type: str, targ
 def event_mac(ctx: ServiceContext, values: dict[str, Any] | AuditEvent) -> str:
     """The HMAC of an event's content (not its id or chain fields, unknown when it is written)."""
     row = values if isinstance(values, dict) else {name: getattr(values, name) for name in ("occurred_at", *_MAC_FIELDS)}
-    content = [rfc3339(row["occurred_at"])] + [row[name] for name in _MAC_FIELDS]
-    return ctx.integrity.mac(MAC_PURPOSE, canonical_json(content).encode("utf-8")).hex()
+    parts = [rfc3339(row["occurred_at"]).encode()] + [_NONE if row[n] is None else row[n].encode() for n in _MAC_FIELDS]
+    return ctx.integrity.mac(MAC_PURPOSE, *parts).hex()
+
+
+_NONE = b"\xff"  # never the UTF-8 of a string: None and "" differ
 
 
 _MAC_FIELDS = ("client_name", "acting_login_id", "action", "target_type", "target_id", "details", "request_id")
