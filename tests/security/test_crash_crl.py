@@ -94,8 +94,13 @@ def test_revocation_is_on_the_crl_within_60_s_of_a_restart_after_sigkill(ctx, li
     assert format(int(serial, 16), "x") not in _serials_on_published_crl(crl_path)
 
     restarted = time.monotonic()
-    live_processes.start_api(workers=1, name="api-again")
-    live_processes.start("worker-again", ["worker"])
-    live_processes.start("scheduler-again", ["scheduler"])
-    left = 60 - (time.monotonic() - restarted)
-    wait_for(lambda: format(int(serial, 16), "x") in _serials_on_published_crl(crl_path), timeout=left, interval=1)
+    try:
+        live_processes.start_api(workers=1, name="api-again")
+        live_processes.start("worker-again", ["worker"])
+        live_processes.start("scheduler-again", ["scheduler"])
+        left = 60 - (time.monotonic() - restarted)
+        wait_for(lambda: format(int(serial, 16), "x") in _serials_on_published_crl(crl_path), timeout=left, interval=1)
+    finally:  # the session's later tests must not meet this test's background processes
+        for name in ("api-again", "worker-again", "scheduler-again"):
+            if name in live_processes.processes:
+                live_processes.processes[name].stop()
