@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_service.clock import Clock, clock_from_settings
+from ca_service.pki.integrity import IntegrityKeys
 from ca_service.pki.keys import EncryptedFileKeyBackend, KeyBackend
 from ca_service.store.db import make_engine, make_session_factory
 from ca_service.store.hot_reads import HotReader
@@ -195,6 +196,11 @@ class ServiceContext:
         if self.key_backend is None:
             self.key_backend = make_key_backend(self.settings)
         return self.key_backend
+
+    @cached_property
+    def integrity(self) -> IntegrityKeys:
+        """MAC keys Redis and the database do not hold (pki/integrity.py)."""
+        return IntegrityKeys(self.settings.integrity_key_path)
 
     def redis(self) -> Redis:
         """A Redis connection with short timeouts: Redis being down must never stall a request."""

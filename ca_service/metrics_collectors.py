@@ -14,6 +14,7 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from ca_service.constants import QUEUE_NAMES
 from ca_service.context import ServiceContext
+from ca_service.services import audit, crl_overdue
 from ca_service.services.crl_publication import ca_states
 from ca_service.services.events.admin import oldest_undelivered_seconds
 
@@ -80,6 +81,34 @@ class StateCollector(Collector):
                 yield oldest
             except Exception:
                 log.warning("metrics: database unavailable for the webhook gauge", exc_info=True)
+        yield from self._unpublished()
+
+    def _unpublished(self) -> Iterator[Metric]:
+        """A revocation kept off the CRL (services/crl_overdue: the database only, whoever holds
+        the scheduler lease and whatever Redis says)."""
+        waiting = GaugeMetricFamily(
+            "ca_crl_unpublished_revocation_seconds", "Seconds the oldest revocation not on the issuing CA's CRL has waited"
+        )
+        overdue = GaugeMetricFamily(
+            "ca_crl_revocation_overdue", "1 if a revocation has not been on the CRL for CA_CRL_OVERDUE_MINUTES"
+        )
+        try:
+            seconds = crl_overdue.oldest_unpublished_seconds(self.ctx)
+        except Exception:
+            log.warning("metrics: database unavailable for the unpublished-revocation gauges", exc_info=True)
+            return
+        waiting.add_metric([], seconds or 0.0)
+        overdue.add_metric([], 1 if crl_overdue.overdue(self.ctx, seconds) else 0)
+        yield from (waiting, overdue)
+        refused = GaugeMetricFamily(
+            "ca_audit_unauthenticated_events", "Audit events left unsealed for want of a valid authenticator (MAC)"
+        )
+        try:
+            refused.add_metric([], len(audit.unauthenticated_unsealed(self.ctx)))
+        except Exception:
+            log.warning("metrics: database unavailable for the audit gauge", exc_info=True)
+            return
+        yield refused
 
     def _redis(self) -> Iterator[Metric]:
         """Queue depths and process counts (cheap Redis reads: never cached)."""

@@ -109,6 +109,10 @@ class Settings:
     metrics_allowed: tuple[str, ...] = ("127.0.0.0/8", "::1")
     health_bind: str | None = None  # HOST:PORT of the arbiter's liveness listener (config/health_listener.py)
     scheduler_lease_seconds: int = 30  # a standby scheduler takes over this long after the active one dies
+    integrity_key_file: Path | None = None  # CA_INTEGRITY_KEY_FILE; default CA_DATA_DIR/integrity.key (pki/integrity.py)
+    audit_checkpoint_file: Path | None = None  # CA_AUDIT_CHECKPOINT_FILE; default CA_DATA_DIR/audit/checkpoints.log
+    crl_overdue_minutes: int = 10  # a revocation not on the CRL this long: alert and /readyz (issue 26)
+    worker_heartbeat_seconds: int = 30  # CA_WORKER_HEARTBEAT_SECONDS: a worker silent longer (+5 s) is dead
     root_passphrase_value: str | None = field(default=None, repr=False)
     root_passphrase_file: Path | None = None
     dev_mode: bool = False  # `ca-service dev`: the root may share the online keys' passphrase
@@ -144,6 +148,14 @@ class Settings:
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def audit_checkpoint_path(self) -> Path:
+        return self.audit_checkpoint_file or self.data_dir / "audit" / "checkpoints.log"
+
+    @property
+    def integrity_key_path(self) -> Path:
+        return self.integrity_key_file or self.data_dir / "integrity.key"
 
     @property
     def public_dir(self) -> Path:
@@ -289,6 +301,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_allowed=_networks(env, "CA_METRICS_ALLOWED") or ("127.0.0.0/8", "::1"),
         health_bind=_health_bind(env),
         scheduler_lease_seconds=_int(env, "CA_SCHEDULER_LEASE_SECONDS", 30, 3, 300),
+        worker_heartbeat_seconds=_int(env, "CA_WORKER_HEARTBEAT_SECONDS", 30, 1, 300),
+        crl_overdue_minutes=_int(env, "CA_CRL_OVERDUE_MINUTES", 10, 1, 1440),
+        audit_checkpoint_file=Path(env["CA_AUDIT_CHECKPOINT_FILE"]) if env.get("CA_AUDIT_CHECKPOINT_FILE") else None,
+        integrity_key_file=Path(env["CA_INTEGRITY_KEY_FILE"]) if env.get("CA_INTEGRITY_KEY_FILE") else None,
         root_passphrase_value=env.get("CA_ROOT_KEY_PASSPHRASE") or None,
         root_passphrase_file=Path(root_passphrase_file) if root_passphrase_file else None,
         dev_mode=_bool(env, "CA_DEV_MODE", False),

@@ -106,6 +106,17 @@ MEANINGS = {
     "CA_FRONTEND_ISSUANCES_PER_ORG_HOUR": (
         "issuances and renewals per organisation in a sliding hour (REST and EST) before 429 `issuance-limit-reached`"
     ),
+    "CA_INTEGRITY_KEY_FILE": (
+        "the secret (made by `init`, mode 600, the same file for every process) keying the MACs of audit events and "
+        "of the OCSP answers kept in Redis: a database or Redis writer cannot forge either"
+    ),
+    "CA_AUDIT_CHECKPOINT_FILE": (
+        "append-only copy of every signed audit checkpoint, out of a database writer's reach; `audit verify` checks "
+        "against its newest entry by default"
+    ),
+    "CA_CRL_OVERDUE_MINUTES": (
+        "a revocation not on the published CRL after this long raises `CaRevocationNotOnCrl` and shows in `/readyz`"
+    ),
     "CA_ENROLMENT_CODE_MINUTES": "lifetime of a one-time enrolment code for EST `simpleenroll` (docs/est.md)",
     "CA_WEBHOOK_URLS": "comma-separated receiver URLs of the front end's lifecycle events (docs/events.md); unset: none recorded",
     "CA_WEBHOOK_SECRET": "`whsec_<base64>` (≥ 24 bytes decoded) signing the events; two separated by a space while rotating",

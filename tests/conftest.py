@@ -87,6 +87,7 @@ def clock(test_env: TestEnvironment) -> Iterator[TimeMachine]:
 
 
 def _clean(ctx: ServiceContext) -> None:
+    ctx.settings.audit_checkpoint_path.unlink(missing_ok=True)  # the checkpoints' copy outside the database
     tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name not in KEPT_TABLES]
     with ctx.engine.begin() as conn:  # the root CRL is signed at a ceremony: it stays, like the CAs
         conn.execute(text("DELETE FROM crls WHERE issuer_id NOT IN (SELECT id FROM certificate_authorities WHERE kind = 'root')"))

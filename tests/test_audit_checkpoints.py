@@ -46,6 +46,14 @@ def _sql(ctx, statement: str, **params) -> None:
         conn.execute(text(statement), params)
 
 
+def _stored(ctx):  # type: ignore[no-untyped-def]
+    from ca_service.store import audit_checkpoints as store
+    from ca_service.store.db import reading
+
+    with reading(ctx.sessions) as session:
+        return store.all_against_chain(session), store.sealed_count(session)
+
+
 def _verify_fails(*extra: str) -> str:
     out = _cli("audit", "verify", *extra)
     assert out.returncode == 1, (out.stdout, out.stderr)
@@ -149,10 +157,14 @@ def test_rewritten_and_rehashed_chain_is_detected_naming_the_event(ctx):
         h = audit.event_hash(ev, ev.chain_index, prev)
         _sql(ctx, "UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id", p=prev, h=h, id=ev.id)
         prev = h
-    assert audit.verify_chain(ctx).ok  # consistent again as a bare chain
+    # consistent again as a bare hash chain, but the event's MAC (a key the DBA lacks) is not
+    bare = audit.verify_chain(ctx)
+    assert not bare.ok and bare.broken_event_id == victim.id and "authenticator" in (bare.problem or "")
     err = _verify_fails()
-    assert f"at event {victim.id} (chain index {victim.chain_index})" in err and "rewritten" in err, err
-    assert "differs from checkpoint 4" in err, err
+    assert f"at event {victim.id}" in err and "authenticator" in err, err
+    # the checkpoints pin it too (what caught it before events carried a MAC)
+    verdict = audit_checkpoints._verify_stored(ctx, *_stored(ctx))
+    assert not verdict.ok and "rewritten" in (verdict.problem or "") and "differs from checkpoint 4" in (verdict.problem or "")
 
 
 def test_forged_or_deleted_checkpoints_and_an_external_copy(ctx, tmp_path: Path):
@@ -170,8 +182,10 @@ def test_forged_or_deleted_checkpoints_and_an_external_copy(ctx, tmp_path: Path)
     _sql(ctx, "DELETE FROM audit_checkpoints WHERE seq = 2")
     _sql(ctx, "DELETE FROM audit_events WHERE chain_index > 7")
     _sql(ctx, "DELETE FROM audit_checkpoints")
-    assert _cli("audit", "verify").returncode == 0
-    # ...but not against the copy kept elsewhere
+    assert audit_checkpoints.verify(ctx, use_file=False).ok
+    # ...but not against the service's own file of checkpoints (issue 26), nor the copy kept elsewhere
+    assert "checkpoint file's newest, checkpoint 2 is missing from the database" in _verify_fails()
+    ctx.settings.audit_checkpoint_path.unlink()
     err = _verify_fails("--checkpoint", str(saved))
     assert "checkpoint 2 is missing from the database" in err and "3 event(s) deleted from chain index 8" in err, err
     bad = tmp_path / "bad.json"

@@ -191,13 +191,13 @@ def test_jobs_failed_lists_and_requeues_with_audit(ctx, test_env, redis_queues):
     jobs[0].meta["request_id"] = "req-from-api"
     jobs[0].save_meta()
     assert as_json("jobs", "failed") == []
-    run_worker_burst(test_env)  # a real worker: the three jobs fail (bad date)
+    run_worker_burst(test_env)  # a real worker: the three jobs fail (an as_of from the queue is refused)
 
     listed = as_json("jobs", "failed")
     assert sorted(j["job_id"] for j in listed) == sorted(j.id for j in jobs)
     first = next(j for j in listed if j["job_id"] == jobs[0].id)
     assert first["queue"] == "default" and first["function"] == "workers.jobs.expiry_scan_job"
-    assert "ValueError" in first["error"] and first["request_id"] == "req-from-api" and first["ended_at"].endswith("Z")
+    assert "ForeignJobRefused" in first["error"] and first["request_id"] == "req-from-api" and first["ended_at"].endswith("Z")
     assert as_json("jobs", "failed", "--queue", "mail") == []
     table = ca("jobs", "failed")
     assert table.stdout.splitlines()[0].split() == ["JOB_ID", "QUEUE", "FUNCTION", "ENDED_AT", "ERROR"]

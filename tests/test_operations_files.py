@@ -83,6 +83,7 @@ def test_alert_rules():
         "CaCrlStale", "CaNoticeEmailsFailing", "CaIssuingCertificateExpiring", "CaBackgroundStopped", "CaRedisDown",
         "CaRootCrlExpiring", "CaRevocationBrakeEngaged", "CaIssuanceBrakeEngaged", "CaWebhooksBehind",
         "CaWebhookDeliveriesFailed",
+        "CaRevocationNotOnCrl", "CaAuditEventRefused",
     }  # fmt: skip
     docs = (ROOT / "docs/operations.md").read_text()
     for rule in rules:

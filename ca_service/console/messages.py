@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as L
 from ca_service.errors import ServiceError
 
 ERRORS = {
+    "audit-sink-unavailable": L("The audit trail's checkpoint file cannot be written; ask the operations team."),
     "issuance-limit-reached": L("Too many certificates were issued in this organisation within the hour. Try again later."),
     "delivery-not-found": L("There is no such event delivery."),
     "delivery-not-failed": L("Only a failed event delivery can be sent again."),
@@ -70,6 +71,7 @@ ERRORS = {
     "unauthenticated": L("Authentication is required."),
     "unsupported-media-type": L("The request's content type is not accepted."),
     "weak-signature-algorithm": L("The certificate request uses a weak signature algorithm."),
+    "job-not-requeueable": L("This job was not written by this service (unreadable or unknown): it cannot be retried."),
 }
 
 REASONS = {

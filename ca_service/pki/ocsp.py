@@ -265,3 +265,41 @@ def build_responder_certificate(
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
     )
     return issuer_key.sign_certificate(builder)
+
+
+def response_says(
+    der: bytes,
+    *,
+    request: ParsedOCSPRequest,
+    status: OCSPStatus,
+    revoked_at: datetime | None,
+    this_update: datetime,
+    next_update: datetime,
+) -> bool:
+    """Whether a stored response's own bytes answer `request` (same CertID: hash algorithm,
+    issuer hashes, serial) with `status` (and, for `revoked`, `revoked_at` to the second) for
+    exactly [this_update, next_update], a revoked answer dated no earlier than the revocation.
+    The signature is not checked: the caller trusts the bytes' origin by other means (a MAC)."""
+    try:
+        resp = ocsp.load_der_ocsp_response(der)
+        if resp.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+            return False
+        single = resp.responses
+        if len(list(single)) != 1:
+            return False
+        found = (
+            resp.serial_number == request.serial
+            and resp.hash_algorithm.name == request.hash_algorithm.name
+            and resp.issuer_name_hash == request.issuer_name_hash
+            and resp.issuer_key_hash == request.issuer_key_hash
+            and resp.certificate_status == _CERT_STATUS[status]
+            and resp.this_update_utc == this_update
+            and resp.next_update_utc == next_update
+        )
+        if not found or status != "revoked":
+            return found
+        if revoked_at is None or resp.revocation_time_utc is None:
+            return False
+        return resp.revocation_time_utc == revoked_at.replace(microsecond=0) and this_update >= revoked_at.replace(microsecond=0)
+    except (ValueError, UnsupportedAlgorithm):
+        return False

@@ -23,7 +23,7 @@ from ca_service.context import ServiceContext
 from ca_service.errors import InvalidInput, Unavailable
 from ca_service.pki.keys import KeyError_
 from ca_service.pki.signer import Signer
-from ca_service.services import audit
+from ca_service.services import audit, audit_sink
 from ca_service.store import audit_checkpoints as store
 from ca_service.store.db import Tx, reading, transaction
 from ca_service.store.models import AuditCheckpoint
@@ -98,6 +98,7 @@ def create(ctx: ServiceContext, *, only_if_advanced: bool = False) -> dict[str, 
         )
         served = as_dict(row)
     log.info("audit checkpoint %s", json.dumps(served, sort_keys=True), extra={"audit_checkpoint": served})
+    audit_sink.append(ctx, served)  # where a database writer cannot reach: `audit verify` checks it
     return served
 
 
@@ -171,18 +172,22 @@ def _against(cp: dict[str, Any], chain_events: int, chain_hash: str | None, prev
     return None
 
 
-def verify(ctx: ServiceContext, external: dict[str, Any] | None = None) -> CheckpointVerdict:
-    """The chain (audit.verify_chain: edits, deletions, broken links), then every stored checkpoint
-    (signature, no seq missing, chain not shorter, same hash at its head), then `external`."""
+def verify(ctx: ServiceContext, external: dict[str, Any] | None = None, *, use_file: bool = True) -> CheckpointVerdict:
+    """The chain (audit.verify_chain: edits, deletions, broken links, events without a valid
+    authenticator), then every stored checkpoint (signature, no seq missing, chain not shorter,
+    same hash at its head), then the newest checkpoint of the file a database writer cannot reach
+    (services/audit_sink, unless not `use_file`), then `external`."""
     chain = audit.verify_chain(ctx)
     if not chain.ok:
         return CheckpointVerdict(False, chain.checked, 0, None, chain.problem, None, chain.broken_event_id)
+    kept = audit_sink.newest(ctx) if use_file else None
     with reading(ctx.sessions) as session:
         stored = store.all_against_chain(session)
         chain_events = store.sealed_count(session)
         verdict = _verify_stored(ctx, stored, chain_events)
-        if verdict.ok and external is not None:
-            verdict = _verify_external(ctx, session, external, stored, chain_events)
+        for copy, label in ((kept, "the checkpoint file's newest, checkpoint"), (external, "the given checkpoint")):
+            if verdict.ok and copy is not None:
+                verdict = _verify_external(ctx, session, copy, stored, chain_events, label)
         if verdict.first_bad_index is not None:
             first_id = store.event_id_at(session, verdict.first_bad_index)
             verdict = CheckpointVerdict(**{**verdict.__dict__, "first_bad_event_id": first_id})
@@ -208,16 +213,21 @@ def _verify_stored(ctx: ServiceContext, stored: list[store.CheckpointAgainstChai
 
 
 def _verify_external(
-    ctx: ServiceContext, session: Tx, cp: dict[str, Any], stored: list[store.CheckpointAgainstChain], chain_events: int
+    ctx: ServiceContext,
+    session: Tx,
+    cp: dict[str, Any],
+    stored: list[store.CheckpointAgainstChain],
+    chain_events: int,
+    label: str = "the given checkpoint",
 ) -> CheckpointVerdict:
     n = len(stored)
     newest = stored[-1].row.seq if stored else None
     if not _signature_ok(ctx, cp):
-        return CheckpointVerdict(False, chain_events, n, newest, f"the given checkpoint {cp.get('seq')} has a bad signature")
+        return CheckpointVerdict(False, chain_events, n, newest, f"{label} {cp.get('seq')} has a bad signature")
     same = next((s for s in stored if s.row.seq == cp["seq"]), None)
     if same is None or as_dict(same.row) != {k: cp[k] for k in as_dict(same.row)}:
         state = "missing from" if same is None else "different in"
-        problem = f"the given checkpoint {cp['seq']} is {state} the database (checkpoints deleted or replaced)"
+        problem = f"{label} {cp['seq']} is {state} the database (checkpoints deleted or replaced)"
         mismatch = _against(cp, chain_events, store.hash_at(session, int(cp["event_count"])), 0)
         if mismatch:
             problem += "; " + mismatch[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ca_service.context import ServiceContext
 from ca_service.errors import ServiceError
 from ca_service.pki.keys import KeyError_
-from ca_service.services import root_crl
+from ca_service.services import crl_overdue, root_crl
 from ca_service.services.authorities import check_ca_keys
 from ca_service.store.db import ping
 from ca_service.store.migrate import schema_is_current
@@ -40,6 +40,10 @@ def readiness(ctx: ServiceContext) -> tuple[bool, dict[str, str]]:
             checks["root_crl"] = root_crl.status(ctx)
         except Exception as exc:
             checks["root_crl"] = f"unknown: {type(exc).__name__}"
+        try:  # reported, not required (whoever holds the scheduler lease): CaRevocationNotOnCrl pages
+            checks["crl"] = crl_overdue.status(ctx)
+        except Exception as exc:
+            checks["crl"] = f"unknown: {type(exc).__name__}"
     checks["redis"] = redis_status(ctx)
     ready = all(checks.get(k) == "ok" for k in ("database", "schema", "ca_key"))
     return ready, checks

@@ -14,6 +14,13 @@ commits) drops the local and Redis entries and tells the other processes. Entrie
 nextUpdate minus a margin, checked against the service clock as well as the Redis TTL. Redis is
 optional on this path: on any Redis error the responder signs from the database, and Redis is
 skipped for a few seconds (circuit breaker) so an outage costs no timeouts per request.
+
+Redis is not trusted with what an entry says (issue 26 finding 3): each value carries an
+HMAC-SHA256 over its key, label, nextUpdate and DER under a key Redis does not hold
+(pki/integrity.py), so an entry planted under another key or label, or with another date, is
+never read back; and before a Redis entry is served the responder checks its DER says the
+requested CertID and the database's status (services/ocsp_responder._agrees). The LRU, in the
+process's own memory, holds only entries that passed (or that this process signed).
 """
 
 from __future__ import annotations
@@ -38,11 +45,20 @@ BREAKER_SECONDS = 5.0
 _ERRORS = (RedisError, OSError, RuntimeError)  # RuntimeError: REDIS_URL not set
 
 
+MAC_PURPOSE = "ocsp-cache"
+MAC_HEX = 64  # hex digits of an HMAC-SHA256
+
+
 @dataclass(frozen=True)
 class CachedResponse:
     status: str
     next_update: datetime
     der: bytes
+    checked: bool = True  # False: read from Redis, its DER not yet compared with the request and the database
+
+
+def _mac(ctx: ServiceContext, key: str, status: bytes, stamp: bytes, der: bytes) -> bytes:
+    return ctx.integrity.mac(MAC_PURPOSE, key.encode(), status, stamp, der).hex().encode()
 
 
 def this_update_of(ctx: ServiceContext, next_update: datetime) -> datetime:
@@ -119,12 +135,24 @@ def get(ctx: ServiceContext, key: str) -> CachedResponse | None:
     if not isinstance(raw, bytes):
         return None
     try:
-        status, stamp, der = raw.split(b" ", 2)
+        status, stamp, tag, der = raw.split(b" ", 3)
+        if len(tag) != MAC_HEX or not ctx.integrity.verify(
+            MAC_PURPOSE, bytes.fromhex(tag.decode()), key.encode(), status, stamp, der
+        ):
+            _rejected(key)
+            return None
         next_update = datetime.fromtimestamp(int(stamp), UTC)
-        found = CachedResponse(status.decode(), next_update, der)
-    except ValueError:
+        found = CachedResponse(status.decode(), next_update, der, checked=False)
+    except (ValueError, UnicodeDecodeError):
+        _rejected(key)
         return None
     return found if _fresh(ctx, next_update) else None
+
+
+def _rejected(key: str) -> None:
+    """An entry this service did not write (or wrote in an older format): ignored, re-signed."""
+    metrics.OCSP_CACHE.labels("rejected").inc()
+    log.warning("OCSP cache entry %s carries no valid MAC; ignored", key)
 
 
 def put_local(ctx: ServiceContext, key: str, entry: CachedResponse, generation: int) -> None:
@@ -142,7 +170,8 @@ def put(ctx: ServiceContext, key: str, generation: int, entry: CachedResponse) -
     put_local(ctx, key, entry, generation)
     if not _available(ctx):
         return
-    value = b"%s %d %s" % (entry.status.encode(), int(entry.next_update.timestamp()), entry.der)
+    status, stamp = entry.status.encode(), b"%d" % int(entry.next_update.timestamp())
+    value = b" ".join((status, stamp, _mac(ctx, key, status, stamp, entry.der), entry.der))
     try:
         ctx.redis().set(key, value, ex=ttl)
     except _ERRORS as exc:

@@ -15,10 +15,11 @@ and never cached.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -35,6 +36,7 @@ from ca_service.pki.ocsp import (
     build_response,
     issuer_hashes,
     parse_request,
+    response_says,
 )
 from ca_service.services import ocsp_cache, ocsp_invalidation, ocsp_signer
 from ca_service.services.authorities import active_issuer, serial_hex
@@ -164,7 +166,8 @@ def _answer(ctx: ServiceContext, req: ParsedOCSPRequest) -> OCSPAnswer:
         return presigned
     cached = ocsp_cache.get(ctx, key)  # the LRU's or Redis's: only served if the status still matches
     st = lookup_status(ctx, issuer_id, serial)
-    if cached is not None and cached.status == st.status:
+    if cached is not None and cached.status == st.status and (cached.checked or _agrees(ctx, cached, req, st)):
+        cached = cached if cached.checked else dataclasses.replace(cached, checked=True)
         ocsp_cache.put_local(ctx, key, cached, generation)
         return _from_cache(ctx, cached)
     metrics.OCSP_REQUESTS.labels(st.status).inc()
@@ -173,6 +176,25 @@ def _answer(ctx: ServiceContext, req: ParsedOCSPRequest) -> OCSPAnswer:
     assert result.next_update is not None
     ocsp_cache.put(ctx, key, generation, ocsp_cache.CachedResponse(st.status, result.next_update, result.der))
     return result
+
+
+def _agrees(ctx: ServiceContext, cached: ocsp_cache.CachedResponse, req: ParsedOCSPRequest, st: _Status) -> bool:
+    """A Redis entry's own DER answers this request with the database's status (issue 26)."""
+    revoked_at = st.revoked_at
+    if revoked_at is not None and revoked_at.tzinfo is None:
+        revoked_at = revoked_at.replace(tzinfo=UTC)
+    agrees = response_says(
+        cached.der,
+        request=req,
+        status=st.status,
+        revoked_at=revoked_at,
+        this_update=ocsp_cache.this_update_of(ctx, cached.next_update),
+        next_update=cached.next_update,
+    )
+    if not agrees:
+        metrics.OCSP_CACHE.labels("rejected").inc()
+        log.warning("OCSP cache entry for %s does not say what its key and label say; re-signing", serial_hex(req.serial))
+    return agrees
 
 
 def _presigned(ctx: ServiceContext, req: ParsedOCSPRequest, issuer_id: int, serial: str) -> tuple[str, int, OCSPAnswer | None]:

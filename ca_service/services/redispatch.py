@@ -41,7 +41,11 @@ def redispatch_lost(ctx: ServiceContext) -> int:
     try:
         conn = ctx.redis()
         since = crl_publication.seconds_since_pending_publication(ctx)
-        if since is not None and since > GRACE_SECONDS and not recovery.crl_publication_in_hand(conn):
+        if (
+            since is not None
+            and since > GRACE_SECONDS
+            and not recovery.crl_publication_in_hand(conn, worker_heartbeat_seconds=ctx.settings.worker_heartbeat_seconds)
+        ):
             recovery.enqueue_crl_publication(ctx)
             log.warning("outbox: a revocation was not on the CRL and no publication was queued; enqueued one")
             enqueued += 1

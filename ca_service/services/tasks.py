@@ -6,7 +6,6 @@ re-exports them under their old names, which jobs already queued still carry."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from rq import get_current_job
@@ -14,6 +13,7 @@ from rq import get_current_job
 from ca_service.constants import QueueName
 from ca_service.context import ServiceContext, process_context
 from ca_service.outbox import records, relay, routes
+from ca_service.queueing import ForeignJobRefused
 from ca_service.services import approvals, audit, crl_publication, mailer, notices, redispatch
 from ca_service.services.events import delivery as webhook_delivery
 from ca_service.services.events.recording import WEBHOOK_DELIVER
@@ -64,7 +64,14 @@ def send_notice_email_job(notice_id: int, outbox_id: int | None = None, **_paylo
 
 
 def expiry_scan_job(as_of: str | None = None) -> dict[str, Any]:
-    result = notices.scan(_ctx(), datetime.fromisoformat(as_of) if as_of else None)
+    """Scheduled daily: the scan as of the service clock's now. A date in a queued job would come
+    from Redis, and whoever can write there could have an expiry email sent for a certificate
+    issued today (its unique notice then blocking the real one): a job carrying `as_of` is
+    refused (issue 26). An operator scans as of another moment with `ca-service notices scan
+    --as-of`, which calls the service directly."""
+    if as_of is not None:
+        raise ForeignJobRefused("expiry_scan_job takes no as_of from the queue (use `ca-service notices scan --as-of`)")
+    result = notices.scan(_ctx())
     return {
         "as_of": rfc3339(result.as_of),
         "examined": result.examined,

@@ -12,7 +12,9 @@ from ca_service.store.models import AuditEvent
 
 _SEAL_LOCK_KEY = 0x6361_7564  # "caud": advisory lock id on PostgreSQL
 _INSERT_EVENT = insert(AuditEvent)
-EVENT_COLUMNS = ("occurred_at", "client_name", "acting_login_id", "action", "target_type", "target_id", "details", "request_id")
+EVENT_COLUMNS = (
+    "occurred_at", "client_name", "acting_login_id", "action", "target_type", "target_id", "details", "request_id", "mac",
+)  # fmt: skip
 
 
 def insert_event(session: Session, values: dict[str, Any]) -> None:
@@ -41,8 +43,10 @@ def chain_head(session: Session) -> tuple[int, str] | None:
     return (int(last[0]), str(last[1])) if last is not None else None
 
 
-def unsealed(session: Session, limit: int) -> Sequence[AuditEvent]:
-    return session.scalars(select(AuditEvent).where(AuditEvent.chain_index.is_(None)).order_by(AuditEvent.id).limit(limit)).all()
+def unsealed(session: Session, limit: int, after_id: int = 0) -> Sequence[AuditEvent]:
+    return session.scalars(
+        select(AuditEvent).where(AuditEvent.chain_index.is_(None), AuditEvent.id > after_id).order_by(AuditEvent.id).limit(limit)
+    ).all()
 
 
 def count_unsealed(session: Session) -> int:

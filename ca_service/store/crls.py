@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from ca_service.store.crl_entries import revoked_entries as revoked_entries
-from ca_service.store.models import Crl
+from ca_service.store.models import Certificate, Crl
 
 
 def latest(session: Session, issuer_id: int) -> Crl | None:
@@ -27,3 +29,13 @@ def by_number(session: Session, issuer_id: int, crl_number: int) -> Crl | None:
 def insert_crl(session: Session, row: Crl) -> None:
     """Added to the transaction; INSERTed when it commits."""
     session.add(row)
+
+
+def oldest_revocation_after(session: Session, issuer_id: int, after: datetime) -> datetime | None:
+    """The earliest revocation time of the CA's certificates revoked after `after` (index
+    ix_certificates_revoked: a range read)."""
+    return session.scalar(
+        select(func.min(Certificate.revoked_at)).where(
+            Certificate.issuer_id == issuer_id, Certificate.revoked_at.is_not(None), Certificate.revoked_at > after
+        )
+    )

@@ -163,6 +163,9 @@ class AuditEvent(Base):
     chain_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))
+    # HMAC-SHA256 of the event's content under a key the database does not hold (services/audit.py;
+    # 0013): the sealer refuses an event without a valid one. NULL only on events sealed before 0013.
+    mac: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index(
