@@ -18,6 +18,7 @@ from cryptography import x509
 from flask import Flask, abort, g, redirect, render_template, request
 from werkzeug.wrappers import Response
 
+from examples.frontend import ca_events
 from examples.frontend.ca_api import CaApi
 from examples.frontend.passwords import Passwords
 from examples.frontend.sessions import Session, SessionStore
@@ -27,11 +28,17 @@ COOKIE = "bank_session"
 JST = ZoneInfo("Asia/Tokyo")
 
 
-def create_app(ca: CaApi, passwords: Passwords, *, public_url: str, trusted_proxy: str = "127.0.0.1") -> Flask:
+def create_app(ca: CaApi, passwords: Passwords, *, public_url: str, trusted_proxy: str = "127.0.0.1",
+               webhook_secret: str | None = None) -> Flask:  # fmt: skip
+    """`webhook_secret` (`whsec_…`, the CA's CA_WEBHOOK_SECRET): receive the CA's events at
+    POST /ca-events (ca_events.py); without it the front end hears of a revocation only at the
+    next login."""
     app = Flask(__name__)
     app.config["TEMPLATES_AUTO_RELOAD"] = False
     store = SessionStore()
-    app.extensions["sessions"] = store  # a webhook receiver would call store.end_by_serial(serial)
+    app.extensions["sessions"] = store
+    if webhook_secret:
+        ca_events.register(app, store, webhook_secret)  # certificate.revoked ends its sessions at once
     proxy = ipaddress.ip_address(trusted_proxy)
     app.add_template_filter(_jst, "jst")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 IDLE_SECONDS = 15 * 60
@@ -61,6 +62,14 @@ class SessionStore:
         """End every session opened with this certificate; how many were ended."""
         with self._lock:
             sids = list(self._by_serial.get(serial, ()))
+            for sid in sids:
+                self._drop(sid)
+            return len(sids)
+
+    def end_matching(self, predicate: Callable[[Session], bool]) -> int:
+        """End every session the predicate picks (a login ID's, an organisation's); how many."""
+        with self._lock:
+            sids = [sid for sid, session in self._by_id.items() if predicate(session)]
             for sid in sids:
                 self._drop(sid)
             return len(sids)

@@ -30,14 +30,15 @@ LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
 class FrontEnd:
-    def __init__(self, directory: Path, ca_url: str, token: str, logins: list[str]) -> None:
+    def __init__(self, directory: Path, ca_url: str, token: str, logins: list[str], *, app_port: int | None = None,
+                 webhook_secret: str | None = None) -> None:  # fmt: skip
         passwords = directory / "passwords.json"
         directory.mkdir(parents=True, exist_ok=True)
         passwords.write_text(json.dumps({login: PASSWORD.format(login) for login in logins}))
         port = free_port()
         self.url = f"https://localhost:{port}"
-        self.app = create_app(CaApi(ca_url, token), Passwords(passwords), public_url=self.url)
-        app_port = free_port()
+        self.app = create_app(CaApi(ca_url, token), Passwords(passwords), public_url=self.url, webhook_secret=webhook_secret)
+        app_port = app_port or free_port()
         self.server = make_server("127.0.0.1", app_port, self.app, threaded=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         # nginx checks the client certificate's validity on ITS clock: the bank's, moved with the CA's
@@ -51,6 +52,7 @@ class FrontEnd:
             self.server.shutdown()
             raise
         self.port = port
+        self.app_url = f"http://127.0.0.1:{app_port}"  # the app itself, behind nginx (the CA's events come here)
 
     def set_clock(self, days: float) -> None:
         self.clock_file.write_text(f"{days:+g}d\n")
