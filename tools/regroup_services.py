@@ -128,7 +128,7 @@ OLD_NAMES = sorted([*MOVES, *LEAVES], key=len, reverse=True)
 _alternatives = "|".join(rf"{name}\b{_guard(name)}" for name in OLD_NAMES)
 DOTTED = re.compile(rf"(?<![\w.])ca_service\.services\.({_alternatives})")
 SHORT = re.compile(rf"(?<![\w./])services\.({_alternatives})")
-PATH = re.compile(rf"(?<![\w.])((?:ca_service/)?)services/({'|'.join(OLD_NAMES)})\.py\b")
+PATH = re.compile(rf"(?<![\w.])((?:ca_service/)?)services/({'|'.join(OLD_NAMES)})(\.py)?\b(?!/)")
 
 
 def _dotted(match: re.Match[str]) -> str:
@@ -142,7 +142,7 @@ def _short(match: re.Match[str]) -> str:
 
 def _path(match: re.Match[str]) -> str:
     old = match.group(2)
-    new = target(old).replace(".", "/") + ".py"
+    new = target(old).replace(".", "/") + (match.group(3) or "")
     return new if match.group(1) else new.removeprefix("ca_service/")
 
 
