@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
+import os
 import re
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -275,8 +278,8 @@ def text_files() -> list[Path]:
     return files
 
 
-def rewrite_all(dry_run: bool) -> int:
-    changed = 0
+def rewrite_all(dry_run: bool) -> list[Path]:
+    changed: list[Path] = []
     for path in text_files():
         try:
             text = path.read_text(encoding="utf-8")
@@ -285,16 +288,24 @@ def rewrite_all(dry_run: bool) -> int:
         new = rewrite_python(text, path) if path.suffix == ".py" else rewrite_text(text)
         if new == text:
             continue
-        changed += 1
-        print(f"  ~ {path}")
-        for before, after in zip(text.splitlines(), new.splitlines(), strict=False):
-            if before != after:
-                print(f"      - {before.strip()}\n      + {after.strip()}")
-        if len(text.splitlines()) != len(new.splitlines()):
-            print("      (import lines split)")
+        changed.append(path)
+        diff = difflib.unified_diff(text.splitlines(), new.splitlines(), str(path), str(path), n=0, lineterm="")
+        for line in diff:
+            if not line.startswith(("---", "+++", "@@")):
+                print(f"      {line}")
         if not dry_run:
             path.write_text(new, encoding="utf-8")
     return changed
+
+
+def tidy(paths: list[str]) -> None:
+    """Sort and wrap the rewritten imports as the project's ruff settings want them."""
+    ruff = shutil.which("ruff", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if ruff is None:
+        print("  ! ruff not found: run `ruff check --fix --select I . && ruff format .` yourself")
+        return
+    subprocess.run([ruff, "check", "--fix", "--quiet", "--select", "I", *paths], check=False)
+    subprocess.run([ruff, "format", "--quiet", *paths], check=False)
 
 
 def unknown_modules() -> list[str]:
@@ -322,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     notes = move_modules(args.dry_run)
     print("rewriting references:")
     changed = rewrite_all(args.dry_run)
-    print(f"{changed} files rewritten")
+    print(f"{len(changed)} files rewritten")
+    python = [str(path) for path in changed if path.suffix == ".py"]
+    if python and not args.dry_run:
+        tidy(python)
     left = unknown_modules()
     print("not regrouped (place these by hand, then add them to MOVES):" if left else "every module regrouped")
     for line in [*left, *notes]:
