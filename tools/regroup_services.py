@@ -46,6 +46,7 @@ MOVES: dict[str, str] = {
     "audit": "audit.trail",
     "audit_checkpoints": "audit.checkpoints",
     "post_commit": "audit.post_commit",
+    "audit_sink": "audit.checkpoint_file",  # sec branches: checkpoints appended to a file
     # authority: the CA hierarchy and the delegated OCSP responder certificates it issues
     "authorities": "authority.hierarchy",
     "ocsp_signer": "authority.responder_certificates",
@@ -54,6 +55,8 @@ MOVES: dict[str, str] = {
     "operators": "access.operators",
     "auth_throttle": "access.throttle",
     "auth_blocks": "access.blocks",
+    "console_login_limits": "access.console_login_limits",  # sec branches
+    "dual_control": "access.dual_control",  # sec branches: the rule revocation/registry/approvals share
     # ocsp: answering OCSP and keeping pre-signed answers fresh
     "ocsp_cache": "ocsp.cache",
     "ocsp_invalidation": "ocsp.invalidation",
@@ -62,10 +65,12 @@ MOVES: dict[str, str] = {
     "crl_publication": "crl.publication",
     "crl_files": "crl.files",
     "root_crl": "crl.root",
+    "crl_overdue": "crl.overdue",  # sec branches: a revocation kept off the CRL
     # certificates: issuance and renewal, revocation and its brake, reading
     "issuance": "certificates.issuance",
     "revocation": "certificates.revocation",
     "revocation_brake": "certificates.revocation_brake",
+    "issuance_brake": "certificates.issuance_brake",  # sec branches: the twin of revocation_brake
     "certificates": "certificates.views",
     # notices: the 40-day scan, its texts, the mailer
     "notices": "notices.scan",
