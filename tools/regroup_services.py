@@ -136,7 +136,9 @@ OLD_NAMES = sorted([*MOVES, *LEAVES], key=len, reverse=True)
 _alternatives = "|".join(rf"{name}\b{_guard(name)}" for name in OLD_NAMES)
 DOTTED = re.compile(rf"(?<![\w.])ca_service\.services\.({_alternatives})")
 SHORT = re.compile(rf"(?<![\w./])services\.({_alternatives})")
-PATH = re.compile(rf"(?<![\w.])((?:ca_service/)?)services/({'|'.join(OLD_NAMES)})(\.py)?\b(?!/)")
+# services/tasks.py, or services/tasks in prose; but services/audit without .py may be the new package
+_BARE = [name for name in OLD_NAMES if name not in NEW_PACKAGES]
+PATH = re.compile(rf"(?<![\w.])((?:ca_service/)?)services/(?:({'|'.join(OLD_NAMES)})(\.py)\b|({'|'.join(_BARE)})()\b(?!/))")
 
 
 def _dotted(match: re.Match[str]) -> str:
@@ -149,7 +151,7 @@ def _short(match: re.Match[str]) -> str:
 
 
 def _path(match: re.Match[str]) -> str:
-    old = match.group(2)
+    old = match.group(2) or match.group(4)
     new = target(old).replace(".", "/") + (match.group(3) or "")
     return new if match.group(1) else new.removeprefix("ca_service/")
 
