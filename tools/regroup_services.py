@@ -129,7 +129,11 @@ def _guard(old: str) -> str:
     # an old module whose name is also a new package (audit, certificates, ...): a reference that
     # goes on into one of the package's modules is already new
     subs = SUBMODULES.get(old)
-    return rf"(?!\.(?:{'|'.join(sorted(subs))})\b)" if subs else ""
+    if not subs:
+        return ""
+    alternatives = "|".join(sorted(subs))
+    # ... or an import statement in text, "from ca_service.services.audit import trail"
+    return rf"(?!\.(?:{alternatives})\b)(?! import (?:{alternatives})\b)"
 
 
 OLD_NAMES = sorted([*MOVES, *LEAVES], key=len, reverse=True)
