@@ -31,18 +31,18 @@ from rq.job import Job
 log = logging.getLogger("ca_service.jobs")
 
 # Every function the project enqueues. RQ names a job enqueued as a function object by where it is
-# defined: the outbox relay, the API and the scheduler enqueue services/tasks.py's functions
+# defined: the outbox relay, the API and the scheduler enqueue services/background/jobs.py's functions
 # (workers/jobs.py only re-exports them), and the scheduler workers/ocsp_jobs.py's and
 # workers/audit_jobs.py's. The "workers.jobs.*" spellings are the same functions, for jobs
 # enqueued by name. Adding a job means adding it here (tests/unit/test_queueing_allowlist.py).
 JOB_FUNCTIONS: frozenset[str] = frozenset(
     {
-        "ca_service.services.tasks.publish_crl_job",
-        "ca_service.services.tasks.republish_crl_job",
-        "ca_service.services.tasks.send_notice_email_job",
-        "ca_service.services.tasks.expiry_scan_job",
-        "ca_service.services.tasks.sweep_job",
-        "ca_service.services.tasks.deliver_webhooks_job",
+        "ca_service.services.background.jobs.publish_crl_job",
+        "ca_service.services.background.jobs.republish_crl_job",
+        "ca_service.services.background.jobs.send_notice_email_job",
+        "ca_service.services.background.jobs.expiry_scan_job",
+        "ca_service.services.background.jobs.sweep_job",
+        "ca_service.services.background.jobs.deliver_webhooks_job",
         "workers.jobs.publish_crl_job",
         "workers.jobs.republish_crl_job",
         "workers.jobs.send_notice_email_job",

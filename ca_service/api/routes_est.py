@@ -20,7 +20,7 @@ from ca_service.api import schemas_enrolment as se
 from ca_service.api.auth import PUBLIC, TooManyFailures, actor, roles
 from ca_service.api.openapi import SECURITY
 from ca_service.api.responses import ctx, respond
-from ca_service.services import auth_throttle
+from ca_service.services.access import throttle as auth_throttle
 from ca_service.services.enrolment import codes, est
 
 bp = APIBlueprint("enrolment_codes", __name__, url_prefix="/v1", abp_tags=[Tag(name="enrolment")], abp_security=SECURITY)

@@ -51,7 +51,7 @@ def test_a_foreign_function_enqueued_in_redis_never_runs_in_the_worker(ctx, test
     callback = queue.enqueue("workers.jobs.sweep_job")
     conn.hset(callback.key, "success_callback_name", "tests.security.test_worker_jobs.never")
     # the project's jobs as the scheduler enqueues them (function objects: RQ names them where they
-    # are defined, ca_service.services.tasks / workers.audit_jobs), then one by name, last: when it
+    # are defined, ca_service.services.background.jobs / workers.audit_jobs), then one by name, last: when it
     # has finished, the worker has been through the queue
     own = [queue.enqueue(jobs.sweep_job), queue.enqueue(audit_jobs.audit_checkpoint_job)]
     legit = queue.enqueue("workers.jobs.sweep_job")

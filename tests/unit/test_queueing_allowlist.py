@@ -10,7 +10,7 @@ from rq.job import Job
 
 from ca_service import queueing
 from ca_service.outbox import records, routes
-from ca_service.services import tasks
+from ca_service.services.background import jobs as tasks
 from ca_service.services.events.recording import WEBHOOK_DELIVER
 from workers import audit_jobs, jobs, ocsp_jobs
 
@@ -22,7 +22,7 @@ def _rq_name(func: object) -> str:
 
 def test_every_enqueued_job_function_is_allowed() -> None:
     enqueued = [
-        tasks.publish_crl_job,  # services/jobs.py, outbox routes
+        tasks.publish_crl_job,  # services/background/job_requests.py, outbox routes
         tasks.send_notice_email_job,
         tasks.deliver_webhooks_job,  # services/events/delivery.py (kick, retries)
         jobs.sweep_job,  # workers/scheduler.py

@@ -28,8 +28,8 @@ from ca_service.constants import CaKind, ClientRole
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import InvalidInput, ServiceError, Unavailable
 from ca_service.pki import est as pki_est
-from ca_service.services import issuance
-from ca_service.services.certificates import CertificateView, find_by_serial, status_of
+from ca_service.services.certificates import issuance
+from ca_service.services.certificates.views import CertificateView, find_by_serial, status_of
 from ca_service.services.enrolment import codes
 from ca_service.store import authorities as cas
 from ca_service.store import certificates as certs
