@@ -29,6 +29,8 @@ from ca_service.services.audit import trail as audit
 from ca_service.services.audit.post_commit import after_commit
 from ca_service.services.authority.hierarchy import active_ca
 from ca_service.services.crl import files as crl_files
+from ca_service.services.crl.results import CrlResult
+from ca_service.services.crl.root import stored_root_crl
 from ca_service.store import authorities as cas
 from ca_service.store import crls
 from ca_service.store.db import reading, transaction
@@ -36,16 +38,6 @@ from ca_service.store.models import Crl
 
 log = logging.getLogger("ca_service.crl")
 SYSTEM = Actor(client_name="crl-publisher", role="system")
-
-
-@dataclass(frozen=True)
-class CrlResult:
-    ca_name: str
-    crl_number: int
-    this_update: datetime
-    next_update: datetime
-    entries: int
-    published: bool  # False: the latest CRL already covered every revocation
 
 
 class _Counter:
@@ -150,8 +142,6 @@ def publish(
         if since is not None:
             # a clock moved backwards (tests) counts as "just published": wait at most the interval
             time.sleep(max(settle_seconds, min(min_interval_seconds, min_interval_seconds - since)))
-    from ca_service.services.crl.root import stored_root_crl  # the root's CRL is signed at a ceremony only
-
     results = [_publish_one(ctx, force=force, actor=actor)]
     root = stored_root_crl(ctx)  # served as stored: this process never loads the offline root key
     if root is not None:

@@ -19,7 +19,7 @@ from ca_service.services.audit import trail as audit
 from ca_service.services.audit.post_commit import after_commit
 from ca_service.services.authority.hierarchy import active_ca
 from ca_service.services.crl import files as crl_files
-from ca_service.services.crl.publication import CrlResult
+from ca_service.services.crl.results import CrlResult
 from ca_service.store import authorities as cas
 from ca_service.store import crls
 from ca_service.store.db import reading, transaction

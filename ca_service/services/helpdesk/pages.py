@@ -16,7 +16,8 @@ from ca_service.services.audit import trail as audit
 from ca_service.services.certificates.views import CertificateView, view_of
 from ca_service.services.crl import publication as crl_publication
 from ca_service.services.crl import root as root_crl
-from ca_service.services.crl.publication import CrlDocument, CrlResult
+from ca_service.services.crl.publication import CrlDocument
+from ca_service.services.crl.results import CrlResult
 from ca_service.services.helpdesk import lookups as helpdesk
 from ca_service.services.registry import login_checks
 from ca_service.services.registry import organisations as registry

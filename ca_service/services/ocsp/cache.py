@@ -40,7 +40,7 @@ from ca_service.store.db import reading
 
 log = logging.getLogger("ca_service.ocsp")
 
-HASH_NAMES = ("sha1", "sha224", "sha256", "sha384", "sha512")
+HASH_NAMES = ocsp_invalidation.HASH_NAMES
 BREAKER_SECONDS = 5.0
 _ERRORS = (RedisError, OSError, RuntimeError)  # RuntimeError: REDIS_URL not set
 

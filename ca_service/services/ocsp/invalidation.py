@@ -39,6 +39,8 @@ from ca_service.store.hot_reads import revocation_counts
 
 log = logging.getLogger("ca_service.ocsp")
 CHANNEL = "ca:ocsp:invalidate"
+# the CertID hash algorithms a response is cached under (cache.py): a drop drops every variant
+HASH_NAMES = ("sha1", "sha224", "sha256", "sha384", "sha512")
 POLL_SECONDS = 0.25
 LIVE_SECONDS = 0.75  # hits skip the database only if the last poll started less than this ago
 MAX_DROPPED = 10_000  # keys remembered as dropped (for puts that raced with their drop)
@@ -112,8 +114,6 @@ class _Watch:
         self.poll_failed = False
 
     def run(self) -> None:
-        from ca_service.services.ocsp.cache import HASH_NAMES
-
         while self.ctx.ocsp.watch_pid == self.pid:  # else stopped (tests) or a forked child's copy
             self.poll()
             deadline = time.monotonic() + POLL_SECONDS
