@@ -220,7 +220,7 @@ def make_key_backend(settings: Settings) -> KeyBackend:
     happens when a key is first used (never in a gunicorn master, never the root's outside a
     ceremony command)."""
     if settings.key_backend == "pkcs11":
-        from ca_service.pki.keys_pkcs11 import Pkcs11KeyBackend
+        from ca_service.pki.keys_pkcs11 import Pkcs11KeyBackend  # noqa: PLC0415 - PyKCS11 only where an HSM is used
 
         assert settings.pkcs11_module and settings.pkcs11_token_label and settings.pkcs11_pin_file  # load_settings checked
         return Pkcs11KeyBackend(settings.pkcs11_module, settings.pkcs11_token_label, settings.pkcs11_pin_file)

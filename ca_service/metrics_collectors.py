@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
+from rq import Queue, Worker
+from rq.cron_scheduler_registry import get_registry_key
 
 from ca_service.constants import QUEUE_NAMES
 from ca_service.context import ServiceContext
@@ -123,9 +125,6 @@ class StateCollector(Collector):
         ok = 0
         if self.ctx.settings.redis_url:
             try:
-                from rq import Queue, Worker
-                from rq.cron_scheduler_registry import get_registry_key
-
                 conn = self.ctx.redis()
                 for name in QUEUES:
                     queue = Queue(name, connection=conn)
