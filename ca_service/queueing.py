@@ -27,6 +27,7 @@ from redis import Redis
 from rq import Queue
 from rq.exceptions import DeserializationError
 from rq.job import Job
+from rq.utils import import_attribute
 
 log = logging.getLogger("ca_service.jobs")
 
@@ -52,6 +53,15 @@ JOB_FUNCTIONS: frozenset[str] = frozenset(
         "workers.audit_jobs.audit_checkpoint_job",
     }
 )
+
+# Jobs queued before services/ was regrouped into packages (issue 22) carry the job functions' old
+# dotted names. For one release the worker still runs them, as the function each was renamed to;
+# any other name under the old module is refused like every name not in JOB_FUNCTIONS.
+_OLD_JOBS_MODULE = "ca_service.services.tasks"  # regroup:keep (the name queued jobs carry)
+RENAMED_JOBS: dict[str, str] = {
+    f"{_OLD_JOBS_MODULE}.{name}": f"ca_service.services.background.jobs.{name}"
+    for name in ("publish_crl_job", "republish_crl_job", "send_notice_email_job", "expiry_scan_job", "sweep_job")
+}
 
 # The only globals a job's pickle may name: plain date/time values in arguments and results.
 _SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
@@ -111,12 +121,13 @@ class AllowlistJob(Job):
             raise self._refuse(f"its data is not plain data ({_short(str(cause))})") from None
         if instance is not None:
             raise self._refuse(f"it names an object instance for {_short(name)}")
-        if name not in JOB_FUNCTIONS:
+        renamed = RENAMED_JOBS.get(name) if name else None
+        if name not in JOB_FUNCTIONS and renamed not in JOB_FUNCTIONS:
             raise self._refuse(f"{_short(name)} is not one of the project's job functions")
         callbacks = [self._success_callback_name, self._failure_callback_name, self._stopped_callback_name]
         if any(callbacks):
             raise self._refuse(f"it names callbacks {_short([c for c in callbacks if c])}")
-        return super().func
+        return import_attribute(renamed) if renamed else super().func
 
     # RQ imports and calls these after the job (also after a refused one): never from Redis.
     @property
