@@ -3,6 +3,7 @@ folder, the largest modules, and the rooms (folders) an issuance passes through.
 
     python tools/layout_figures.py [ROOT]       # ROOT: a checkout (default: the current directory)
     python tools/layout_figures.py --services-tree [ROOT]   # the listing in docs/architecture.md
+    python tools/layout_figures.py --update-architecture    # ... written into docs/architecture.md
 
 "Before" figures come from an older checkout: `git worktree add /tmp/before <commit>` (or
 `git archive <commit> | tar -x -C /tmp/before`), then `python tools/layout_figures.py /tmp/before`.
@@ -69,27 +70,48 @@ def room(module: str) -> str:
     return "/".join(module.split(".")[:-1]) or module
 
 
-def services_tree(root: Path) -> None:
+def services_tree(root: Path) -> list[str]:
     """ca_service/services/ package by package, each module with its docstring's first line (for
     docs/architecture.md)."""
+    out: list[str] = []
     services = root / "ca_service" / "services"
     for package in sorted(p for p in services.iterdir() if (p / "__init__.py").exists()):
-        print(f"{package.name}/")
+        out.append(f"{package.name}/")
         for path in sorted(package.glob("*.py")):
             if path.name == "__init__.py":
                 continue
             doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
             first = doc.split(". ")[0].split("\n\n")[0].replace("\n", " ")
-            print(f"  {path.stem + '.py':<28} {first[:100]}")
+            out.append(f"  {path.stem + '.py':<28} {first[:100]}".rstrip())
     loose = sorted(p.name for p in services.glob("*.py") if p.name != "__init__.py")
     if loose:
-        print(f"(not in a package: {', '.join(loose)})")
+        out.append(f"(not in a package: {', '.join(loose)})")
+    return out
+
+
+def update_architecture(root: Path) -> bool:
+    """Rewrite the listing between the services-tree markers of docs/architecture.md."""
+    doc = root / "docs" / "architecture.md"
+    text = doc.read_text(encoding="utf-8")
+    start, end = "<!-- services-tree -->\n```\n", "```\n<!-- /services-tree -->"
+    head, found, rest = text.partition(start)
+    _, found_end, tail = rest.partition(end)
+    if not (found and found_end):
+        print(f"{doc}: no services-tree markers", file=sys.stderr)
+        return False
+    new = head + start + "\n".join(services_tree(root)) + "\n" + end + tail
+    if new != text:
+        doc.write_text(new, encoding="utf-8")
+        print(f"{doc}: services listing rewritten")
+    return True
 
 
 def main(argv: list[str]) -> int:
     if argv[1:2] == ["--services-tree"]:
-        services_tree(Path(argv[2] if len(argv) > 2 else ".").resolve())
+        print("\n".join(services_tree(Path(argv[2] if len(argv) > 2 else ".").resolve())))
         return 0
+    if argv[1:2] == ["--update-architecture"]:
+        return 0 if update_architecture(Path(argv[2] if len(argv) > 2 else ".").resolve()) else 1
     root = Path(argv[1] if len(argv) > 1 else ".").resolve()
     files = python_files(root)
     per_folder: Counter[str] = Counter()
