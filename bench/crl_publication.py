@@ -19,7 +19,7 @@ REASONS = ["key_compromise", "affiliation_changed", "superseded", "cessation_of_
 
 CHILD = """
 import json, resource, sys, time
-from ca_service.services import crl_publication
+from ca_service.services.crl import publication as crl_publication
 from ca_service.context import build_context
 from config.settings import load_settings
 ctx = build_context(load_settings())

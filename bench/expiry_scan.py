@@ -16,7 +16,7 @@ from bench.common import BenchEnv, certificate_columns, print_table
 
 CHILD = """
 import json, resource, time
-from ca_service.services import notices
+from ca_service.services.notices import scan as notices
 from ca_service.context import build_context
 from config.settings import load_settings
 ctx = build_context(load_settings())

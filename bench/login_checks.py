@@ -49,8 +49,8 @@ def verify_floor(certs: list[x509.Certificate], issuer: x509.Certificate) -> flo
 def issue_in_process(env: BenchEnv, count: int, prefix: str = "u") -> tuple[list[str], x509.Certificate]:
     """Issue `count` real certificates through the issuance service (not HTTP) for {prefix}0..{prefix}{count}."""
     from ca_service.context import Actor, build_context
-    from ca_service.services.authorities import active_issuer
-    from ca_service.services.issuance import issue_certificate
+    from ca_service.services.authority.hierarchy import active_issuer
+    from ca_service.services.certificates.issuance import issue_certificate
     from config.settings import load_settings
 
     ctx = build_context(load_settings())

@@ -94,7 +94,7 @@ def in_process_signing(env: BenchEnv, issuer: x509.Certificate, serials: list[st
     """Responses built and signed per second on one core, no HTTP, no database (the floor)."""
     from ca_service.context import build_context
     from ca_service.pki.ocsp import build_response, parse_request
-    from ca_service.services import ocsp_signer
+    from ca_service.services.authority import responder_certificates as ocsp_signer
     from config.settings import load_settings
 
     ctx = build_context(load_settings(env.env()), pool_size=1)

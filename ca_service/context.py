@@ -30,11 +30,11 @@ from config.settings import Settings, load_settings
 if TYPE_CHECKING:  # value types the caches hold; never imported at run time
     from cryptography import x509
 
-    from ca_service.services.authorities import ActiveIssuer
-    from ca_service.services.clients import ClientInfo
-    from ca_service.services.ocsp_cache import CachedResponse
-    from ca_service.services.ocsp_responder import IssuerIndex
-    from ca_service.services.ocsp_signer import Responder
+    from ca_service.services.access.clients import ClientInfo
+    from ca_service.services.authority.hierarchy import ActiveIssuer
+    from ca_service.services.authority.responder_certificates import Responder
+    from ca_service.services.ocsp.cache import CachedResponse
+    from ca_service.services.ocsp.responder import IssuerIndex
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -138,7 +138,7 @@ class OcspState:
     local: Lru[str, CachedResponse] = field(default_factory=lambda: Lru(OCSP_LOCAL_ENTRIES))
     issuer_tags: dict[int, str] = field(default_factory=dict)  # issuer id -> SKI hex (the Redis key's issuer)
     redis_down_until: float = 0.0  # circuit breaker: Redis skipped until this monotonic time
-    # Pre-signed responses (services/ocsp_invalidation): on in API servers, off in tests' apps
+    # Pre-signed responses (services/ocsp/invalidation): on in API servers, off in tests' apps
     presigned: bool = False
     watch_pid: int | None = None  # the process whose invalidation watch runs
     live_until: float = 0.0  # LRU hits skip the database until this monotonic time
@@ -151,7 +151,7 @@ class OcspState:
 
 @dataclass
 class AuthBlockState:
-    """This process's copy of the addresses the bad-token throttle blocks (services/auth_blocks)."""
+    """This process's copy of the addresses the bad-token throttle blocks (services/access/blocks)."""
 
     enabled: bool = False  # on in API servers (api/app.py), off in tests' in-process apps
     watch_pid: int | None = None  # the process whose watch runs
@@ -162,7 +162,7 @@ class AuthBlockState:
 
 @dataclass
 class SealThrottle:
-    """When this process last sealed the audit chain after a commit (services/post_commit)."""
+    """When this process last sealed the audit chain after a commit (services/audit/post_commit)."""
 
     last: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -183,7 +183,7 @@ class ServiceContext:
     ocsp: OcspState = field(default_factory=OcspState)
     # token digest -> (cache deadline, client, the stored hash it matched, when that token stops working)
     auth_cache: dict[str, tuple[float, ClientInfo | None, str, datetime | None]] = field(default_factory=dict)
-    auth_throttle_down_until: float = 0.0  # services/auth_throttle: Redis skipped until this monotonic time
+    auth_throttle_down_until: float = 0.0  # services/access/throttle: Redis skipped until this monotonic time
     auth_blocks: AuthBlockState = field(default_factory=AuthBlockState)
     seal: SealThrottle = field(default_factory=SealThrottle)
     hot_reader: HotReader = field(init=False)
@@ -220,7 +220,7 @@ def make_key_backend(settings: Settings) -> KeyBackend:
     happens when a key is first used (never in a gunicorn master, never the root's outside a
     ceremony command)."""
     if settings.key_backend == "pkcs11":
-        from ca_service.pki.keys_pkcs11 import Pkcs11KeyBackend
+        from ca_service.pki.keys_pkcs11 import Pkcs11KeyBackend  # noqa: PLC0415 - PyKCS11 only where an HSM is used
 
         assert settings.pkcs11_module and settings.pkcs11_token_label and settings.pkcs11_pin_file  # load_settings checked
         return Pkcs11KeyBackend(settings.pkcs11_module, settings.pkcs11_token_label, settings.pkcs11_pin_file)

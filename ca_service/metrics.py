@@ -18,7 +18,7 @@ HTTP_LATENCY = Histogram(
 # --- issuance and lifecycle -----------------------------------------------------------------
 CERTIFICATES_ISSUED = Counter("ca_certificates_issued_total", "Client certificates issued", ["kind"])  # kind: new|renewal
 CERTIFICATES_REVOKED = Counter("ca_certificates_revoked_total", "Client certificates revoked", ["reason"])
-# a compromised front end hitting the revocation brake (services/revocation_brake.py): alerted
+# a compromised front end hitting the revocation brake (services/certificates/revocation_brake.py): alerted
 REVOCATION_LIMIT_REFUSALS = Counter(
     "ca_revocation_limit_refusals_total", "Front-end revocations refused by the per-organisation hourly limit"
 )

@@ -11,11 +11,14 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
+from rq import Queue, Worker
+from rq.cron_scheduler_registry import get_registry_key
 
 from ca_service.constants import QUEUE_NAMES
 from ca_service.context import ServiceContext
-from ca_service.services import audit, crl_overdue
-from ca_service.services.crl_publication import ca_states
+from ca_service.services.audit import trail as audit
+from ca_service.services.crl import overdue as crl_overdue
+from ca_service.services.crl.publication import ca_states
 from ca_service.services.events.admin import oldest_undelivered_seconds
 
 QUEUES = QUEUE_NAMES
@@ -84,7 +87,7 @@ class StateCollector(Collector):
         yield from self._unpublished()
 
     def _unpublished(self) -> Iterator[Metric]:
-        """A revocation kept off the CRL (services/crl_overdue: the database only, whoever holds
+        """A revocation kept off the CRL (services/crl/overdue: the database only, whoever holds
         the scheduler lease and whatever Redis says)."""
         waiting = GaugeMetricFamily(
             "ca_crl_unpublished_revocation_seconds", "Seconds the oldest revocation not on the issuing CA's CRL has waited"
@@ -122,9 +125,6 @@ class StateCollector(Collector):
         ok = 0
         if self.ctx.settings.redis_url:
             try:
-                from rq import Queue, Worker
-                from rq.cron_scheduler_registry import get_registry_key
-
                 conn = self.ctx.redis()
                 for name in QUEUES:
                     queue = Queue(name, connection=conn)

@@ -27,22 +27,23 @@ from redis import Redis
 from rq import Queue
 from rq.exceptions import DeserializationError
 from rq.job import Job
+from rq.utils import import_attribute
 
 log = logging.getLogger("ca_service.jobs")
 
 # Every function the project enqueues. RQ names a job enqueued as a function object by where it is
-# defined: the outbox relay, the API and the scheduler enqueue services/tasks.py's functions
+# defined: the outbox relay, the API and the scheduler enqueue services/background/jobs.py's functions
 # (workers/jobs.py only re-exports them), and the scheduler workers/ocsp_jobs.py's and
 # workers/audit_jobs.py's. The "workers.jobs.*" spellings are the same functions, for jobs
 # enqueued by name. Adding a job means adding it here (tests/unit/test_queueing_allowlist.py).
 JOB_FUNCTIONS: frozenset[str] = frozenset(
     {
-        "ca_service.services.tasks.publish_crl_job",
-        "ca_service.services.tasks.republish_crl_job",
-        "ca_service.services.tasks.send_notice_email_job",
-        "ca_service.services.tasks.expiry_scan_job",
-        "ca_service.services.tasks.sweep_job",
-        "ca_service.services.tasks.deliver_webhooks_job",
+        "ca_service.services.background.jobs.publish_crl_job",
+        "ca_service.services.background.jobs.republish_crl_job",
+        "ca_service.services.background.jobs.send_notice_email_job",
+        "ca_service.services.background.jobs.expiry_scan_job",
+        "ca_service.services.background.jobs.sweep_job",
+        "ca_service.services.background.jobs.deliver_webhooks_job",
         "workers.jobs.publish_crl_job",
         "workers.jobs.republish_crl_job",
         "workers.jobs.send_notice_email_job",
@@ -52,6 +53,15 @@ JOB_FUNCTIONS: frozenset[str] = frozenset(
         "workers.audit_jobs.audit_checkpoint_job",
     }
 )
+
+# Jobs queued before services/ was regrouped into packages (issue 22) carry the job functions' old
+# dotted names. For one release the worker still runs them, as the function each was renamed to;
+# any other name under the old module is refused like every name not in JOB_FUNCTIONS.
+_OLD_JOBS_MODULE = "ca_service.services.tasks"  # regroup:keep (the name queued jobs carry)
+RENAMED_JOBS: dict[str, str] = {
+    f"{_OLD_JOBS_MODULE}.{name}": f"ca_service.services.background.jobs.{name}"
+    for name in ("publish_crl_job", "republish_crl_job", "send_notice_email_job", "expiry_scan_job", "sweep_job")
+}
 
 # The only globals a job's pickle may name: plain date/time values in arguments and results.
 _SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
@@ -111,12 +121,13 @@ class AllowlistJob(Job):
             raise self._refuse(f"its data is not plain data ({_short(str(cause))})") from None
         if instance is not None:
             raise self._refuse(f"it names an object instance for {_short(name)}")
-        if name not in JOB_FUNCTIONS:
+        renamed = RENAMED_JOBS.get(name) if name else None
+        if name not in JOB_FUNCTIONS and renamed not in JOB_FUNCTIONS:
             raise self._refuse(f"{_short(name)} is not one of the project's job functions")
         callbacks = [self._success_callback_name, self._failure_callback_name, self._stopped_callback_name]
         if any(callbacks):
             raise self._refuse(f"it names callbacks {_short([c for c in callbacks if c])}")
-        return super().func
+        return import_attribute(renamed) if renamed else super().func
 
     # RQ imports and calls these after the job (also after a refused one): never from Redis.
     @property

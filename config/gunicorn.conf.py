@@ -9,6 +9,7 @@ import os
 from gunicorn.glogging import Logger
 from prometheus_client import multiprocess
 
+from config import health_listener
 from config.logging import GUNICORN_LOGCONFIG
 from config.settings import load_settings
 
@@ -46,8 +47,6 @@ logger_class = AccessLogOff
 def when_ready(server: object) -> None:
     """Liveness from the arbiter on CA_HEALTH_BIND, never queued behind busy workers (config/health_listener.py)."""
     if _settings.health_bind:
-        from config import health_listener
-
         health_listener.start(_settings.health_bind, server)
 
 

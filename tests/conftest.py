@@ -13,7 +13,10 @@ from sqlalchemy import text
 
 from ca_service.api.app import create_app
 from ca_service.context import Actor, ServiceContext, build_context
-from ca_service.services import audit_checkpoints, authorities, clients, root_crl
+from ca_service.services.access import clients
+from ca_service.services.audit import checkpoints as audit_checkpoints
+from ca_service.services.authority import hierarchy as authorities
+from ca_service.services.crl import root as root_crl
 from ca_service.store.migrate import upgrade_to_head
 from ca_service.store.models import Base
 from config.settings import load_settings

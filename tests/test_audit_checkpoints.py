@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from ca_service.services import audit, audit_checkpoints
+from ca_service.services.audit import checkpoints as audit_checkpoints
+from ca_service.services.audit import trail as audit
 from ca_service.store.db import transaction
 from ca_service.store.models import AuditEvent
 from tests.conftest import SYSTEM

@@ -1,4 +1,4 @@
-"""The bad-token throttle's per-process copy of blocked addresses (issue 16, services/auth_blocks).
+"""The bad-token throttle's per-process copy of blocked addresses (issue 16, services/access/blocks).
 
 Each test runs its "processes" (service contexts with their own copy and watch thread, as each
 gunicorn worker has) against a private redis-server, so that the commands Redis counts are
@@ -17,7 +17,8 @@ from redis import Redis
 
 from ca_service.cli.embedded_redis import EmbeddedRedis
 from ca_service.context import ServiceContext
-from ca_service.services import auth_blocks, auth_throttle
+from ca_service.services.access import blocks as auth_blocks
+from ca_service.services.access import throttle as auth_throttle
 
 LIMIT = 3
 ADDRESS = "192.0.2.7"

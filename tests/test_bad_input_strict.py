@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from ca_service.services import audit
+from ca_service.services.audit import trail as audit
 from ca_service.store.models import AuditEvent, Certificate, Organization, User
 from tests.support.pki import make_csr
 

@@ -17,8 +17,8 @@ from sqlalchemy.exc import DBAPIError
 
 from ca_service.context import ServiceContext
 from ca_service.pki.crl import crl_info
-from ca_service.services import crl_publication
-from ca_service.services.authorities import active_ca
+from ca_service.services.authority.hierarchy import active_ca
+from ca_service.services.crl import publication as crl_publication
 from ca_service.store import crls
 
 _PG_REFUSE = [
@@ -79,7 +79,7 @@ def test_a_failed_commit_never_leaves_its_crl_number_on_the_web(ctx, clock):
 def test_an_older_crl_never_replaces_a_newer_file(ctx):
     """Publications commit one after the other but may reach the files out of order: one that
     finds a newer CRL committed leaves the files to it."""
-    from ca_service.services import crl_files
+    from ca_service.services.crl import files as crl_files
 
     public = ctx.settings.public_dir / "issuing.crl"
     first = crl_publication.publish(ctx, force=True)[0]

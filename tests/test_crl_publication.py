@@ -14,8 +14,10 @@ from sqlalchemy import delete, insert, select, update
 
 from ca_service.context import Actor, build_context
 from ca_service.outbox import relay
-from ca_service.services import authorities, crl_publication, root_crl
-from ca_service.services.authorities import active_ca
+from ca_service.services.authority import hierarchy as authorities
+from ca_service.services.authority.hierarchy import active_ca
+from ca_service.services.crl import publication as crl_publication
+from ca_service.services.crl import root as root_crl
 from ca_service.store.models import Certificate, CertificateAuthority, Crl, OutboxEntry
 from tests.support.cli import run_cli
 from tests.support.live import free_port
@@ -180,7 +182,7 @@ def test_relay_keeps_entries_pending_while_redis_is_down(api, ctx, test_env, que
     serial = _issue(api, "a")
     down = build_context(dataclasses.replace(ctx.settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"), pool_size=1)
     try:
-        from ca_service.services import revocation
+        from ca_service.services.certificates import revocation
         from tests.conftest import SYSTEM
 
         revocation.revoke(down, SYSTEM, serial, reason="key_compromise")  # succeeds without Redis

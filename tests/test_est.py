@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from ca_service.api.app import create_app
-from ca_service.services import auth_blocks
+from ca_service.services.access import blocks as auth_blocks
 from tests.support.api import Api
 from tests.support.pki import make_csr, openssl
 

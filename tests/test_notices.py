@@ -14,7 +14,8 @@ from sqlalchemy import func, select, update
 
 from ca_service.context import build_context
 from ca_service.outbox import records
-from ca_service.services import mailer, notices
+from ca_service.services.notices import mailer
+from ca_service.services.notices import scan as notices
 from ca_service.store.models import Certificate, Notice, OutboxEntry
 from tests.support.background import SmtpServer
 from tests.support.cli import run_cli

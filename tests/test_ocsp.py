@@ -23,8 +23,10 @@ from sqlalchemy import select, update
 
 from ca_service import metrics
 from ca_service.context import Lru, ServiceContext
-from ca_service.services import ocsp_cache, ocsp_responder, ocsp_signer
-from ca_service.services.authorities import active_issuer
+from ca_service.services.authority import responder_certificates as ocsp_signer
+from ca_service.services.authority.hierarchy import active_issuer
+from ca_service.services.ocsp import cache as ocsp_cache
+from ca_service.services.ocsp import responder as ocsp_responder
 from ca_service.store.models import Certificate, CertificateAuthority
 
 OCSP_NOCHECK = ObjectIdentifier("1.3.6.1.5.5.7.48.1.5")

@@ -23,8 +23,8 @@ from ca_service import metrics
 from ca_service.api.app import create_app
 from ca_service.api.ocsp_fast import GET_ROUTE, MAX_BODY, OcspFastPath
 from ca_service.context import ServiceContext
-from ca_service.services import ocsp_invalidation
-from ca_service.services.authorities import active_issuer
+from ca_service.services.authority.hierarchy import active_issuer
+from ca_service.services.ocsp import invalidation as ocsp_invalidation
 from tests.test_ocsp import now as ocsp_now
 from tests.test_ocsp import ocsp_request, revoke_in_db, verify_response
 from tests.test_ocsp_presigned import _bump_counter, _presigned, _stop, _until_live

@@ -1,4 +1,4 @@
-"""Pre-signed OCSP responses in one process (issue 16, services/ocsp_invalidation): with the
+"""Pre-signed OCSP responses in one process (issue 16, services/ocsp/invalidation): with the
 invalidation watch live, a response in the process's LRU is served without reading the database;
 a revocation (its issuer's counter bumped, as every revocation does) drops it at the next poll; a
 Redis entry is never served without the database (a planted old `good` included); with the watch
@@ -17,8 +17,10 @@ from cryptography.x509 import ocsp
 from sqlalchemy import update
 
 from ca_service.context import ServiceContext
-from ca_service.services import ocsp_cache, ocsp_invalidation, ocsp_responder
-from ca_service.services.authorities import active_issuer
+from ca_service.services.authority.hierarchy import active_issuer
+from ca_service.services.ocsp import cache as ocsp_cache
+from ca_service.services.ocsp import invalidation as ocsp_invalidation
+from ca_service.services.ocsp import responder as ocsp_responder
 from ca_service.store.models import CertificateAuthority
 from tests.test_ocsp import now, ocsp_request, revoke_in_db, verify_response
 

@@ -52,7 +52,7 @@ def test_extensions_are_exactly_the_profile(issued, ctx):
     assert list(eku.value) == [ExtendedKeyUsageOID.CLIENT_AUTH] and not eku.critical
     ski = ext.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert ski.digest == x509.SubjectKeyIdentifier.from_public_key(key.public_key()).digest
-    from ca_service.services.authorities import active_issuer
+    from ca_service.services.authority.hierarchy import active_issuer
 
     issuer = active_issuer(ctx)
     issuer_ski = issuer.context.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value

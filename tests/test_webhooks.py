@@ -19,8 +19,9 @@ from standardwebhooks.webhooks import Webhook
 
 from ca_service.api.app import create_app
 from ca_service.context import Actor, ServiceContext
-from ca_service.services import events, notices
+from ca_service.services import events
 from ca_service.services.events import admin, delivery
+from ca_service.services.notices import scan as notices
 from ca_service.store.db import transaction
 from ca_service.store.models import AuditEvent, WebhookDelivery, WebhookEvent
 from config.settings import SettingsError, load_settings

@@ -15,8 +15,10 @@ from ca_service.api.app import create_app
 from ca_service.cli.main import cli
 from ca_service.context import ServiceContext
 from ca_service.metrics_collectors import StateCollector
-from ca_service.services import audit, events, helpdesk
+from ca_service.services import events
+from ca_service.services.audit import trail as audit
 from ca_service.services.events import admin, delivery
+from ca_service.services.helpdesk import lookups as helpdesk
 from ca_service.store.db import transaction
 from tests.console.test_console_app import Console
 from tests.support.console import make_operator

@@ -1,10 +1,10 @@
-"""Audit checkpoint job (a thin wrapper around services.audit_checkpoints)."""
+"""Audit checkpoint job (a thin wrapper around services.audit.checkpoints)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ca_service.services import audit_checkpoints
+from ca_service.services.audit import checkpoints as audit_checkpoints
 from workers.queues import context
 
 # The scheduler runs the job this often; it signs only when events were written since the last

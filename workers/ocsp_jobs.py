@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ca_service.context import ServiceContext, build_context
-from ca_service.services import ocsp_signer
+from ca_service.services.authority import responder_certificates as ocsp_signer
 from ca_service.timefmt import rfc3339
 from config.settings import load_settings
 

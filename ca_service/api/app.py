@@ -62,8 +62,8 @@ def create_app(context: ServiceContext | None = None) -> Flask:
     ctx = context or build_context(load_settings())
     if context is None:  # a real server (not a test's in-process app): JSON logs on stdout
         configure_logging(ctx.settings.log_level)
-        ctx.ocsp.presigned = True  # OCSP hits without a database read (services/ocsp_invalidation)
-        ctx.auth_blocks.enabled = True  # the bad-token throttle without a Redis read (services/auth_blocks)
+        ctx.ocsp.presigned = True  # OCSP hits without a database read (services/ocsp/invalidation)
+        ctx.auth_blocks.enabled = True  # the bad-token throttle without a Redis read (services/access/blocks)
     app = make_openapi_app(__name__)
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -9,8 +9,8 @@ from flask import current_app, g, request
 
 from ca_service.context import Actor
 from ca_service.errors import ServiceError
-from ca_service.services import auth_throttle
-from ca_service.services.clients import ClientInfo, authenticate
+from ca_service.services.access import throttle as auth_throttle
+from ca_service.services.access.clients import ClientInfo, authenticate
 
 F = TypeVar("F", bound=Callable[..., Any])
 PUBLIC = "public"

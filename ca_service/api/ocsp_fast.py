@@ -8,7 +8,7 @@ any framework; this middleware does the same for the one case that needs nothing
 - `GET /ocsp/<base64>` without conditional headers, or `POST /ocsp` with a Content-Length of at
   most MAX_BODY bytes;
 - the request parses, carries no nonce, names an issuing CA held, and this process's LRU holds
-  its response while the invalidation watch is live (services/ocsp_responder.presigned_answer:
+  its response while the invalidation watch is live (services/ocsp/responder.presigned_answer:
   the same test the Flask view makes before it would read the database).
 
 Then it writes exactly what the Flask view would (status, body, Content-Type, caching headers,
@@ -27,7 +27,7 @@ from typing import Any
 from ca_service.api import instrumentation
 from ca_service.api.routes_ocsp import MIMETYPE, cache_headers, decode_get_request, is_conditional
 from ca_service.context import ServiceContext
-from ca_service.services.ocsp_responder import OCSPAnswer, presigned_answer
+from ca_service.services.ocsp.responder import OCSPAnswer, presigned_answer
 from config.logging import bind as bind_log
 from config.logging import log_context
 

@@ -36,9 +36,9 @@ _STATUS_BY_CODE = {
     "unauthenticated": 401,
     "forbidden": 403,
     "unsupported-media-type": 415,
-    "too-many-authentication-failures": 429,  # services/auth_throttle.py
-    "revocation-limit-reached": 429,  # services/revocation_brake.py
-    "issuance-limit-reached": 429,  # services/issuance_brake.py
+    "too-many-authentication-failures": 429,  # services/access/throttle.py
+    "revocation-limit-reached": 429,  # services/certificates/revocation_brake.py
+    "issuance-limit-reached": 429,  # services/certificates/issuance_brake.py
 }
 _STATUS_BY_KIND: dict[type[ServiceError], int] = {
     NotFound: 404,

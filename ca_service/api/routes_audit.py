@@ -10,7 +10,8 @@ from ca_service.api import schemas_audit as sa
 from ca_service.api.auth import roles
 from ca_service.api.openapi import SECURITY
 from ca_service.api.responses import ctx, respond
-from ca_service.services import audit, audit_checkpoints
+from ca_service.services.audit import checkpoints as audit_checkpoints
+from ca_service.services.audit import trail as audit
 
 bp = APIBlueprint("audit", __name__, url_prefix="/v1", abp_tags=[Tag(name="audit")], abp_security=SECURITY)
 

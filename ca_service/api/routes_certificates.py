@@ -9,7 +9,8 @@ from ca_service.api import schemas as s
 from ca_service.api.auth import actor, roles
 from ca_service.api.openapi import SECURITY
 from ca_service.api.responses import ctx, respond
-from ca_service.services import certificates, issuance
+from ca_service.services.certificates import issuance
+from ca_service.services.certificates import views as certificates
 
 bp = APIBlueprint("certificates", __name__, url_prefix="/v1", abp_tags=[Tag(name="certificates")], abp_security=SECURITY)
 

@@ -20,8 +20,9 @@ from ca_service.api import schemas_enrolment as se
 from ca_service.api.auth import PUBLIC, TooManyFailures, actor, roles
 from ca_service.api.openapi import SECURITY
 from ca_service.api.responses import ctx, respond
-from ca_service.services import auth_throttle
-from ca_service.services.enrolment import codes, est
+from ca_service.services.access import throttle as auth_throttle
+from ca_service.services.enrolment import codes
+from ca_service.services.est import enrolment as est
 
 bp = APIBlueprint("enrolment_codes", __name__, url_prefix="/v1", abp_tags=[Tag(name="enrolment")], abp_security=SECURITY)
 est_bp = APIBlueprint("est", __name__, url_prefix="/.well-known/est", abp_tags=[Tag(name="est")])

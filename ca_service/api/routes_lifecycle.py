@@ -10,7 +10,8 @@ from ca_service.api import schemas_lifecycle as sl
 from ca_service.api.auth import actor, roles
 from ca_service.api.openapi import SECURITY
 from ca_service.api.responses import ctx, respond
-from ca_service.services import login_checks, login_method, revocation
+from ca_service.services.certificates import revocation
+from ca_service.services.registry import login_checks, login_method
 
 bp = APIBlueprint("lifecycle", __name__, url_prefix="/v1", abp_tags=[Tag(name="lifecycle")], abp_security=SECURITY)
 

@@ -21,7 +21,7 @@ from werkzeug.http import http_date, is_resource_modified, quote_etag, unquote_e
 
 from ca_service.api.auth import PUBLIC, roles
 from ca_service.api.responses import ctx
-from ca_service.services import ocsp_responder
+from ca_service.services.ocsp import responder as ocsp_responder
 
 bp = APIBlueprint("ocsp", __name__, abp_tags=[Tag(name="ocsp")])
 

@@ -10,7 +10,8 @@ from flask_openapi3 import APIBlueprint, Tag
 from ca_service.api import schemas as s
 from ca_service.api.auth import PUBLIC, roles
 from ca_service.api.responses import ctx
-from ca_service.services import authorities, health
+from ca_service.services.authority import hierarchy as authorities
+from ca_service.services.background import health
 
 bp = APIBlueprint("public", __name__, abp_tags=[Tag(name="public")])
 

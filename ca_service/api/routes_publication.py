@@ -12,7 +12,9 @@ from ca_service.api import schemas_lifecycle as sl
 from ca_service.api.auth import PUBLIC, roles
 from ca_service.api.openapi import SECURITY
 from ca_service.api.responses import ctx, respond
-from ca_service.services import crl_publication, jobs, notices
+from ca_service.services.background import job_requests as jobs
+from ca_service.services.crl import publication as crl_publication
+from ca_service.services.notices import scan as notices
 
 bp = APIBlueprint("publication", __name__, abp_tags=[Tag(name="publication")])
 

@@ -9,7 +9,7 @@ from ca_service.api import schemas as s
 from ca_service.api.auth import actor, roles
 from ca_service.api.openapi import SECURITY
 from ca_service.api.responses import ctx, respond
-from ca_service.services import registry
+from ca_service.services.registry import organisations as registry
 
 bp = APIBlueprint("registry", __name__, url_prefix="/v1", abp_tags=[Tag(name="registry")], abp_security=SECURITY)
 

@@ -102,7 +102,7 @@ CsrPem = Annotated[
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 16384, "pattern": PEM_CSR}),
 ]
 CertificatePem = Annotated[str, StringConstraints(max_length=16384, pattern=PEM_CERTIFICATE), full_match(PEM_CERTIFICATE)]
-# The opaque cursor a page returns as next_cursor (see services.certificates).
+# The opaque cursor a page returns as next_cursor (see services.certificates.views).
 CURSOR_PATTERN = r"^c1[0-9a-f]{1,15}$"
 Cursor = Annotated[str, StringConstraints(pattern=CURSOR_PATTERN), full_match(CURSOR_PATTERN)]
 

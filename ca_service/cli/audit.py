@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ca_service.cli.common import context, echo_json, fail, handle_errors
-from ca_service.services import audit_checkpoints
+from ca_service.services.audit import checkpoints as audit_checkpoints
 
 
 @click.group("audit")

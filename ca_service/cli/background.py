@@ -18,7 +18,8 @@ from ca_service.cli.common import cli_actor, context, echo_json, echo_table, fai
 from ca_service.cli.health import DEFAULT_WORKER_HEARTBEAT_SECONDS
 from ca_service.cli.health import record as record_role
 from ca_service.constants import QUEUE_NAMES
-from ca_service.services import crl_publication, notices
+from ca_service.services.crl import publication as crl_publication
+from ca_service.services.notices import scan as notices
 from config.logging import configure as configure_logging
 
 log = logging.getLogger("ca_service.cli")

@@ -7,7 +7,10 @@ import click
 
 from ca_service.cli.common import cli_actor, context, echo_json, fail, handle_errors
 from ca_service.pki.keys import EncryptedFileKeyBackend
-from ca_service.services import authorities, crl_publication, ocsp_signer, root_crl
+from ca_service.services.authority import hierarchy as authorities
+from ca_service.services.authority import responder_certificates as ocsp_signer
+from ca_service.services.crl import publication as crl_publication
+from ca_service.services.crl import root as root_crl
 
 
 @click.group("ca")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors
-from ca_service.services import clients as svc
+from ca_service.services.access import clients as svc
 
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 

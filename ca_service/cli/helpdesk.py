@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ca_service.cli.common import WHEN, echo_json, echo_table, handle_errors, reading_context
-from ca_service.services import helpdesk
+from ca_service.services.helpdesk import lookups as helpdesk
 from ca_service.store.helpdesk_search import MAX_LIMIT
 
 JSON = click.option("--json", "as_json", is_flag=True, help="JSON output.")

@@ -24,7 +24,10 @@ from ca_service.cli.operator import COMMANDS as OPERATOR_COMMANDS
 from ca_service.cli.operator import users_group
 from ca_service.cli.operators import operators_group
 from ca_service.cli.webhooks import webhooks_group
-from ca_service.services import audit_checkpoints, authorities, ocsp_signer, root_crl
+from ca_service.services.audit import checkpoints as audit_checkpoints
+from ca_service.services.authority import hierarchy as authorities
+from ca_service.services.authority import responder_certificates as ocsp_signer
+from ca_service.services.crl import root as root_crl
 from ca_service.store.migrate import upgrade_to_head
 
 GUNICORN_CONF = Path(config.__file__).parent / "gunicorn.conf.py"

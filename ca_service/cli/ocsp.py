@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors
-from ca_service.services import ocsp_signer
+from ca_service.services.authority import responder_certificates as ocsp_signer
 
 
 @click.group("ocsp")

@@ -19,8 +19,13 @@ from ca_service.api.schemas import FREE_TEXT
 from ca_service.cli.common import cli_actor, context, echo_json, echo_table, fail, handle_errors, reading_context, shown
 from ca_service.errors import NotFound
 from ca_service.pki.reasons import CALLER_REASONS
-from ca_service.services import certificates, failed_jobs, helpdesk, login_method, registry, revocation
-from ca_service.services.certificates import CertificateView
+from ca_service.services.background import failed_jobs
+from ca_service.services.certificates import revocation
+from ca_service.services.certificates import views as certificates
+from ca_service.services.certificates.views import CertificateView
+from ca_service.services.helpdesk import lookups as helpdesk
+from ca_service.services.registry import login_method
+from ca_service.services.registry import organisations as registry
 
 JSON = click.option("--json", "as_json", is_flag=True, help="JSON output.")
 PAGE = 500

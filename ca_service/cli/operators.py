@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors
-from ca_service.services import operators
+from ca_service.services.access import operators
 
 JSON = click.option("--json", "as_json", is_flag=True, help="JSON output.")
 

@@ -21,7 +21,8 @@ from ca_service.console.i18n import local_time
 from ca_service.console.messages import label
 from ca_service.context import ServiceContext
 from ca_service.errors import NotFound
-from ca_service.services import clients, operators, registry
+from ca_service.services.access import clients, operators
+from ca_service.services.registry import organisations as registry
 
 ACTIONS = {
     "api_client.created": L("API client registered"),

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g, render_template, request
 from flask_babel import gettext as _
 
 from ca_service.context import Actor, ServiceContext
-from ca_service.services.operators import OperatorInfo, console_actor
+from ca_service.services.access.operators import OperatorInfo, console_actor
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
 

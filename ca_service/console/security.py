@@ -16,7 +16,7 @@ from flask import Flask, Response, abort, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from ca_service.console.blueprint import bp, ctx
-from ca_service.services import operators
+from ca_service.services.access import operators
 
 PUBLIC_ENDPOINTS = {"console.login", "console.static"}
 CSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"

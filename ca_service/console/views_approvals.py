@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from ca_service.console.blueprint import actor, bp, ctx, operator, page
-from ca_service.services import approvals
+from ca_service.services.helpdesk import approvals
 
 
 @bp.route("/approvals")

@@ -12,7 +12,7 @@ from ca_service.console.blueprint import bp, ctx, operator, page
 from ca_service.console.messages import error_text
 from ca_service.console.security import csrf_token, start_session
 from ca_service.errors import ServiceError
-from ca_service.services import operators
+from ca_service.services.access import operators
 
 
 def _safe_next(target: str | None) -> str:

@@ -13,7 +13,10 @@ from ca_service.console.blueprint import actor, bp, ctx, page
 from ca_service.console.messages import ERRORS, error_text
 from ca_service.errors import InvalidInput
 from ca_service.pki.reasons import CALLER_REASONS
-from ca_service.services import approvals, helpdesk, registry, revocation
+from ca_service.services.certificates import revocation
+from ca_service.services.helpdesk import approvals
+from ca_service.services.helpdesk import lookups as helpdesk
+from ca_service.services.registry import organisations as registry
 
 CHOOSABLE = CALLER_REASONS  # superseded is the renewal's own reason, never chosen by hand
 

@@ -17,8 +17,8 @@ from ca_service.console.blueprint import actor, bp, ctx, page
 from ca_service.console.messages import error_text
 from ca_service.constants import UserRole
 from ca_service.errors import InvalidInput
-from ca_service.services import registry
 from ca_service.services.enrolment import codes
+from ca_service.services.registry import organisations as registry
 
 
 def outstanding(login_id: str) -> list[codes.CodeView]:

@@ -10,7 +10,9 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from ca_service.console.blueprint import actor, bp, ctx, page, paper_change_form
-from ca_service.services import approvals, login_method, registry
+from ca_service.services.helpdesk import approvals
+from ca_service.services.registry import login_method
+from ca_service.services.registry import organisations as registry
 
 METHODS = ("certificate", "id_password")
 

@@ -7,7 +7,9 @@ from flask import request
 from ca_service.console import audit_words
 from ca_service.console.blueprint import bp, ctx, page
 from ca_service.console.views_codes import outstanding
-from ca_service.services import approvals, helpdesk, helpdesk_pages
+from ca_service.services.helpdesk import approvals
+from ca_service.services.helpdesk import lookups as helpdesk
+from ca_service.services.helpdesk import pages as helpdesk_pages
 
 
 @bp.route("/")

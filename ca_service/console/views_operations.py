@@ -13,8 +13,12 @@ from ca_service.console import audit_words
 from ca_service.console.blueprint import actor, bp, ctx, page
 from ca_service.console.i18n import local_time
 from ca_service.errors import InvalidInput, ServiceError
-from ca_service.services import failed_jobs, helpdesk, helpdesk_pages, jobs, notices
+from ca_service.services.background import failed_jobs
+from ca_service.services.background import job_requests as jobs
 from ca_service.services.events import admin as webhooks
+from ca_service.services.helpdesk import lookups as helpdesk
+from ca_service.services.helpdesk import pages as helpdesk_pages
+from ca_service.services.notices import scan as notices
 
 JOB_REFRESH_SECONDS = 1
 

@@ -13,8 +13,9 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from ca_service.console.blueprint import actor, bp, ctx, page, paper_change_form
-from ca_service.services import approvals, registry
-from ca_service.services.registry import USER_ROLES
+from ca_service.services.helpdesk import approvals
+from ca_service.services.registry import organisations as registry
+from ca_service.services.registry.organisations import USER_ROLES
 
 
 @bp.route("/users/<login_id>/role", methods=["GET", "POST"])

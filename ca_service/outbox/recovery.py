@@ -2,7 +2,7 @@
 
 The outbox marks an entry dispatched once RQ has accepted its job; if Redis then loses its data,
 the job is gone while the database still says the work is not done. These helpers let the sweep
-(ca_service/services/redispatch.py) tell a lost job from one still in hand and enqueue it again.
+(ca_service/services/background/redispatch.py) tell a lost job from one still in hand and enqueue it again.
 A notice email's job has a stable id (`notice-email-<id>`), so "is it still in Redis" is one
 EXISTS; a CRL publication is in hand while one waits in the queue or runs in a live worker.
 

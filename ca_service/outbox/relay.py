@@ -93,7 +93,7 @@ def dispatch_pending(ctx: ServiceContext, *, limit: int = 500) -> int:
     with transaction(ctx.sessions) as session:
         for entry in store.pending(session, limit):
             if routes.route(entry.kind) is None:
-                continue  # no job for this kind in this process (services.tasks not imported)
+                continue  # no job for this kind in this process (services.background.jobs not imported)
             try:
                 if entry.kind == records.CRL_PUBLISH:
                     if crl_job is None:

@@ -1,5 +1,5 @@
 """Where each kind of outbox entry goes: its RQ queue and its job function (the function object
-itself, not a dotted string). The job functions live in services (services/tasks.py), which the
+itself, not a dotted string). The job functions live in services (services/background/jobs.py), which the
 outbox must not import; they register here when that module is imported (services/__init__.py
 imports it, so every process that commits a change has the routes before it relays)."""
 

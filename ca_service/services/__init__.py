@@ -1,5 +1,5 @@
 """Policy and workflows. Importing any service registers the background jobs' routes
-(services/tasks.py -> outbox/routes.py), so the outbox relay of every process that commits a
+(services/background/jobs.py -> outbox/routes.py), so the outbox relay of every process that commits a
 change knows where each entry goes."""
 
-from ca_service.services import tasks as _tasks  # noqa: F401
+from ca_service.services.background import jobs as _tasks  # noqa: F401

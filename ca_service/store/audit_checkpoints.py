@@ -1,4 +1,4 @@
-"""Database access for audit checkpoints (services.audit_checkpoints holds the policy; this
+"""Database access for audit checkpoints (services.audit.checkpoints holds the policy; this
 module never signs)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ca_service.store.models import AuditCheckpoint, AuditEvent
 
-# The same advisory lock as the sealer's (services.audit): a checkpoint reads a head no sealer moves.
+# The same advisory lock as the sealer's (services.audit.trail): a checkpoint reads a head no sealer moves.
 CHAIN_LOCK_KEY = 0x6361_7564
 
 

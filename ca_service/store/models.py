@@ -163,7 +163,7 @@ class AuditEvent(Base):
     chain_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))
-    # HMAC-SHA256 of the event's content under a key the database does not hold (services/audit.py;
+    # HMAC-SHA256 of the event's content under a key the database does not hold (services/audit/trail.py;
     # 0013): the sealer refuses an event without a valid one. NULL only on events sealed before 0013.
     mac: Mapped[str | None] = mapped_column(String(64))
 
@@ -244,7 +244,7 @@ class Notice(Base):
 class AuditCheckpoint(Base):
     """A signed statement of the audit chain's head (DESIGN §4 "Audit"): the chain held
     `event_count` sealed events, the last one hashing to `head_hash`, at `signed_at`. The
-    signature (key `key_id` of the key backend) is over services.audit_checkpoints.signed_payload."""
+    signature (key `key_id` of the key backend) is over services.audit.checkpoints.signed_payload."""
 
     __tablename__ = "audit_checkpoints"
     seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=False)

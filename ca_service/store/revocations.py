@@ -1,5 +1,5 @@
-"""Queries for the front-end revocation brake (services/revocation_brake.py) and the issuance
-brake (services/issuance_brake.py)."""
+"""Queries for the front-end revocation brake (services/certificates/revocation_brake.py) and the issuance
+brake (services/certificates/issuance_brake.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reads that find work a lost queue may have dropped (ca_service/services/redispatch.py)."""
+"""Reads that find work a lost queue may have dropped (ca_service/services/background/redispatch.py)."""
 
 from __future__ import annotations
 

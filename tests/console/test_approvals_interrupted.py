@@ -1,4 +1,4 @@
-"""Dual control: an approval whose approving request died mid-action (services/approvals.
+"""Dual control: an approval whose approving request died mid-action (services/helpdesk/approvals.
 settle_interrupted, run by the sweep). Before, it stayed `running` for good: nobody could approve
 or reject it again, and the console never showed what had happened."""
 
@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from ca_service.services import approvals, audit, helpdesk, operators, revocation
-from ca_service.services.tasks import sweep_job
+from ca_service.services.access import operators
+from ca_service.services.audit import trail as audit
+from ca_service.services.background.jobs import sweep_job
+from ca_service.services.certificates import revocation
+from ca_service.services.helpdesk import approvals
+from ca_service.services.helpdesk import lookups as helpdesk
 from ca_service.store import operators as approval_rows
 from ca_service.store.db import transaction
 from tests.test_operations_cli import setup_org

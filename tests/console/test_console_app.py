@@ -18,7 +18,10 @@ from sqlalchemy import text
 
 from ca_service.api.app import create_app
 from ca_service.console import catalogue
-from ca_service.services import approvals, audit, helpdesk, operators
+from ca_service.services.access import operators
+from ca_service.services.audit import trail as audit
+from ca_service.services.helpdesk import approvals
+from ca_service.services.helpdesk import lookups as helpdesk
 from ca_service.store.models import Notice
 from tests.support.console import ADMIN, csrf_of, fresh_otp, make_operator
 from tests.support.workers import run_worker_burst

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from ca_service.api.app import create_app
-from ca_service.services import audit, helpdesk, registry
+from ca_service.services.audit import trail as audit
+from ca_service.services.helpdesk import lookups as helpdesk
+from ca_service.services.registry import organisations as registry
 from tests.support.api import Api
 from tests.support.console import fresh_otp, make_operator
 from tests.support.pki import make_csr

@@ -11,7 +11,8 @@ import pytest
 from babel.messages.pofile import read_po
 
 from ca_service.console import catalogue
-from ca_service.services import audit, helpdesk
+from ca_service.services.audit import trail as audit
+from ca_service.services.helpdesk import lookups as helpdesk
 from tests.console.test_console_app import Console, _Fields
 from tests.support.console import make_operator
 from tests.test_est import clear_auth_throttle, csr_b64, enrol, mint

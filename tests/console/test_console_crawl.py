@@ -16,7 +16,9 @@ from rq import Queue
 from sqlalchemy import select
 
 from ca_service.api.app import create_app
-from ca_service.services import approvals, audit_checkpoints, operators
+from ca_service.services.access import operators
+from ca_service.services.audit import checkpoints as audit_checkpoints
+from ca_service.services.helpdesk import approvals
 from ca_service.store.models import Certificate, Notice
 from tests.console.test_console_app import Console
 from tests.support.console import make_operator

@@ -1,6 +1,6 @@
 """Finding 4 (issue 26): console login as a CPU drain and a lock-out switch. argon2 ran for every
 attempt, unknown usernames included, with no per-address limit; five wrong passwords from anywhere
-locked a real operator out; unknown usernames never locked. Now (services/console_login_limits):
+locked a real operator out; unknown usernames never locked. Now (services/access/console_login_limits):
 a per-address limit before any hashing, a lock-out per address + account with backoff, and
 unknown usernames answered and locked exactly like known ones. The password checks are counted
 by wrapping the hasher's verify (it still verifies)."""
@@ -16,7 +16,7 @@ from argon2 import PasswordHasher
 from redis import Redis
 
 from ca_service.api.app import create_app
-from ca_service.services import operators
+from ca_service.services.access import operators
 from tests.support.console import ADMIN, csrf_of, fresh_otp, make_operator
 
 _CSRF = re.compile(r'name="csrf_token" value="[^"]+"')

@@ -16,7 +16,9 @@ from babel.messages.pofile import read_po
 from ca_service.api import problem_codes
 from ca_service.api.app import create_app
 from ca_service.console import audit_words, catalogue, messages
-from ca_service.services import approvals, audit, operators
+from ca_service.services.access import operators
+from ca_service.services.audit import trail as audit
+from ca_service.services.helpdesk import approvals
 from tests.console.test_console_app import Console
 from tests.support.console import make_operator
 from tests.support.pki import make_csr

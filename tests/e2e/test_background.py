@@ -13,8 +13,8 @@ import pytest
 from cryptography import x509
 from sqlalchemy import insert, select
 
-from ca_service.services import crl_publication
-from ca_service.services.authorities import active_ca
+from ca_service.services.authority.hierarchy import active_ca
+from ca_service.services.crl import publication as crl_publication
 from ca_service.store.models import Certificate, Crl, Notice
 from tests.support.background import PrivateRedis, SmtpServer, wait_for
 from tests.support.cli import run_cli

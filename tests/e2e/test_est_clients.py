@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from ca_service.services import crl_publication
+from ca_service.services.crl import publication as crl_publication
 from tests.conftest import SYSTEM
 from tests.support.nginx import Nginx
 from tests.support.pki import openssl

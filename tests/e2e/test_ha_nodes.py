@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ca_service.services.authorities import active_ca
+from ca_service.services.authority.hierarchy import active_ca
 from ca_service.store.models import Certificate, Crl
 from tests.support.api import Api
 from tests.support.background import wait_for

@@ -16,7 +16,7 @@ from redis import Redis
 from rq.cron import CronScheduler
 from sqlalchemy import select
 
-from ca_service.services.authorities import active_ca
+from ca_service.services.authority.hierarchy import active_ca
 from ca_service.store.models import Crl
 from tests.support.background import PrivateRedis, SmtpServer, wait_for
 from tests.support.pki import openssl

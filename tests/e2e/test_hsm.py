@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from sqlalchemy import func, select
 
-from ca_service.services.authorities import active_ca
+from ca_service.services.authority.hierarchy import active_ca
 from ca_service.store.models import Certificate
 from tests.support.api import Api
 from tests.support.background import wait_for

@@ -12,8 +12,9 @@ from sqlalchemy import func, select, text
 
 from ca_service.context import Actor
 from ca_service.errors import Conflict
-from ca_service.services import authorities, issuance
-from ca_service.services.certificates import CertificateView
+from ca_service.services.authority import hierarchy as authorities
+from ca_service.services.certificates import issuance
+from ca_service.services.certificates.views import CertificateView
 from ca_service.store.models import Certificate
 from tests.support.pki import make_csr
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from ca_service.context import ServiceContext
 from ca_service.pki.keys import EncryptedFileKeyBackend, kdf_of
-from ca_service.services import root_crl
-from ca_service.services.authorities import active_ca
-from ca_service.services.context import ServiceContext
+from ca_service.services.authority.hierarchy import active_ca
+from ca_service.services.crl import root as root_crl
 from tests.support.background import wait_for
 from tests.support.cli import run_cli
 from tests.support.environment import KEY_BACKEND

@@ -15,8 +15,9 @@ import requests
 from cryptography import x509
 from cryptography.x509 import ocsp
 
-from ca_service.services import ocsp_cache, ocsp_signer
-from ca_service.services.authorities import active_issuer
+from ca_service.services.authority import responder_certificates as ocsp_signer
+from ca_service.services.authority.hierarchy import active_issuer
+from ca_service.services.ocsp import cache as ocsp_cache
 from tests.support.pki import make_csr, openssl
 
 # Only the responder's own clock moves in the rotation test; openssl verifies at that time.

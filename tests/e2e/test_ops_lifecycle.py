@@ -11,7 +11,7 @@ import requests
 from cryptography import x509
 from sqlalchemy import func, select, text
 
-from ca_service.services import crl_publication
+from ca_service.services.crl import publication as crl_publication
 from ca_service.store.migrate import head_revision
 from ca_service.store.models import Certificate, OutboxEntry
 from tests.support.cli import run_cli

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 
-from ca_service.services import notices
+from ca_service.services.notices import scan as notices
 from tests.support.background import SmtpServer, wait_for
 from tests.support.live import free_port
 from tests.support.pki import make_csr

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from ca_service.services import redispatch
+from ca_service.services.background import redispatch
 from tests.support.cli import run_cli
 from tests.support.ha import serials_on_published_crl
 from tests.support.pki import make_csr

@@ -111,7 +111,7 @@ def test_50_concurrent_revocations_across_10_login_ids_arrive_in_order_per_login
 KILL_AFTER_COMMIT = """
 import os, signal, sys
 from ca_service.context import Actor, build_context
-from ca_service.services import revocation
+from ca_service.services.certificates import revocation
 from config.settings import load_settings
 
 # the process dies right after the revocation's commit, before it relays anything to Redis

@@ -13,8 +13,9 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import select
 
-from ca_service.services import crl_publication, tasks
-from ca_service.services.authorities import active_ca
+from ca_service.services.authority.hierarchy import active_ca
+from ca_service.services.background import jobs as tasks
+from ca_service.services.crl import publication as crl_publication
 from ca_service.store.models import Certificate, Crl
 from tests.support.background import wait_for
 from tests.support.pki import make_csr

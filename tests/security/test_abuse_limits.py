@@ -11,7 +11,7 @@ import requests
 from redis import Redis
 from sqlalchemy import text
 
-from ca_service.services import auth_blocks
+from ca_service.services.access import blocks as auth_blocks
 from tests.support.api import Api
 from tests.support.cli import run_cli
 from tests.support.live import free_port
@@ -29,7 +29,7 @@ def test_repeated_bad_tokens_from_one_address_are_throttled(ctx, test_env, live_
     base = live_processes.start_api(workers=2, name="api-throttle", CA_AUTH_FAILURE_LIMIT="10")
     other = live_processes.start_api(workers=1, name="api-throttle-2", CA_AUTH_FAILURE_LIMIT="10")  # a second node
     try:
-        # starts the second node's copy of the blocked addresses (services/auth_blocks)
+        # starts the second node's copy of the blocked addresses (services/access/blocks)
         assert (
             requests.get(other + "/v1/users/x", headers={"Authorization": f"Bearer {tokens['frontend']}"}, timeout=10).status_code
             == 404

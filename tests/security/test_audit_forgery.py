@@ -9,7 +9,8 @@ from datetime import timedelta
 
 from sqlalchemy import insert, select
 
-from ca_service.services import audit, audit_checkpoints
+from ca_service.services.audit import checkpoints as audit_checkpoints
+from ca_service.services.audit import trail as audit
 from ca_service.store.models import AuditEvent
 from tests.test_audit_checkpoints import _chain, _cli, _events, _sql, _verify_fails
 

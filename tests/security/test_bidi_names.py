@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ca_service.errors import InvalidInput
-from ca_service.services import operators
+from ca_service.services.access import operators
 from tests.conftest import SYSTEM
 
 BIDI = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f", "\u061c"]

@@ -12,7 +12,10 @@ from click.testing import CliRunner
 
 from ca_service.api.app import create_app
 from ca_service.cli.main import cli
-from ca_service.services import approvals, operators, registry, revocation
+from ca_service.services.access import operators
+from ca_service.services.certificates import revocation
+from ca_service.services.helpdesk import approvals
+from ca_service.services.registry import organisations as registry
 from tests.support.api import Api
 from tests.test_operations_cli import setup_org
 

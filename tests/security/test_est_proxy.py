@@ -26,7 +26,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca_service.services import crl_publication
+from ca_service.services.crl import publication as crl_publication
 from tests.conftest import SYSTEM
 from tests.support.nginx import TRUST_REFRESH, Nginx
 from tests.support.pki import make_csr

@@ -6,7 +6,9 @@ issuance-limit-reached with Retry-After, audited, counted in ca_issuance_limit_r
 from __future__ import annotations
 
 from ca_service.context import Actor
-from ca_service.services import audit, helpdesk, issuance
+from ca_service.services.audit import trail as audit
+from ca_service.services.certificates import issuance
+from ca_service.services.helpdesk import lookups as helpdesk
 from tests.support.api import Api
 from tests.support.pki import make_csr
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from ca_service.context import Actor
 from ca_service.errors import NotPermitted
-from ca_service.services import issuance
+from ca_service.services.certificates import issuance
 from tests.support.api import Api
 from tests.support.pki import make_csr, new_key
 

@@ -22,8 +22,10 @@ from sqlalchemy import select
 
 from ca_service import metrics_collectors
 from ca_service.api.app import create_app
-from ca_service.services import ocsp_cache, ocsp_invalidation, ocsp_responder
-from ca_service.services.authorities import active_issuer
+from ca_service.services.authority.hierarchy import active_issuer
+from ca_service.services.ocsp import cache as ocsp_cache
+from ca_service.services.ocsp import invalidation as ocsp_invalidation
+from ca_service.services.ocsp import responder as ocsp_responder
 from ca_service.store.models import Crl, Notice
 from tests.console.test_console_app import Console
 from tests.support.console import make_operator

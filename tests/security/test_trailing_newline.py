@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from ca_service.errors import InvalidInput
-from ca_service.services import operators
+from ca_service.services.access import operators
 from tests.conftest import SYSTEM
 from tests.support.pki import make_csr
 

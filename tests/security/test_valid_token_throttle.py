@@ -12,7 +12,7 @@ import pytest
 from redis import Redis
 
 from ca_service.api.app import create_app
-from ca_service.services import auth_blocks
+from ca_service.services.access import blocks as auth_blocks
 
 NAT = "192.0.2.66"
 

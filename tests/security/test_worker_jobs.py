@@ -51,9 +51,13 @@ def test_a_foreign_function_enqueued_in_redis_never_runs_in_the_worker(ctx, test
     callback = queue.enqueue("workers.jobs.sweep_job")
     conn.hset(callback.key, "success_callback_name", "tests.security.test_worker_jobs.never")
     # the project's jobs as the scheduler enqueues them (function objects: RQ names them where they
-    # are defined, ca_service.services.tasks / workers.audit_jobs), then one by name, last: when it
+    # are defined, ca_service.services.background.jobs / workers.audit_jobs), then one by name, last: when it
     # has finished, the worker has been through the queue
     own = [queue.enqueue(jobs.sweep_job), queue.enqueue(audit_jobs.audit_checkpoint_job)]
+    # queued before services/ became packages (issue 22): the old name still runs, for one release
+    own.append(queue.enqueue("ca_service.services.tasks.sweep_job"))  # regroup:keep
+    # but the old module's other names are as foreign as any other
+    old_module_other = queue.enqueue("ca_service.services.tasks.audit", "x")  # regroup:keep
     legit = queue.enqueue("workers.jobs.sweep_job")
     worker = live_processes.start("worker-allowlist", ["worker"], ATTACK_MARKER_DIR=str(tmp_path))
     try:
@@ -61,7 +65,7 @@ def test_a_foreign_function_enqueued_in_redis_never_runs_in_the_worker(ctx, test
         assert legit.get_status(refresh=True) == "finished", worker.log()[-3000:]
         for job in own:
             assert job.get_status(refresh=True) == "finished", (job.func_name, worker.log()[-3000:])
-        for job in (foreign, gadget):
+        for job in (foreign, gadget, old_module_other):
             assert job.get_status(refresh=True) == "failed", job.id
         time.sleep(1)
         assert not by_name.exists(), "the worker ran subprocess.getoutput for whoever wrote to Redis"

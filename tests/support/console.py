@@ -10,7 +10,7 @@ from typing import Any
 import pyotp
 
 from ca_service.context import Actor
-from ca_service.services import operators
+from ca_service.services.access import operators
 
 ADMIN = Actor(client_name="tests", role="operator")
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

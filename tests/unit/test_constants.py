@@ -8,7 +8,9 @@ from typing import get_args
 from ca_service.api import schemas
 from ca_service.constants import CLIENT_ROLES, LoginMethod, QueueName, RevocationReason, UserRole
 from ca_service.pki.reasons import CALLER_REASONS, REASONS, to_reason_flag
-from ca_service.services import clients, failed_jobs, registry
+from ca_service.services.access import clients
+from ca_service.services.background import failed_jobs
+from ca_service.services.registry import organisations as registry
 from ca_service.store.validity import STATUSES
 from workers.queues import QUEUES
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from ca_service.errors import Conflict, InvalidInput, NotPermitted, Unavailable
-from ca_service.services import issuance
-from ca_service.services.revocation import check_permission
+from ca_service.services.certificates import issuance
+from ca_service.services.certificates.revocation import check_permission
 from ca_service.store.errors import KeyReused, SerialCollision
 from ca_service.store.validity import is_valid, status_of
 

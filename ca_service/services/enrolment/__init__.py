@@ -1,2 +1,4 @@
-"""Enrolment from the user's PC (issue 23, DESIGN §4c): one-time codes (codes.py) and the EST
-workflows (est.py) that call the one issuance and renewal service (services/issuance.py)."""
+"""Enrolment codes (DESIGN §4c): the one-time codes the front end or the help desk mints, that
+EST's simpleenroll (services/est/) takes as its credential. Below `certificates` and `registry`,
+which void a user's codes on a help-desk revocation, a role change or a switch away from
+certificates."""

@@ -25,8 +25,9 @@ from ca_service import metrics
 from ca_service.constants import ClientRole, LoginMethod, UserRole
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted, ServiceError
-from ca_service.services import audit, events
-from ca_service.services.post_commit import after_commit
+from ca_service.services import events
+from ca_service.services.audit import trail as audit
+from ca_service.services.audit.post_commit import after_commit
 from ca_service.store import enrolment_codes as store
 from ca_service.store import users
 from ca_service.store.db import Tx, reading, transaction

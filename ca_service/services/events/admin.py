@@ -9,9 +9,9 @@ from datetime import datetime
 
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, NotFound
-from ca_service.services import audit
+from ca_service.services.audit import trail as audit
+from ca_service.services.audit.post_commit import after_commit
 from ca_service.services.events.delivery import kick
-from ca_service.services.post_commit import after_commit
 from ca_service.store import webhooks as store
 from ca_service.store.db import reading, transaction
 from ca_service.store.models import WebhookDelivery, WebhookEvent

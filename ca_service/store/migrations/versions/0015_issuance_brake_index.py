@@ -1,6 +1,6 @@
 """certificates: index on (org_id, issued_at) for the issuance brake
 
-The per-organisation issuance brake (issue 26, finding 2; services/issuance_brake.py) counts an
+The per-organisation issuance brake (issue 26, finding 2; services/certificates/issuance_brake.py) counts an
 organisation's certificates issued in the last hour inside every issuance's transaction; the
 index keeps that a range read of the hour's rows, not a scan of every certificate the
 organisation ever had. Additive only.

@@ -1,0 +1,1 @@
+"""Who may call: API clients and their tokens, console operators, the bad-token throttle."""

@@ -1,0 +1,1 @@
+"""The CA hierarchy and the delegated OCSP responder certificates it issues."""

@@ -1,0 +1,1 @@
+"""Issuance and renewal, revocation and its brake, reading certificates."""

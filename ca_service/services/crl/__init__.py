@@ -1,0 +1,1 @@
+"""CRL publication, the public CRL files, and the offline root's ceremony CRL."""

@@ -1,0 +1,1 @@
+"""Organisations and users, their login method, and the login checks."""
