@@ -10,11 +10,14 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, timedelta
 
+import click
 import pytest
 from sqlalchemy import select
 
+from ca_service.cli.main import cli
 from ca_service.store.models import Certificate
 from tests.support.workers import insert_certificates
 from tests.test_operations_cli import as_json, ca, setup_org
@@ -22,13 +25,68 @@ from tests.test_operations_cli import as_json, ca, setup_org
 NOT_INITIALISED = "not initialised: run `ca-service init`, or load var/dev.env"
 
 
-@pytest.mark.parametrize("command", [("users", "search", "acme"), ("certs", "show", "ab")])
+# Every command that only reads (audit verify also seals the pending events into the chain: it
+# changes no data and must never create a database either). Each runs outside a set-up folder.
+READ_ONLY = (
+    ("search", "acme"),
+    ("users", "search", "acme"),
+    ("users", "show", "acme-boss"),
+    ("orgs", "show", "acme"),
+    ("certs", "list"),
+    ("certs", "show", "ab"),
+    ("audit", "list"),
+    ("audit", "verify"),
+    ("notices", "list"),
+    ("clients", "list"),
+    ("operators", "list"),
+    ("jobs", "failed"),
+    ("crl", "show"),
+    ("webhooks", "list"),
+)
+# The commands that change something (init and dev create the database on purpose), and healthcheck,
+# which reads only $CA_HEALTH_FILE. A new command must be put in one of the lists.
+CHANGING = {
+    "init", "serve", "dev", "worker", "scheduler", "revoke", "audit checkpoint", "ca rekey-files", "ca rollover",
+    "ca root-crl", "clients create", "clients disable", "clients rotate", "crl publish", "jobs failed --requeue",
+    "notices scan", "ocsp rotate", "operators create", "operators disable", "operators reset", "orgs switch-method",
+    "webhooks retry",
+}  # fmt: skip
+NO_DATABASE = {"healthcheck"}
+
+
+def test_every_command_is_classified_as_read_only_or_changing():
+    def paths(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[str]:
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from paths(command, (*prefix, name))
+            else:
+                yield " ".join((*prefix, name))
+
+    read_only = {_command_path(args) for args in READ_ONLY}
+    changing = {c.removesuffix(" --requeue") for c in CHANGING}  # jobs failed lists; with --requeue it changes
+    assert read_only & changing == {"jobs failed"}
+    assert set(paths(cli)) == read_only | changing | NO_DATABASE
+
+
+def _command_path(args: tuple[str, ...]) -> str:
+    """The command ARGS run, without its arguments: ("users", "show", "x") -> "users show"."""
+    command: click.Command = cli
+    words = []
+    for word in args:
+        if not isinstance(command, click.Group):
+            break
+        command = command.commands[word]
+        words.append(word)
+    return " ".join(words)
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=" ".join)
 def test_a_read_only_command_outside_a_set_up_folder_creates_nothing(tmp_path, command):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CA_DATA_DIR")}
     out = _run_in(tmp_path, command, env)
     assert out.returncode == 1 and NOT_INITIALISED in out.stderr, (out.stdout, out.stderr)
     assert "no such table" not in out.stderr
-    assert list(tmp_path.iterdir()) == []  # neither ./var nor ./var/ca.sqlite3 left behind
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == []  # no ./var, no ./var/ca.sqlite3
 
 
 def test_an_empty_database_file_is_reported_as_not_initialised(tmp_path):
@@ -40,10 +98,16 @@ def test_an_empty_database_file_is_reported_as_not_initialised(tmp_path):
 
 
 def test_a_read_only_command_with_a_database_elsewhere_needs_no_data_folder(api, test_env, tmp_path):
-    setup_org(api, "acme", ())
+    serial = setup_org(api, "acme", ())["acme-boss"]
+    ca("crl", "publish")  # so that `crl show` has the issuing CA's CRL to show
     missing = tmp_path / "no-such-data-dir"  # a help-desk PC: DATABASE_URL set, no CA_DATA_DIR of its own
-    out = _run_in(tmp_path, ("users", "search", "acme", "--json"), test_env.env(CA_DATA_DIR=str(missing)))
+    env = test_env.env(CA_DATA_DIR=str(missing))
+    out = _run_in(tmp_path, ("users", "search", "acme", "--json"), env)
     assert out.returncode == 0 and '"acme-boss"' in out.stdout, out.stderr
+    # audit verify checks the checkpoints' signatures with the audit key kept in the data folder
+    for command in (c for c in READ_ONLY if c != ("audit", "verify")):
+        out = _run_in(tmp_path, ("certs", "show", serial) if command[:2] == ("certs", "show") else command, env)
+        assert out.returncode == 0, (command, out.stdout, out.stderr)
     assert not missing.exists()  # nothing created
 
 

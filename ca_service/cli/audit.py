@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ca_service.cli.common import context, echo_json, fail, handle_errors
+from ca_service.cli.common import context, echo_json, fail, handle_errors, reading_context
 from ca_service.services.audit import checkpoints as audit_checkpoints
 
 
@@ -26,7 +26,7 @@ def audit_group() -> None:
 def audit_verify(checkpoint_file: Path | None) -> None:
     """Seal pending events, recompute the whole chain, then check it against every signed
     checkpoint (and --checkpoint FILE); exit 1 naming the first bad event or the shortfall."""
-    ctx = context()
+    ctx = reading_context()  # a check: sealing changes no data, and without a database there is nothing to verify
     external = audit_checkpoints.parse_checkpoint(checkpoint_file.read_text()) if checkpoint_file else None
     verdict = audit_checkpoints.verify(ctx, external)
     if not verdict.ok:

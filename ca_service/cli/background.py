@@ -14,7 +14,16 @@ from typing import Any
 import click
 from redis.exceptions import RedisError
 
-from ca_service.cli.common import cli_actor, context, echo_json, echo_table, fail, handle_errors, prepare_metrics_dir
+from ca_service.cli.common import (
+    cli_actor,
+    context,
+    echo_json,
+    echo_table,
+    fail,
+    handle_errors,
+    prepare_metrics_dir,
+    reading_context,
+)
 from ca_service.cli.health import DEFAULT_WORKER_HEARTBEAT_SECONDS
 from ca_service.cli.health import record as record_role
 from ca_service.constants import QUEUE_NAMES
@@ -169,7 +178,7 @@ def crl_publish(as_json: bool) -> None:
 @handle_errors
 def crl_show(as_json: bool) -> None:
     """Show the latest issuing and root CRLs."""
-    ctx = context()
+    ctx = reading_context()
     docs = [crl_publication.latest_crl(ctx, name) for name in ("issuing", "root")]
     rows = [
         {

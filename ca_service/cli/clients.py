@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors
+from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors, reading_context
 from ca_service.services.access import clients as svc
 
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -101,7 +101,7 @@ def rotate(name_or_id: str, grace: timedelta | None, expires_in: timedelta | Non
 @handle_errors
 def list_(as_json: bool) -> None:
     """List API clients (never their tokens)."""
-    rows = svc.list_clients(context())
+    rows = svc.list_clients(reading_context())
     if as_json:
         echo_json(rows)
         return

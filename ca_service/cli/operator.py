@@ -242,7 +242,7 @@ def jobs_failed(queue: str | None, requeue: bool, job_ids: tuple[str, ...], as_j
     """List the jobs that failed after every retry, or requeue them with --requeue."""
     if job_ids and not requeue:
         raise click.UsageError("--job only goes with --requeue")
-    ctx = context()
+    ctx = context() if requeue else reading_context()  # listing only reads: it never creates a database
     if requeue:
         total = len(job_ids) if job_ids else len(failed_jobs.list_failed(ctx, queue))
         with click.progressbar(length=total, label="requeueing", file=sys.stderr) as bar:

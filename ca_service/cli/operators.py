@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors
+from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors, reading_context
 from ca_service.services.access import operators
 
 JSON = click.option("--json", "as_json", is_flag=True, help="JSON output.")
@@ -41,7 +41,7 @@ def create(username: str, display_name: str | None, as_json: bool) -> None:
 @handle_errors
 def list_(as_json: bool) -> None:
     """Every operator with state (disabled, locked until, last login)."""
-    rows = operators.list_operators(context())
+    rows = operators.list_operators(reading_context())
     if as_json:
         echo_json(rows)
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors
+from ca_service.cli.common import cli_actor, context, echo_json, echo_table, handle_errors, reading_context
 from ca_service.services.events import admin
 
 
@@ -25,7 +25,7 @@ def webhooks_group() -> None:
 @handle_errors
 def webhooks_list(failed: bool, limit: int, as_json: bool) -> None:
     """The deliveries, newest first: event, login ID, URL, status, attempts, last error."""
-    rows = admin.list_deliveries(context(), failed_only=failed, limit=limit)
+    rows = admin.list_deliveries(reading_context(), failed_only=failed, limit=limit)
     if as_json:
         echo_json([r.as_dict() for r in rows])
         return
