@@ -106,7 +106,7 @@ def test_install_replaces_the_login_ids_certificate_and_status_reads_it_in_japan
 
     # a new certificate for alice (after a revocation) replaces hers and leaves bob's alone
     org.post(f"/v1/certificates/{format(alice.serial_number, 'x')}/revocation", role="operator",
-             json={"reason": "superseded", "ticket": "T-1"})  # fmt: skip
+             json={"reason": "key_compromise", "ticket": "T-1"})  # fmt: skip
     key_a2 = keys.new_key()
     alice2 = _issue(org, "alice", key_a2)
     db.install(key_a2, alice2, check_issued(alice2, login_id="alice", key=key_a2, cas=cas))
