@@ -80,3 +80,19 @@ def test_bad_certificate_pem_is_a_validation_error(api):
     assert r.status == 400 and r.code == "validation-error" and r.json["errors"][0]["field"] == "certificate_pem"
     r = api.post("/v1/login-checks", json={"login_id": "alice", "method": "password"})
     assert r.status == 400 and r.code == "validation-error"
+
+
+def test_login_check_takes_a_pem_with_trailing_blank_lines(api):
+    """A certificate file printed with an extra newline (the README's walk-through writes one) is
+    still a certificate; anything else after it is not."""
+    api.org("acme")
+    api.user("alice", "acme")
+    pem = api.issue("alice", make_csr()[1]).json["certificate_pem"]
+    for tail in ("", "\n", "\n\n", "\r\n\r\n"):
+        r = api.post(
+            "/v1/login-checks",
+            json={"login_id": "alice", "method": "certificate", "certificate_pem": pem.rstrip("\n") + "\n" + tail},
+        )
+        assert r.status == 200 and r.json["allowed"], (repr(tail), r)
+    r = api.post("/v1/login-checks", json={"login_id": "alice", "method": "certificate", "certificate_pem": pem + "x"})
+    assert r.status == 400

@@ -19,7 +19,9 @@ EMAIL = (
     r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?!(arpa|invalid|local|localhost|onion|test)$)[A-Za-z]{2,63}$"
 )
 PEM_CSR = r"^-----BEGIN CERTIFICATE REQUEST-----\r?\n([A-Za-z0-9+/=]{1,76}\r?\n)+-----END CERTIFICATE REQUEST-----\r?\n?$"
-PEM_CERTIFICATE = r"^-----BEGIN CERTIFICATE-----\r?\n([A-Za-z0-9+/=]{1,76}\r?\n)+-----END CERTIFICATE-----\r?\n?$"
+# (trailing line breaks allowed: a PEM file printed with an extra newline is common, and Python's
+# `$` used to accept one before the full-match check of issue 26 finding 12)
+PEM_CERTIFICATE = r"^-----BEGIN CERTIFICATE-----\r?\n([A-Za-z0-9+/=]{1,76}\r?\n)+-----END CERTIFICATE-----(\r?\n)*$"
 # RFC 3339 with a time zone; not the first or last day of the calendar (an offset there would
 # leave the range of a timestamp once converted to UTC).
 INSTANT = r"^(?!0000-|0001-01-01|9999-12-31)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)$"

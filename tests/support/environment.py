@@ -182,9 +182,9 @@ def create_environment(root: Path, worker_id: str) -> TestEnvironment:
     if base_redis.startswith(("redis://", "rediss://")):
         claim = _claim_redis_db(base_redis)
         redis_url = claim.url()
-    elif base_redis:  # a unix socket: no database number to claim, and the tests flush theirs
+    elif base_redis and base_redis not in OWNED_REDIS_URLS:  # a unix socket: no number to claim, and tests flush theirs
         raise RuntimeError(f"REDIS_URL={base_redis!r}: give the tests a redis:// or rediss:// URL (or none: embedded)")
-    else:
+    else:  # none, or the embedded one this run started for the session (a second environment gets its own)
         embedded = EmbeddedRedis(root / "redis")
         redis_url = embedded.start()
         OWNED_REDIS_URLS.add(redis_url)
