@@ -25,7 +25,9 @@ from tests.support.webhook_receiver import new_secret
 from tests.support.workers import empty_queues
 
 pytest.importorskip("playwright.sync_api")
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("frontend-events-browser")]
+# the FAQ's group: one managed certificate policy at a time (Chromium takes AutoSelectCertificateForUrls
+# from one of several policy files, so two front ends' tests side by side get a certificate dialog)
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("faq-browser")]
 SECRET = new_secret()
 LINE = re.compile(r'conn=(\d+) req=(\d+) "(\S+) (\S+) [^"]*" (\d+)')
 
