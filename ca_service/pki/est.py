@@ -86,6 +86,8 @@ def base64_body(der: bytes) -> bytes:
 
 def csr_pem_from_body(body: bytes) -> str:
     """The CSR of an EST request body as PEM, whatever of base64, PEM or DER it came in."""
+    if body[:1] == b"\x30" and not body.isascii():  # raw DER (a SEQUENCE): taken as it is, never stripped
+        return _pem_of(body)  # (its last byte can be 0x0a or 0x20: stripping it broke 1 CSR in ~40)
     data = body.strip()
     if not data:
         raise EstBodyRejected("the body is empty: send the PKCS#10 CSR, base64-encoded")
@@ -94,15 +96,16 @@ def csr_pem_from_body(body: bytes) -> str:
             return data.decode("ascii")
         except UnicodeDecodeError:
             raise EstBodyRejected("the PEM body is not ASCII") from None
-    if data[0] == 0x30 and not data.isascii():  # raw DER (a SEQUENCE); base64 text never starts with 0x30 non-ASCII
-        der = data
-    else:
-        compact = _WHITESPACE.sub(b"", data)
-        compact += b"=" * (-len(compact) % 4)
-        try:
-            der = base64.b64decode(compact, validate=True)
-        except (binascii.Error, ValueError):
-            raise EstBodyRejected("the body is not base64 (nor PEM or DER)") from None
+    compact = _WHITESPACE.sub(b"", data)
+    compact += b"=" * (-len(compact) % 4)
+    try:
+        der = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise EstBodyRejected("the body is not base64 (nor PEM or DER)") from None
+    return _pem_of(der)
+
+
+def _pem_of(der: bytes) -> str:
     if not der or der[0] != 0x30:
         raise EstBodyRejected("the body does not decode to a DER PKCS#10 request")
     if len(der) > MAX_CSR_PEM_BYTES:
