@@ -37,7 +37,7 @@ REVOCATION_REFUSED = {
 REASONS = {
     "unspecified": "電子証明書の削除・再インストール",
     "key_compromise": "パソコンの紛失・盗難",
-    "superseded": "パソコンの変更",
+    "cessation_of_operation": "パソコンの変更",  # not superseded: that is the CA's renewal's own reason
     "affiliation_changed": "利用者の異動",
 }
 

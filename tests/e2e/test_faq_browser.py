@@ -264,7 +264,7 @@ def test_q13_new_pc_after_the_masters_revocation(bank, front, tmp_path):
     enrol(master_pc, front, "hanako")
     r = new_pc.run("enroll", *front.enroll_args(), "--login-id", "alice", "--code-stdin", stdin=_code(bank, "alice"))
     assert r.returncode == 7, r.stderr  # not before the old PC's certificate is revoked
-    master_revokes(front, master_pc, "alice", "superseded", "q13")
+    master_revokes(front, master_pc, "alice", "cessation_of_operation", "q13")
     new = enrol(new_pc, front, "alice", shot_name="q13-new-pc-code")
     with chromium_on(old_pc, front, "alice") as page:
         login(page, front, "alice")
