@@ -94,7 +94,14 @@ def test_revocation_is_on_the_crl_within_60_s_of_a_restart_after_sigkill(ctx, li
     try:
         cas.lock_ca(session, issuing_ca_id(ctx))  # the publication will wait for this lock
         worker = live_processes.start("worker-crash", ["worker"])
-        wait_for(lambda: job.get_status(refresh=True) == "started", timeout=30, interval=0.05)
+        # start-up (two interpreter starts: the worker re-execs for its metrics) is slow on a loaded
+        # CI machine: wait for it apart from the dequeue, and say what was seen if either stalls
+        worker.wait_for_log("worker listening", timeout=90)
+        try:
+            wait_for(lambda: job.get_status(refresh=True) == "started", timeout=30, interval=0.05)
+        except AssertionError:
+            seen = f"job {job.id}: {job.get_status(refresh=True)}; crl: {crl_queue.job_ids}; started: {running.get_job_ids()}"
+            raise AssertionError(f"the publication never started ({seen}); worker log:\n{worker.log()[-3000:]}") from None
         for proc in (live_processes.processes["api-crash"], worker, scheduler):
             _kill(proc)
     finally:
