@@ -4,34 +4,8 @@ per hour get 429 revocation-limit-reached, across gunicorn workers and API repli
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from sqlalchemy import update
-
-from ca_service.store.models import User
 from tests.support.api import Api
-from tests.support.pki import make_csr
-from tests.support.workers import insert_certificates
-
-
-def _real_der(api: Api) -> bytes:
-    """One real certificate's DER for the bulk rows (revocation answers with the certificate)."""
-    api.org("donor")
-    api.user("donor", "donor")
-    pem = api.issue("donor", make_csr()[1]).json["certificate_pem"]
-    return x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
-
-
-def _bank(ctx, org_id: str, users: int, der: bytes) -> list[str]:
-    now = ctx.clock.now()
-    rows = [{"login_id": f"{org_id}-u{i:02d}", "not_after": now + timedelta(days=300)} for i in range(users)]
-    rows.append({"login_id": f"{org_id}-boss", "not_after": now + timedelta(days=300)})
-    serials = insert_certificates(ctx, org_id, rows, der=der)
-    with ctx.engine.begin() as conn:
-        conn.execute(update(User).where(User.login_id == f"{org_id}-boss").values(role="master"))
-    return serials[:-1]
+from tests.support.brakes import organisation_with_master, real_certificate_der
 
 
 def _revoke(api: Api, serial: str, org_id: str, role: str = "frontend"):
@@ -40,9 +14,9 @@ def _revoke(api: Api, serial: str, org_id: str, role: str = "frontend"):
 
 
 def test_frontend_revocations_stop_at_the_hourly_limit_across_replicas(ctx, live, live_processes, clock):
-    der = _real_der(live)
-    serials = _bank(ctx, "bank1", 25, der)
-    other = _bank(ctx, "bank2", 1, der)
+    der = real_certificate_der(live)
+    serials = organisation_with_master(ctx, "bank1", 25, der)
+    other = organisation_with_master(ctx, "bank2", 1, der)
     replica = Api(live.tokens, base_url=live_processes.start_api(workers=2, name="api-replica"))
     apis = [live, replica]
     for i, serial in enumerate(serials[:20]):  # alternate replicas (and their gunicorn workers)

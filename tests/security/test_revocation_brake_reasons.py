@@ -6,32 +6,14 @@ renewal's supersession (the predecessor of a successor) is not a front-end revoc
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy import update
 
-from ca_service.store.models import Certificate, User
+from ca_service.store.models import Certificate
 from tests.support.api import Api
+from tests.support.brakes import organisation_with_master, real_certificate_der
 from tests.support.pki import make_csr
-from tests.support.workers import insert_certificates
 
 CHOOSABLE = ("unspecified", "key_compromise", "affiliation_changed", "cessation_of_operation", "privilege_withdrawn")
-
-
-def _bank(api: Api, ctx, org_id: str, users: int) -> list[str]:
-    api.org("donor")
-    api.user("donor", "donor")
-    pem = api.issue("donor", make_csr()[1]).json["certificate_pem"]
-    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
-    now = ctx.clock.now()
-    rows = [{"login_id": f"{org_id}-u{i:02d}", "not_after": now + timedelta(days=300)} for i in range(users)]
-    rows.append({"login_id": f"{org_id}-boss", "not_after": now + timedelta(days=300)})
-    serials = insert_certificates(ctx, org_id, rows, der=der)
-    with ctx.engine.begin() as conn:
-        conn.execute(update(User).where(User.login_id == f"{org_id}-boss").values(role="master"))
-    return serials[:-1]
 
 
 def _revoke(api: Api, serial: str, reason: str, role: str = "frontend"):
@@ -40,7 +22,7 @@ def _revoke(api: Api, serial: str, reason: str, role: str = "frontend"):
 
 
 def test_no_caller_chooses_superseded_and_the_brake_holds(api, ctx):
-    serials = _bank(api, ctx, "bank", 24)
+    serials = organisation_with_master(ctx, "bank", 24, real_certificate_der(api))
     # the attack of the finding: 40 (here 21) front-end revocations as "superseded" all passed
     for role in ("frontend", "operator"):
         refused = _revoke(api, serials[0], "superseded", role=role)
@@ -58,7 +40,7 @@ def test_no_caller_chooses_superseded_and_the_brake_holds(api, ctx):
 def test_a_stored_frontend_superseded_revocation_counts(api, ctx):
     """Revocations recorded as `superseded` by the old code (the attack already done) still count:
     only a renewal's predecessor (which has `superseded_by`) is left out of the brake."""
-    serials = _bank(api, ctx, "bank", 22)
+    serials = organisation_with_master(ctx, "bank", 22, real_certificate_der(api))
     now = ctx.clock.now()
     with ctx.engine.begin() as conn:
         conn.execute(
@@ -71,7 +53,7 @@ def test_a_stored_frontend_superseded_revocation_counts(api, ctx):
 
 
 def test_a_renewal_does_not_count_towards_the_brake(api, ctx, clock):
-    serials = _bank(api, ctx, "bank", 21)
+    serials = organisation_with_master(ctx, "bank", 21, real_certificate_der(api))
     api.user("bank-renewer", "bank")
     issued = api.issue("bank-renewer", make_csr()[1]).json
     old, days = issued["serial"], issued["days_remaining"]
