@@ -1,4 +1,4 @@
-"""The per-organisation issuance brake (issue 26, finding 2), the twin of revocation_brake.py.
+"""The per-organisation issuance brake, the twin of revocation_brake.py.
 
 A stolen front-end token issues and renews certificates with its own keys for any registered
 user; R9 and the key proof keep masters out of its reach, but general users' certificates could
@@ -17,19 +17,18 @@ transaction), counted in `ca_issuance_limit_refusals_total` and alerted (CaIssua
 from __future__ import annotations
 
 import logging
-import math
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from ca_service import metrics
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import ServiceError
 from ca_service.services.audit import trail as audit
 from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.certificates.hourly_allowance import seconds_until_allowed, window_start
 from ca_service.store import revocations as rows
 from ca_service.store.db import Tx, transaction
 
 log = logging.getLogger("ca_service.issuance")
-WINDOW = timedelta(hours=1)
 
 
 class IssuanceLimitReached(ServiceError):
@@ -51,10 +50,10 @@ def check(session: Tx, ctx: ServiceContext, org_id: str, login_id: str, kind: st
     those committed before it), then raise IssuanceLimitReached if the hour's allowance is used."""
     rows.lock_organization_for_revocation(session, org_id)
     limit = ctx.settings.frontend_issuances_per_org_hour
-    count, oldest = rows.certificates_issued_since(session, org_id, now - WINDOW)
-    if count < limit:
+    count, oldest = rows.certificates_issued_since(session, org_id, window_start(now))
+    retry_after = seconds_until_allowed(count, limit, oldest, now)
+    if retry_after is None:
         return
-    retry_after = max(1, math.ceil(((oldest or now) + WINDOW - now).total_seconds()))
     raise IssuanceLimitReached(
         f"{count} certificates of organisation {org_id} were issued or renewed in the last hour (limit {limit}); "
         "more are refused until the oldest leaves the hour, or the help desk authorises one on the paper procedure",

@@ -1,4 +1,4 @@
-"""The front-end revocation brake (DESIGN §4; issue 13, finding 2).
+"""The front-end revocation brake (DESIGN §4).
 
 A stolen front-end token can name any master user as `acting_login_id`, so the bank's rule R10
 alone would let it revoke every general user's certificate of every organisation in a minute.
@@ -15,19 +15,18 @@ depend on Redis. Every refusal is audited (its own transaction) and counted in
 from __future__ import annotations
 
 import logging
-import math
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from ca_service import metrics
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import ServiceError
 from ca_service.services.audit import trail as audit
 from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.certificates.hourly_allowance import seconds_until_allowed, window_start
 from ca_service.store import revocations as rows
 from ca_service.store.db import Tx, transaction
 
 log = logging.getLogger("ca_service.revocation")
-WINDOW = timedelta(hours=1)
 
 
 class RevocationLimitReached(ServiceError):
@@ -52,10 +51,10 @@ def check(session: Tx, ctx: ServiceContext, actor: Actor, org_id: str, serial: s
     if actor.role != "frontend":
         return
     limit = ctx.settings.frontend_revocations_per_org_hour
-    count, oldest = rows.frontend_revocations_since(session, org_id, now - WINDOW)
-    if count < limit:
+    count, oldest = rows.frontend_revocations_since(session, org_id, window_start(now))
+    retry_after = seconds_until_allowed(count, limit, oldest, now)
+    if retry_after is None:
         return
-    retry_after = max(1, math.ceil(((oldest or now) + WINDOW - now).total_seconds()))
     raise RevocationLimitReached(
         f"the front end has revoked {count} certificates of organisation {org_id} in the last hour (limit {limit}); "
         "more revocations are refused until the oldest leaves the hour, or the help desk revokes on the paper procedure",
