@@ -1,22 +1,21 @@
 """Everything a service function needs, built once per process: settings, clock, database,
-key backend, and the per-process caches, each a typed field (no string-keyed bag).
+key backend, Redis, the hot reader, and `local(T)`: a capability's per-process state, keyed by its
+class (no string-keyed bag).
 
-Neutral ground: api, services, outbox, workers and cli import it; it imports no service (the
-cache fields name service types for the type checker only)."""
+Neutral ground: api, services, outbox, workers and cli import it; it imports no service, not even
+for the type checker: each capability owns its state class (.importlinter)."""
 
 from __future__ import annotations
 
 import os
 import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable
+import weakref
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TypeVar, cast
 
 from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,18 +26,11 @@ from ca_service.store.db import make_engine, make_session_factory
 from ca_service.store.hot_reads import HotReader
 from config.settings import Settings, load_settings
 
-if TYPE_CHECKING:  # value types the caches hold; never imported at run time
-    from cryptography import x509
-
-    from ca_service.services.access.clients import ClientInfo
-    from ca_service.services.authority.hierarchy import ActiveIssuer
-    from ca_service.services.authority.responder_certificates import Responder
-    from ca_service.services.ocsp.cache import CachedResponse
-    from ca_service.services.ocsp.responder import IssuerIndex
-
 T = TypeVar("T")
-K = TypeVar("K")
-V = TypeVar("V")
+
+# What `ServiceContext.redis()` and a command on its connection raise when Redis cannot be used
+# (RuntimeError: REDIS_URL is not set), for those who then go on without it.
+REDIS_ERRORS = (RedisError, OSError, RuntimeError)
 
 
 @dataclass(frozen=True)
@@ -52,112 +44,37 @@ class Actor:
     requested_by: str | None = None  # dual control: the operator who asked; client_name approved it
 
 
-class Once(Generic[T]):
-    """A value made once per process, on first use (double-checked under its own lock)."""
+class _Locals:
+    """The per-process state of capabilities, one instance per type. A forked child (an RQ work
+    horse, a gunicorn worker, any os.fork) starts with none: what the parent held (threads,
+    connections, a decrypted key's handle, copies kept live by a watch) is not the child's."""
 
     def __init__(self) -> None:
-        self.value: T | None = None
+        self.values: dict[type, object] = {}
         self.lock = threading.Lock()
+        _ALL_LOCALS.add(self)
 
-    def get(self, make: Callable[[], T]) -> T:
-        value = self.value
-        if value is not None:
-            return value
+    def make(self, kind: type[T]) -> T:
         with self.lock:
-            if self.value is None:
-                self.value = make()
-            return self.value
+            found = self.values.get(kind)
+            if found is None:
+                found = self.values[kind] = kind()
+            return cast(T, found)
 
-    def clear(self) -> None:
-        self.value = None
-
-
-class Expiring(Generic[T]):
-    """A value kept for `seconds` (monotonic clock), then made again."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._entry: tuple[float, T] | None = None
-
-    def get(self, make: Callable[[], T]) -> T:
-        entry = self._entry
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
-        value = make()
-        self._entry = (time.monotonic() + self.seconds, value)
-        return value
-
-    def clear(self) -> None:
-        self._entry = None
+    def forget(self) -> None:
+        self.values = {}
+        self.lock = threading.Lock()  # another thread of the parent may have held it at the fork
 
 
-class Lru(Generic[K, V]):
-    """A thread-safe bounded LRU (gthread workers share one per process)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.entries: OrderedDict[K, V] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self.lock:
-            found = self.entries.get(key)
-            if found is not None:
-                self.entries.move_to_end(key)
-            return found
-
-    def put(self, key: K, value: V) -> None:
-        with self.lock:
-            self.entries[key] = value
-            self.entries.move_to_end(key)
-            if len(self.entries) > self.size:
-                self.entries.popitem(last=False)
-
-    def drop(self, keys: list[K]) -> None:
-        with self.lock:
-            for key in keys:
-                self.entries.pop(key, None)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.entries.clear()
+_ALL_LOCALS: weakref.WeakSet[_Locals] = weakref.WeakSet()
 
 
-OCSP_LOCAL_ENTRIES = 20_000  # per process: ~20 MB (a response with its responder certificate is ~1 KB)
-LOGIN_CHECK_ISSUERS_SECONDS = 60.0
+def _forget_after_fork() -> None:
+    for found in list(_ALL_LOCALS):
+        found.forget()
 
 
-@dataclass
-class OcspState:
-    """The OCSP responder's per-process state (services/ocsp_*)."""
-
-    issuers: IssuerIndex | None = None  # the issuing CAs held and their CertID hashes
-    issuers_lock: threading.Lock = field(default_factory=threading.Lock)
-    responders: dict[int, tuple[Responder, float]] = field(default_factory=dict)  # issuer id -> (responder, checked at)
-    responders_lock: threading.Lock = field(default_factory=threading.Lock)
-    local: Lru[str, CachedResponse] = field(default_factory=lambda: Lru(OCSP_LOCAL_ENTRIES))
-    issuer_tags: dict[int, str] = field(default_factory=dict)  # issuer id -> SKI hex (the Redis key's issuer)
-    redis_down_until: float = 0.0  # circuit breaker: Redis skipped until this monotonic time
-    # Pre-signed responses (services/ocsp/invalidation): on in API servers, off in tests' apps
-    presigned: bool = False
-    watch_pid: int | None = None  # the process whose invalidation watch runs
-    live_until: float = 0.0  # LRU hits skip the database until this monotonic time
-    revocation_counts: dict[int, int] = field(default_factory=dict)  # CA id -> counter, at the last poll
-    generation: int = 0  # bumped by every drop: a status read before it is not cached after it
-    cleared_at: int = 0  # the generation of the last drop of the whole LRU
-    dropped: dict[str, int] = field(default_factory=dict)  # key -> generation of its last drop
-    generation_lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass
-class AuthBlockState:
-    """This process's copy of the addresses the bad-token throttle blocks (services/access/blocks)."""
-
-    enabled: bool = False  # on in API servers (api/app.py), off in tests' in-process apps
-    watch_pid: int | None = None  # the process whose watch runs
-    live_until: float = 0.0  # the copy answers for Redis until this monotonic time
-    blocked: dict[str, float] = field(default_factory=dict)  # address -> monotonic time its window closes
-    lock: threading.Lock = field(default_factory=threading.Lock)
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 @dataclass
@@ -176,20 +93,20 @@ class ServiceContext:
     sessions: sessionmaker[Session]
     key_backend: KeyBackend | None = None
     redis_conn: Redis | None = None
-    issuer: Once[ActiveIssuer] = field(default_factory=Once)
-    login_check_issuers: Expiring[tuple[x509.Certificate, ...]] = field(
-        default_factory=lambda: Expiring(LOGIN_CHECK_ISSUERS_SECONDS)
-    )
-    ocsp: OcspState = field(default_factory=OcspState)
-    # token digest -> (cache deadline, client, the stored hash it matched, when that token stops working)
-    auth_cache: dict[str, tuple[float, ClientInfo | None, str, datetime | None]] = field(default_factory=dict)
-    auth_throttle_down_until: float = 0.0  # services/access/throttle: Redis skipped until this monotonic time
-    auth_blocks: AuthBlockState = field(default_factory=AuthBlockState)
+    # the capabilities' per-process state (local()); dataclasses.replace(ctx, ...) shares it
+    local_state: _Locals = field(default_factory=_Locals, repr=False, compare=False)
     seal: SealThrottle = field(default_factory=SealThrottle)
     hot_reader: HotReader = field(init=False)
 
     def __post_init__(self) -> None:
         self.hot_reader = HotReader(self.engine)
+
+    def local(self, kind: type[T]) -> T:
+        """This process's state of a capability, keyed by its class (made on first use as
+        `kind()`, once even when threads race; new after a fork). The class, with its behaviour,
+        belongs to the capability: the context knows none."""
+        found = self.local_state.values.get(kind)
+        return cast(T, found) if found is not None else self.local_state.make(kind)
 
     @cached_property
     def keys(self) -> KeyBackend:

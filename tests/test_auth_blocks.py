@@ -42,13 +42,13 @@ def process(ctx: ServiceContext, redis_url: str) -> Iterator[Callable[..., Servi
             settings=dataclasses.replace(ctx.settings, **{"redis_url": redis_url, "auth_failure_limit": LIMIT, **settings}),
             clock=ctx.clock, engine=ctx.engine, sessions=ctx.sessions, key_backend=ctx.keys,
         )  # fmt: skip
-        fresh.auth_blocks.enabled = True
+        fresh.local(auth_blocks.AuthBlockState).enabled = True
         started.append(fresh)
         return fresh
 
     yield make
     for fresh in started:
-        fresh.auth_blocks.watch_pid = None  # its watch ends within a second
+        fresh.local(auth_blocks.AuthBlockState).watch.stop()  # its thread ends within a second
 
 
 def _until(check: Callable[[], object], timeout: float = 5.0) -> float:
@@ -86,7 +86,7 @@ def test_a_live_copy_answers_without_asking_redis(process, redis_url):
 
 def test_a_copy_that_is_not_live_asks_redis_each_time(process, redis_url):
     worker = process()
-    worker.auth_blocks.enabled = False  # as in the tests' in-process apps, or before the watch is live
+    worker.local(auth_blocks.AuthBlockState).enabled = False  # as in the tests' in-process apps, or before the watch is live
     before = _commands(redis_url)
     for _ in range(100):
         auth_throttle.blocked_for(worker, ADDRESS)

@@ -57,8 +57,9 @@ def clear_auth_throttle(ctx) -> None:
     for key in conn.scan_iter("ca:auth-failures:*"):
         conn.delete(key)
     conn.delete(auth_blocks.INDEX)
-    with ctx.auth_blocks.lock:
-        ctx.auth_blocks.blocked.clear()
+    copy = ctx.local(auth_blocks.AuthBlockState)
+    with copy.lock:
+        copy.blocked.clear()
 
 
 @pytest.fixture(autouse=True)

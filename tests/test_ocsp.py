@@ -22,11 +22,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, ObjectIdent
 from sqlalchemy import select, update
 
 from ca_service import metrics
-from ca_service.context import Lru, ServiceContext
+from ca_service.context import ServiceContext
+from ca_service.per_process import Lru
 from ca_service.services.authority import responder_certificates as ocsp_signer
 from ca_service.services.authority.hierarchy import active_issuer
 from ca_service.services.ocsp import cache as ocsp_cache
 from ca_service.services.ocsp import responder as ocsp_responder
+from ca_service.services.ocsp.state import OcspState
 from ca_service.store.models import Certificate, CertificateAuthority
 
 OCSP_NOCHECK = ObjectIdentifier("1.3.6.1.5.5.7.48.1.5")
@@ -37,9 +39,10 @@ MIME = "application/ocsp-response"
 def _forget_responders(ctx: ServiceContext) -> None:
     """conftest deletes responder rows between tests under this long-lived process (production
     never deletes them): drop the per-process choice so each test starts from the database."""
-    ctx.ocsp.responders.clear()
-    ctx.ocsp.issuers = None
-    ctx.ocsp.local.clear()
+    ctx.local(ocsp_signer.ResponderCache).responders.clear()
+    state = ctx.local(OcspState)
+    state.issuers = None
+    state.local.clear()
 
 
 # --- helpers (also used by tests/e2e/test_ocsp_openssl.py) -------------------------------------
@@ -270,7 +273,7 @@ def test_a_cached_response_dated_in_the_clocks_future_is_not_served(api, leaf, i
 
 
 def test_the_in_process_cache_is_a_bounded_lru():
-    lru = Lru[str, ocsp_cache.CachedResponse](2)  # the class of ctx.ocsp.local
+    lru = Lru[str, ocsp_cache.CachedResponse](2)  # the class of OcspState.local
     entry = ocsp_cache.CachedResponse("good", datetime.now(UTC), b"der")
     lru.put("a", entry)
     lru.put("b", entry)

@@ -25,6 +25,7 @@ from ca_service.api.ocsp_fast import GET_ROUTE, MAX_BODY, OcspFastPath
 from ca_service.context import ServiceContext
 from ca_service.services.authority.hierarchy import active_issuer
 from ca_service.services.ocsp import invalidation as ocsp_invalidation
+from ca_service.services.ocsp.state import OcspState
 from tests.test_ocsp import now as ocsp_now
 from tests.test_ocsp import ocsp_request, revoke_in_db, verify_response
 from tests.test_ocsp_presigned import _bump_counter, _presigned, _stop, _until_live
@@ -129,8 +130,7 @@ def test_what_is_not_a_warm_presigned_hit_reaches_flask(served, ctx, leaf, issue
         assert answer.status_code in (200, 304), (what, answer.status_code)
     nonce_answer = fast.post("/ocsp", data=ocsp_request(leaf, issuer, nonce=b"m" * 16), headers=OCSP_REQUEST)
     assert verify_response(nonce_answer.get_data(), issuer, ocsp_now()).certificate_status == ocsp.OCSPCertStatus.GOOD
-    process.ocsp.live_until = 0.0  # the watch no longer live: even the warm one goes to Flask
-    process.ocsp.watch_pid = None
+    process.local(OcspState).watch.stop()  # the watch no longer live: even the warm one goes to Flask
     fast.get(_get_path(body))
     assert downstream.calls == calls + 2
 

@@ -8,7 +8,6 @@ through a real gunicorn in tests/e2e/test_ocsp_staleness.py."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Iterator
 
@@ -21,6 +20,7 @@ from ca_service.services.authority.hierarchy import active_issuer
 from ca_service.services.ocsp import cache as ocsp_cache
 from ca_service.services.ocsp import invalidation as ocsp_invalidation
 from ca_service.services.ocsp import responder as ocsp_responder
+from ca_service.services.ocsp.state import OcspState
 from ca_service.store.models import CertificateAuthority
 from tests.test_ocsp import now, ocsp_request, revoke_in_db, verify_response
 
@@ -35,7 +35,7 @@ def _stop_watches() -> Iterator[None]:
 
 
 def _stop(process: ServiceContext) -> None:
-    process.ocsp.watch_pid = None  # the watch thread ends at its next poll (and closes its connection)
+    process.local(OcspState).watch.stop()  # its thread ends at its next poll (and closes its connection)
     process.hot_reader.close()  # this thread's, not left to the garbage collector at interpreter exit
 
 
@@ -45,7 +45,7 @@ def _presigned(ctx: ServiceContext, **settings: object) -> ServiceContext:
         settings=dataclasses.replace(ctx.settings, **settings) if settings else ctx.settings,
         clock=ctx.clock, engine=ctx.engine, sessions=ctx.sessions, key_backend=ctx.keys,
     )  # fmt: skip
-    fresh.ocsp.presigned = True
+    fresh.local(OcspState).presigned = True
     _started.append(fresh)
     return fresh
 
@@ -122,7 +122,7 @@ def test_a_redis_entry_is_never_served_without_the_database(ctx, leaf, issuer, i
 
 def test_with_the_watch_not_live_every_cached_status_is_compared_with_the_database(ctx, leaf, issuer, issuer_id):
     process = _presigned(ctx)
-    process.ocsp.watch_pid = os.getpid()  # as if its watch ran but no poll ever succeeded (database down)
+    process.local(OcspState).watch.start(lambda watching: None)  # as if its watch ran but no poll ever succeeded (database down)
     body = ocsp_request(leaf, issuer)
     assert _status(process, body) == (ocsp.OCSPCertStatus.GOOD, False)
     assert _status(process, body) == (ocsp.OCSPCertStatus.GOOD, True)  # cached, its status compared

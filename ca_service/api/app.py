@@ -24,6 +24,8 @@ from ca_service.api.proxy import TrustedProxies
 from ca_service.console import register as register_console
 from ca_service.context import ServiceContext, build_context
 from ca_service.errors import InvalidInput, ServiceError
+from ca_service.services.access.blocks import AuthBlockState
+from ca_service.services.ocsp.state import OcspState
 from config.logging import bind as bind_log
 from config.logging import configure as configure_logging
 from config.settings import load_settings
@@ -62,8 +64,8 @@ def create_app(context: ServiceContext | None = None) -> Flask:
     ctx = context or build_context(load_settings())
     if context is None:  # a real server (not a test's in-process app): JSON logs on stdout
         configure_logging(ctx.settings.log_level)
-        ctx.ocsp.presigned = True  # OCSP hits without a database read (services/ocsp/invalidation)
-        ctx.auth_blocks.enabled = True  # the bad-token throttle without a Redis read (services/access/blocks)
+        ctx.local(OcspState).presigned = True  # OCSP hits without a database read (services/ocsp/invalidation)
+        ctx.local(AuthBlockState).enabled = True  # the bad-token throttle without a Redis read (services/access/blocks)
     app = make_openapi_app(__name__)
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ def front_end(ctx, tokens) -> Iterator:
     conn.delete(auth_blocks.KEY.format(NAT))
     conn.zrem(auth_blocks.INDEX, NAT)
     conn.close()
-    ctx.auth_blocks.blocked.pop(NAT, None)
+    ctx.local(auth_blocks.AuthBlockState).blocked.pop(NAT, None)
 
 
 def _call(client, token: str):

@@ -28,14 +28,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any, cast
 
-from redis.exceptions import RedisError
-
-from ca_service.context import ServiceContext
+from ca_service.background_watch import BackgroundWatch, Watching
+from ca_service.context import REDIS_ERRORS, ServiceContext
 
 log = logging.getLogger("ca_service.auth")
 KEY = "ca:auth-failures:{}"  # an address's bad-token counter, expiring when its window closes
@@ -45,23 +44,37 @@ REFRESH_SECONDS = 1.0
 LIVE_SECONDS = 3.0
 MAX_ADDRESSES = 10_000  # more blocked at once (a wide attack): ask Redis per request instead
 _RETRY_SECONDS = 1.0
-_REDIS_ERRORS = (RedisError, OSError, RuntimeError)
+
+
+@dataclass
+class AuthBlockState:
+    """This process's copy of the addresses the bad-token throttle blocks (`ctx.local(AuthBlockState)`)."""
+
+    enabled: bool = False  # on in API servers (api/app.py), off in tests' in-process apps
+    watch: BackgroundWatch = field(default_factory=lambda: BackgroundWatch("auth-blocks"))
+    blocked: dict[str, float] = field(default_factory=dict)  # address -> monotonic time its window closes
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def live(ctx: ServiceContext) -> bool:
     """May this process answer `blocked_for` from its copy instead of asking Redis?"""
-    state = ctx.auth_blocks
+    state = ctx.local(AuthBlockState)
     if not state.enabled or ctx.settings.redis_url is None:
         return False
-    if state.watch_pid != os.getpid():
-        _start(ctx)
+    if not state.watch.started():
+        state.watch.start(lambda watching: _Watch(ctx, state, watching).run(), on_start=lambda: _forget(state))
         return False
-    return time.monotonic() < state.live_until
+    return state.watch.live()
+
+
+def _forget(state: AuthBlockState) -> None:
+    with state.lock:
+        state.blocked = {}
 
 
 def blocked_for(ctx: ServiceContext, address: str) -> int | None:
     """Whole seconds until the copy's block of `address` ends, or None if it holds none."""
-    closes = ctx.auth_blocks.blocked.get(address)
+    closes = ctx.local(AuthBlockState).blocked.get(address)
     if closes is None:
         return None
     left = closes - time.monotonic()
@@ -70,26 +83,16 @@ def blocked_for(ctx: ServiceContext, address: str) -> int | None:
 
 def block(ctx: ServiceContext, address: str, seconds: int) -> None:
     """Hold `address` blocked for `seconds` (what Redis says is left of its window)."""
-    state = ctx.auth_blocks
+    state = ctx.local(AuthBlockState)
     with state.lock:
         state.blocked[address] = time.monotonic() + seconds
 
 
-def _start(ctx: ServiceContext) -> None:
-    state = ctx.auth_blocks
-    with state.lock:
-        if state.watch_pid == os.getpid():
-            return
-        state.watch_pid = os.getpid()
-        state.live_until = 0.0
-        state.blocked = {}
-    threading.Thread(target=_Watch(ctx).run, name="auth-blocks", daemon=True).start()
-
-
 class _Watch:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, state: AuthBlockState, watching: Watching) -> None:
         self.ctx = ctx
-        self.pid = os.getpid()
+        self.state = state
+        self.watching = watching
         self.pubsub: Any = None
         self.next_refresh = 0.0
         self.last_pong = 0.0
@@ -97,18 +100,18 @@ class _Watch:
         self.failed = False
 
     def run(self) -> None:
-        state = self.ctx.auth_blocks
-        while state.watch_pid == self.pid:  # else stopped (tests) or a forked child's copy
+        watching = self.watching
+        while not watching.stopped:
             try:
                 self.step()
                 self.failed = False
-            except _REDIS_ERRORS as exc:
-                state.live_until = 0.0
+            except REDIS_ERRORS as exc:
+                watching.live_until = 0.0
                 if not self.failed:
                     log.warning("bad-token throttle: Redis asked per request (%s: %s)", type(exc).__name__, exc)
                 self.failed = True
                 self.close()
-                time.sleep(_RETRY_SECONDS)
+                watching.wait(_RETRY_SECONDS)
         self.close()
 
     def step(self) -> None:
@@ -134,7 +137,7 @@ class _Watch:
         addresses = [a.decode() for a in members]
         self.too_many = len(addresses) > MAX_ADDRESSES
         if self.too_many:
-            self.ctx.auth_blocks.live_until = 0.0
+            self.watching.live_until = 0.0
             return
         pipe = redis.pipeline(transaction=False)
         for address in addresses:
@@ -147,16 +150,15 @@ class _Watch:
         for address, count, ttl in zip(addresses, values[0::2], values[1::2], strict=True):
             if count is not None and int(count) >= limit and int(ttl) > 0:
                 blocked[address] = read_at + int(ttl)
-        state = self.ctx.auth_blocks
-        with state.lock:
-            state.blocked = blocked
+        with self.state.lock:
+            self.state.blocked = blocked
 
     def handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "pong":
             self.last_pong = time.monotonic()
             if not self.too_many:
-                self.ctx.auth_blocks.live_until = self.last_pong + LIVE_SECONDS
+                self.watching.live_until = self.last_pong + LIVE_SECONDS
         elif kind == "message":
             try:
                 address, count, seconds = json.loads(message["data"])
@@ -169,6 +171,6 @@ class _Watch:
         if self.pubsub is not None:
             try:
                 self.pubsub.close()
-            except _REDIS_ERRORS:
+            except REDIS_ERRORS:
                 pass
             self.pubsub = None

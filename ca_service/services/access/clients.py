@@ -38,6 +38,28 @@ class ClientInfo:
     previous_token_valid_until: datetime | None = None
 
 
+_Lookup = tuple[float, ClientInfo | None, str, datetime | None]
+
+
+class TokenCache:
+    """This process's recent token lookups (`ctx.local(TokenCache)`): token digest -> (cache
+    deadline, the client, the stored hash it matched, when that token stops working)."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self.entries: dict[str, _Lookup] = {}
+
+    def fresh(self, digest: str, now: float) -> _Lookup | None:
+        hit = self.entries.get(digest)
+        return hit if hit is not None and hit[0] > now else None
+
+    def put(self, digest: str, lookup: _Lookup) -> None:
+        if len(self.entries) > self.MAX_ENTRIES:
+            self.entries.clear()
+        self.entries[digest] = lookup
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -141,10 +163,10 @@ def authenticate(ctx: ServiceContext, token: str) -> ClientInfo | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = _hash(token)
-    cache = ctx.auth_cache
-    hit = cache.get(digest)
+    cache = ctx.local(TokenCache)
     now = time.monotonic()
-    if hit is not None and hit[0] > now:
+    hit = cache.fresh(digest, now)
+    if hit is not None:
         info, stored, valid_until = hit[1], hit[2], hit[3]
     else:
         with reading(ctx.sessions) as session:
@@ -155,9 +177,7 @@ def authenticate(ctx: ServiceContext, token: str) -> ClientInfo | None:
             previous = row.token_hash != digest
             stored = (row.previous_token_hash or "") if previous else row.token_hash
             valid_until = row.previous_token_expires_at if previous else row.expires_at
-        if len(cache) > 10_000:
-            cache.clear()
-        cache[digest] = (now + _CACHE_SECONDS, info, stored, valid_until)
+        cache.put(digest, (now + _CACHE_SECONDS, info, stored, valid_until))
     if info is None or not hmac.compare_digest(stored, digest):
         return None
     if valid_until is not None and ctx.clock.now() >= valid_until:

@@ -31,15 +31,12 @@ import time
 from datetime import timedelta
 from typing import cast
 
-from redis.exceptions import RedisError
-
-from ca_service.context import ServiceContext
+from ca_service.context import REDIS_ERRORS, ServiceContext
 
 log = logging.getLogger("ca_service.console")
 WINDOW_SECONDS = 60
 _DAY = 86_400
 _PREFIX = "ca:console-login:"
-_ERRORS = (RedisError, OSError)
 
 
 def _address_key(address: str) -> str:
@@ -151,7 +148,7 @@ def _run(ctx: ServiceContext, action: str, *args: str | int) -> int:
     """`action` on Redis, or on the process's own counters when Redis fails (never fail open)."""
     try:
         return int(getattr(_store(ctx), action)(*args))
-    except _ERRORS as exc:
+    except REDIS_ERRORS as exc:
         log.warning("console login limits: per process while Redis is unavailable (%s)", type(exc).__name__)
         return int(getattr(_MEMORY, action)(*args))
 

@@ -29,28 +29,37 @@ is not tried again for a few seconds.
 from __future__ import annotations
 
 import logging
-import time
+from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
 from ca_service import metrics
 from ca_service.context import ServiceContext
+from ca_service.per_process import Breaker
 from ca_service.services.access import blocks as auth_blocks
 
 log = logging.getLogger("ca_service.auth")
 KEY = auth_blocks.KEY
-_RETRY_REDIS_AFTER = 5.0
+RETRY_REDIS_AFTER = 5.0
+
+
+@dataclass
+class ThrottleState:
+    """This process's view of the throttle's Redis (`ctx.local(ThrottleState)`)."""
+
+    redis: Breaker = field(default_factory=lambda: Breaker(RETRY_REDIS_AFTER))
 
 
 def _redis_usable(ctx: ServiceContext) -> bool:
     if ctx.settings.redis_url is None:
         return False
-    return time.monotonic() >= ctx.auth_throttle_down_until
+    return ctx.local(ThrottleState).redis.allows()
 
 
 def _redis_failed(ctx: ServiceContext, exc: Exception) -> None:
-    ctx.auth_throttle_down_until = time.monotonic() + _RETRY_REDIS_AFTER
-    log.warning("auth throttle off for %.0f s: Redis unavailable (%s)", _RETRY_REDIS_AFTER, type(exc).__name__)
+    breaker = ctx.local(ThrottleState).redis
+    breaker.trip()
+    log.warning("auth throttle off for %.0f s: Redis unavailable (%s)", breaker.open_for, type(exc).__name__)
 
 
 # INCR the address's counter (the first failure opens its window); at the limit, index the address

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from ca_service.constants import CaKind
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import NotFound, Unavailable
+from ca_service.per_process import Once
 from ca_service.pki.dates import add_years
 from ca_service.pki.hierarchy import CAUrls, build_issuing, build_root, ca_name
 from ca_service.pki.keys import KeyError_
@@ -139,7 +140,7 @@ def ensure_hierarchy(ctx: ServiceContext, actor: Actor, *, rollover: bool = Fals
             created.append(name)
         result = InitResult(root.name, issuing.name, tuple(created))
     if created:
-        ctx.issuer.clear()  # this process signs with the new issuing CA from now on
+        ctx.local(ActiveIssuerOnce).clear()  # this process signs with the new issuing CA from now on
     after_commit(ctx)
     return result
 
@@ -153,9 +154,13 @@ class ActiveIssuer:
     not_after: datetime
 
 
+class ActiveIssuerOnce(Once[ActiveIssuer]):
+    """This process's active issuer (`ctx.local(ActiveIssuerOnce)`), made on first use."""
+
+
 def active_issuer(ctx: ServiceContext) -> ActiveIssuer:
     """The signing CA, with its key's signer obtained (and a file key decrypted) once per process."""
-    return ctx.issuer.get(lambda: _load_active_issuer(ctx))
+    return ctx.local(ActiveIssuerOnce).get(lambda: _load_active_issuer(ctx))
 
 
 def _load_active_issuer(ctx: ServiceContext) -> ActiveIssuer:

@@ -15,8 +15,9 @@ a newer responder soon after it exists. It writes only when no usable responder 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -58,6 +59,14 @@ class Responder:
     def usable(self, now: datetime, margin: timedelta) -> bool:
         """Valid now and for `margin` more (a response must not outlive its signer)."""
         return self.not_before <= now and now + margin < self.not_after
+
+
+@dataclass
+class ResponderCache:
+    """This process's responder per issuing CA (`ctx.local(ResponderCache)`)."""
+
+    responders: dict[int, tuple[Responder, float]] = field(default_factory=dict)  # issuer id -> (responder, checked at)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass(frozen=True)
@@ -160,7 +169,8 @@ def ensure_all_responders(ctx: ServiceContext, actor: Actor = SYSTEM) -> list[Ro
 
 def responder_for(ctx: ServiceContext, issuer_id: int) -> Responder:
     """The responder that signs for this issuing CA, cached per process (see module docstring)."""
-    cache = ctx.ocsp.responders
+    state = ctx.local(ResponderCache)
+    cache = state.responders
     now = ctx.clock.now()
     margin = _response_margin(ctx)
     entry = cache.get(issuer_id)
@@ -169,7 +179,7 @@ def responder_for(ctx: ServiceContext, issuer_id: int) -> Responder:
         interval = DUE_REFRESH_SECONDS if responder.rotation_due(now) else REFRESH_SECONDS
         if responder.usable(now, margin) and time.monotonic() - checked < interval:
             return responder
-    with ctx.ocsp.responders_lock:  # not held by ensure_responder's after_commit (not re-entrant)
+    with state.lock:  # not held by ensure_responder's after_commit (not re-entrant)
         with reading(ctx.sessions) as session:
             row = cas.newest_responder(session, issuer_id, now)
         found = _as_responder(ctx, row) if row is not None else None

@@ -26,35 +26,20 @@ process's own memory, holds only entries that passed (or that this process signe
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from redis.exceptions import RedisError
-
 from ca_service import metrics
-from ca_service.context import ServiceContext
+from ca_service.context import REDIS_ERRORS, ServiceContext
 from ca_service.services.ocsp import invalidation as ocsp_invalidation
+from ca_service.services.ocsp.state import CachedResponse, OcspState
 from ca_service.store.authorities import ski_of
 from ca_service.store.db import reading
 
 log = logging.getLogger("ca_service.ocsp")
 
 HASH_NAMES = ocsp_invalidation.HASH_NAMES
-BREAKER_SECONDS = 5.0
-_ERRORS = (RedisError, OSError, RuntimeError)  # RuntimeError: REDIS_URL not set
-
-
 MAC_PURPOSE = "ocsp-cache"
 MAC_HEX = 64  # hex digits of an HMAC-SHA256
-
-
-@dataclass(frozen=True)
-class CachedResponse:
-    status: str
-    next_update: datetime
-    der: bytes
-    checked: bool = True  # False: read from Redis, its DER not yet compared with the request and the database
 
 
 def _mac(ctx: ServiceContext, key: str, status: bytes, stamp: bytes, der: bytes) -> bytes:
@@ -76,7 +61,7 @@ def _fresh(ctx: ServiceContext, next_update: datetime) -> bool:
 def issuer_tag(ctx: ServiceContext, issuer_id: int) -> str:
     """The issuing CA's key identifier (hex), read once per process: unlike the row id it is the
     same in every database, so two deployments (or test runs) sharing a Redis never collide."""
-    tags = ctx.ocsp.issuer_tags
+    tags = ctx.local(OcspState).issuer_tags
     tag = tags.get(issuer_id)
     if tag is None:
         with reading(ctx.sessions) as session:
@@ -98,7 +83,7 @@ def cache_key(ctx: ServiceContext, issuer_id: int, serial: str, hash_name: str) 
 
 def local_hit(ctx: ServiceContext, key: str) -> CachedResponse | None:
     """The LRU's fresh entry for `key`, if any (no Redis, no database)."""
-    local = ctx.ocsp.local.get(key)
+    local = ctx.local(OcspState).local.get(key)
     return local if local is not None and _fresh(ctx, local.next_update) else None
 
 
@@ -110,11 +95,11 @@ def margin(ctx: ServiceContext) -> timedelta:
 def _available(ctx: ServiceContext) -> bool:
     if ctx.settings.redis_url is None:
         return False
-    return time.monotonic() >= ctx.ocsp.redis_down_until
+    return ctx.local(OcspState).redis.allows()
 
 
 def _failed(ctx: ServiceContext, exc: Exception, what: str) -> None:
-    ctx.ocsp.redis_down_until = time.monotonic() + BREAKER_SECONDS
+    ctx.local(OcspState).redis.trip()
     metrics.OCSP_CACHE.labels("error").inc()
     log.warning("OCSP cache %s failed (%s); answering from the database", what, type(exc).__name__)
 
@@ -129,7 +114,7 @@ def get(ctx: ServiceContext, key: str) -> CachedResponse | None:
         return None
     try:
         raw = ctx.redis().get(key)
-    except _ERRORS as exc:
+    except REDIS_ERRORS as exc:
         _failed(ctx, exc, "read")
         return None
     if not isinstance(raw, bytes):
@@ -157,7 +142,7 @@ def _rejected(key: str) -> None:
 
 def put_local(ctx: ServiceContext, key: str, entry: CachedResponse, generation: int) -> None:
     """Into the LRU, unless a drop happened since `generation` was read (before the status was)."""
-    state = ctx.ocsp
+    state = ctx.local(OcspState)
     with state.generation_lock:
         if ocsp_invalidation.may_put(ctx, key, generation):  # else a drop came after the status was read
             state.local.put(key, entry)
@@ -174,7 +159,7 @@ def put(ctx: ServiceContext, key: str, generation: int, entry: CachedResponse) -
     value = b" ".join((status, stamp, _mac(ctx, key, status, stamp, entry.der), entry.der))
     try:
         ctx.redis().set(key, value, ex=ttl)
-    except _ERRORS as exc:
+    except REDIS_ERRORS as exc:
         _failed(ctx, exc, "write")
 
 

@@ -1,4 +1,4 @@
-"""Keeping each API process's pre-signed OCSP responses fresh across revocations (issue 16).
+"""Keeping each API process's pre-signed OCSP responses fresh across revocations.
 
 A response in the process's LRU is served without reading the database only while this
 process's watch is *live*. The watch is one daemon thread per API process (started on the first
@@ -19,7 +19,7 @@ ocsp_cache); otherwise the responder compares the cached status with the databas
 revocation commits, every process answers `revoked` within LIVE_SECONDS + one poll's duration
 (tests/e2e/test_ocsp_staleness.py measures it across the workers of a real gunicorn).
 
-Every drop bumps `ctx.ocsp.generation` and notes which keys (or all) it dropped; a request that
+Every drop bumps the LRU's generation (state.py) and notes which keys (or all) it dropped; a request that
 read the status before a drop of its key does not put its (possibly stale) response into the LRU
 after it (ocsp_cache.put_local, `may_put`).
 """
@@ -27,14 +27,12 @@ after it (ocsp_cache.put_local, `may_put`).
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from typing import Any
 
-from redis.exceptions import RedisError
-
-from ca_service.context import ServiceContext
+from ca_service.background_watch import Watching
+from ca_service.context import REDIS_ERRORS, ServiceContext
+from ca_service.services.ocsp.state import OcspState
 from ca_service.store.hot_reads import revocation_counts
 
 log = logging.getLogger("ca_service.ocsp")
@@ -44,24 +42,23 @@ HASH_NAMES = ("sha1", "sha224", "sha256", "sha384", "sha512")
 POLL_SECONDS = 0.25
 LIVE_SECONDS = 0.75  # hits skip the database only if the last poll started less than this ago
 MAX_DROPPED = 10_000  # keys remembered as dropped (for puts that raced with their drop)
-_REDIS_ERRORS = (RedisError, OSError, RuntimeError)
 
 
 def snapshot(ctx: ServiceContext) -> tuple[int, bool]:
     """The LRU's generation (read before the status), and whether the watch is live: may an LRU
     hit be served without reading the status from the database?"""
-    state = ctx.ocsp
+    state = ctx.local(OcspState)
     generation = state.generation
     if not state.presigned:
         return generation, False
-    if state.watch_pid != os.getpid():
-        _start(ctx)
+    if not state.watch.started():
+        state.watch.start(lambda watching: _Watch(ctx, watching).run())
         return generation, False
-    return generation, time.monotonic() < state.live_until
+    return generation, state.watch.live()
 
 
 def _new_counts(ctx: ServiceContext, counts: dict[int, int]) -> None:
-    state = ctx.ocsp
+    state = ctx.local(OcspState)
     with state.generation_lock:
         # A CA row added since (a new responder or issuing CA) starts at 0: not a revocation.
         changed = any(count != state.revocation_counts.get(ca_id, 0) for ca_id, count in counts.items())
@@ -74,7 +71,7 @@ def _new_counts(ctx: ServiceContext, counts: dict[int, int]) -> None:
 
 
 def drop(ctx: ServiceContext, keys: list[str]) -> None:
-    state = ctx.ocsp
+    state = ctx.local(OcspState)
     with state.generation_lock:
         state.generation += 1
         if len(state.dropped) > MAX_DROPPED:  # forget the keys: refuse every put begun before now
@@ -87,7 +84,7 @@ def drop(ctx: ServiceContext, keys: list[str]) -> None:
 
 def may_put(ctx: ServiceContext, key: str, generation: int) -> bool:
     """Neither the whole LRU nor `key` was dropped since `generation` (call under generation_lock)."""
-    state = ctx.ocsp
+    state = ctx.local(OcspState)
     return state.cleared_at <= generation and state.dropped.get(key, 0) <= generation
 
 
@@ -96,25 +93,15 @@ def publish(ctx: ServiceContext, key_prefix: str) -> None:
     ctx.redis().publish(CHANNEL, key_prefix)
 
 
-def _start(ctx: ServiceContext) -> None:
-    state = ctx.ocsp
-    with state.generation_lock:
-        if state.watch_pid == os.getpid():
-            return
-        state.watch_pid = os.getpid()
-        state.live_until = 0.0
-    threading.Thread(target=_Watch(ctx).run, name="ocsp-invalidation", daemon=True).start()
-
-
 class _Watch:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, watching: Watching) -> None:
         self.ctx = ctx
-        self.pid = os.getpid()
+        self.watching = watching
         self.pubsub: Any = None
         self.poll_failed = False
 
     def run(self) -> None:
-        while self.ctx.ocsp.watch_pid == self.pid:  # else stopped (tests) or a forked child's copy
+        while not self.watching.stopped:
             self.poll()
             deadline = time.monotonic() + POLL_SECONDS
             while (left := deadline - time.monotonic()) > 0:
@@ -136,7 +123,7 @@ class _Watch:
             return
         self.poll_failed = False
         _new_counts(self.ctx, dict(counts))
-        self.ctx.ocsp.live_until = started + LIVE_SECONDS
+        self.watching.live_until = started + LIVE_SECONDS
 
     def listen(self, timeout: float) -> str | None:
         """The key prefix of one invalidation message, or None after `timeout` seconds."""
@@ -148,7 +135,7 @@ class _Watch:
                 self.pubsub = self.ctx.redis().pubsub(ignore_subscribe_messages=True)
                 self.pubsub.subscribe(CHANNEL)
             message = self.pubsub.get_message(timeout=timeout)
-        except _REDIS_ERRORS:
+        except REDIS_ERRORS:
             self.pubsub = None  # resubscribe after the next poll; the polls keep the bound meanwhile
             time.sleep(timeout)
             return None

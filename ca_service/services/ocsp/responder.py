@@ -18,13 +18,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from ca_service import metrics
 from ca_service.context import ServiceContext
@@ -34,7 +33,6 @@ from ca_service.pki.ocsp import (
     ParsedOCSPRequest,
     build_error_response,
     build_response,
-    issuer_hashes,
     parse_request,
     response_says,
 )
@@ -42,6 +40,7 @@ from ca_service.services.authority import responder_certificates as ocsp_signer
 from ca_service.services.authority.hierarchy import active_issuer, serial_hex
 from ca_service.services.ocsp import cache as ocsp_cache
 from ca_service.services.ocsp import invalidation as ocsp_invalidation
+from ca_service.services.ocsp.state import CachedResponse, IssuerIndex, OcspState
 from ca_service.store.authorities import issuing_certificates
 from ca_service.store.db import reading
 from ca_service.store.hot_reads import certificate_status
@@ -60,22 +59,6 @@ class OCSPAnswer:
     from_cache: bool = False
 
 
-@dataclass
-class IssuerIndex:
-    """The issuing CAs held, and their CertID hashes per hash algorithm (filled lazily)."""
-
-    issuers: list[tuple[int, x509.Certificate]]
-    loaded_at: float
-    by_hash: dict[str, dict[tuple[bytes, bytes], int]] = field(default_factory=dict)
-
-    def match(self, algorithm: hashes.HashAlgorithm, name_hash: bytes, key_hash: bytes) -> int | None:
-        table = self.by_hash.get(algorithm.name)
-        if table is None:
-            table = {issuer_hashes(cert, algorithm): issuer_id for issuer_id, cert in self.issuers}
-            self.by_hash[algorithm.name] = table
-        return table.get((name_hash, key_hash))
-
-
 def _load_index(ctx: ServiceContext) -> IssuerIndex:
     with reading(ctx.sessions) as session:
         rows = issuing_certificates(session)
@@ -84,7 +67,7 @@ def _load_index(ctx: ServiceContext) -> IssuerIndex:
 
 def match_issuer(ctx: ServiceContext, req: ParsedOCSPRequest) -> int | None:
     """The id of the issuing CA the request's CertID names, or None if we do not hold it."""
-    state = ctx.ocsp
+    state = ctx.local(OcspState)
     index = state.issuers
     if index is None:
         with state.issuers_lock:
@@ -146,7 +129,7 @@ def _sign(ctx: ServiceContext, req: ParsedOCSPRequest, signer_issuer_id: int, st
 
 
 def _issuer_cert(ctx: ServiceContext, issuer_id: int) -> x509.Certificate:
-    index = ctx.ocsp.issuers
+    index = ctx.local(OcspState).issuers
     if index is not None:
         for known_id, cert in index.issuers:
             if known_id == issuer_id:
@@ -176,11 +159,11 @@ def _answer(ctx: ServiceContext, req: ParsedOCSPRequest) -> OCSPAnswer:
     metrics.OCSP_CACHE.labels("stale" if cached is not None else "miss").inc()
     result = _sign(ctx, req, issuer_id, st)
     assert result.next_update is not None
-    ocsp_cache.put(ctx, key, generation, ocsp_cache.CachedResponse(st.status, result.next_update, result.der))
+    ocsp_cache.put(ctx, key, generation, CachedResponse(st.status, result.next_update, result.der))
     return result
 
 
-def _agrees(ctx: ServiceContext, cached: ocsp_cache.CachedResponse, req: ParsedOCSPRequest, st: _Status) -> bool:
+def _agrees(ctx: ServiceContext, cached: CachedResponse, req: ParsedOCSPRequest, st: _Status) -> bool:
     """A Redis entry's own DER answers this request with the database's status (issue 26)."""
     revoked_at = st.revoked_at
     if revoked_at is not None and revoked_at.tzinfo is None:
@@ -228,7 +211,7 @@ def _counters(status: str) -> tuple[Any, Any]:
     return metrics.OCSP_REQUESTS.labels(status), metrics.OCSP_CACHE.labels("hit")
 
 
-def _from_cache(ctx: ServiceContext, cached: ocsp_cache.CachedResponse) -> OCSPAnswer:
+def _from_cache(ctx: ServiceContext, cached: CachedResponse) -> OCSPAnswer:
     requests, hits = _counters(cached.status)
     requests.inc()
     hits.inc()

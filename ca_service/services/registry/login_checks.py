@@ -16,12 +16,22 @@ from cryptography.hazmat.primitives import hashes
 from ca_service import metrics
 from ca_service.context import ServiceContext
 from ca_service.errors import InvalidInput
+from ca_service.per_process import Expiring
 from ca_service.services.authority.hierarchy import serial_hex
 from ca_service.services.certificates.views import days_remaining
 from ca_service.services.notices.scan import notice_dict
 from ca_service.store.authorities import issuing_certificates
 from ca_service.store.db import reading
 from ca_service.store.hot_reads import login_check_rows
+
+ISSUING_CAS_SECONDS = 60.0
+
+
+class IssuingCas(Expiring[tuple[x509.Certificate, ...]]):
+    """This process's copy of the issuing CAs a presented certificate may chain to (`ctx.local`)."""
+
+    def __init__(self) -> None:
+        super().__init__(ISSUING_CAS_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,7 @@ def _issuing_cas(ctx: ServiceContext) -> tuple[x509.Certificate, ...]:
         with reading(ctx.sessions) as session:
             return tuple(x509.load_der_x509_certificate(der) for _id, der in issuing_certificates(session))
 
-    return ctx.login_check_issuers.get(load)
+    return ctx.local(IssuingCas).get(load)
 
 
 def _chains_to_us(cert: x509.Certificate, cas: tuple[x509.Certificate, ...]) -> bool:
