@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted, ServiceError, Unavailable
-from ca_service.pki.keys import KeyError_
+from ca_service.pki.keys import KeyUnavailable
 from ca_service.timefmt import with_rfc3339
 
 PROBLEM_TYPE_BASE = "https://ca-service.invalid/problems/"
@@ -116,8 +116,8 @@ def register(app: Flask) -> None:
             resp.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
         return resp
 
-    @app.errorhandler(KeyError_)
-    def _key_unavailable(exc: KeyError_) -> Response:
+    @app.errorhandler(KeyUnavailable)
+    def _key_unavailable(exc: KeyUnavailable) -> Response:
         # a signing key failed mid-request (an HSM unreachable or restarting): nothing was written
         # (the transaction rolled back); the key backend reconnects by itself on a later request
         log.warning("CA key unavailable: %s", exc)
