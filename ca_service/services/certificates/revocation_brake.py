@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from ca_service import metrics
 from ca_service.context import Actor, ServiceContext
-from ca_service.errors import ServiceError
+from ca_service.errors import TooManyRequests
 from ca_service.services.audit import trail as audit
 from ca_service.services.audit.post_commit import after_commit
 from ca_service.store import revocations as rows
@@ -30,8 +30,8 @@ log = logging.getLogger("ca_service.revocation")
 WINDOW = timedelta(hours=1)
 
 
-class RevocationLimitReached(ServiceError):
-    code, title = "revocation-limit-reached", "Revocation limit reached"  # 429 (api/problems.py)
+class RevocationLimitReached(TooManyRequests):
+    code, title = "revocation-limit-reached", "Revocation limit reached"
 
     def __init__(self, detail: str, *, org_id: str, serial: str, retry_after: int) -> None:
         super().__init__(detail, retry_after=retry_after)
