@@ -23,6 +23,7 @@ from ca_service.api import problems
 from ca_service.errors import PROBLEMS, ServiceError, status_for
 from ca_service.pki.csr import CSRRejected
 from ca_service.store.errors import Unavailable as DatabaseUnavailable
+from tests.support.pki import make_csr
 
 ROOT = Path(__file__).parents[1]
 PACKAGES = ("ca_service", "workers")
@@ -177,3 +178,12 @@ def test_the_openapi_document_lists_each_code_under_the_status_it_is_served_with
     assert misplaced == []
     rollover = {status for op, status, code in listed if code == "ca-rollover-required"}
     assert rollover == {"503"}  # an operator must roll the issuing CA over: nothing the client can change
+
+
+def test_an_issuing_ca_ending_before_a_new_certificate_would_answers_503_ca_rollover_required(api, clock) -> None:
+    """Served as the OpenAPI document says: an operator must roll the issuing CA over (DESIGN §3)."""
+    api.org("acme")
+    api.user("alice", "acme")
+    clock.travel(days=9 * 365 + 200)  # the issuing CA (10 years) has less than a client certificate's year left
+    refused = api.issue("alice", make_csr()[1])
+    assert (refused.status, refused.json["code"]) == (503, "ca-rollover-required"), refused

@@ -108,4 +108,5 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
-        return problem(500, "internal-error", "Internal error", "an unexpected error occurred; it has been logged")
+        detail = "an unexpected error occurred; it has been logged"
+        return problem(status_for("internal-error"), "internal-error", "Internal error", detail)
