@@ -23,7 +23,7 @@ from ca_service.api.openapi import make_openapi_app
 from ca_service.api.proxy import TrustedProxies
 from ca_service.console import register as register_console
 from ca_service.context import ServiceContext, build_context
-from ca_service.errors import InvalidInput, ServiceError
+from ca_service.errors import InvalidInput, UnsupportedMediaType
 from ca_service.services.access.blocks import AuthBlockState
 from ca_service.services.ocsp.state import OcspState
 from config.logging import bind as bind_log
@@ -44,7 +44,7 @@ def _before_request() -> None:
         data = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
         if data:
             if request.mimetype != "application/json":
-                raise ServiceError("send the body as application/json", code="unsupported-media-type")
+                raise UnsupportedMediaType("send the body as application/json")
             if nesting_depth(data) > MAX_DEPTH:
                 raise InvalidInput(
                     f"the JSON body nests deeper than {MAX_DEPTH} levels", fields={"body": f"nested deeper than {MAX_DEPTH}"}

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from flask import current_app, g, request
 
 from ca_service.context import Actor
-from ca_service.errors import ServiceError
+from ca_service.errors import NotPermitted, TooManyRequests, Unauthenticated
 from ca_service.services.access import throttle as auth_throttle
 from ca_service.services.access.clients import ClientInfo, authenticate
 
@@ -16,15 +16,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 PUBLIC = "public"
 
 
-class Unauthenticated(ServiceError):
-    code, title = "unauthenticated", "Authentication required"
+class TooManyFailures(TooManyRequests):
+    code, title = "too-many-authentication-failures", "Too many failed authentications"
 
 
-class TooManyFailures(ServiceError):
-    status, code, title = 429, "too-many-authentication-failures", "Too many failed authentications"
-
-
-class Forbidden(ServiceError):
+class Forbidden(NotPermitted):
     code, title = "forbidden", "Forbidden for this API client's role"
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask_openapi3 import Info, OpenAPI
 from pydantic import BaseModel
 
-from ca_service.api.problem_codes import BY_OPERATION, codes_for
+from ca_service.api.problem_codes import codes_for, statuses_of
 from ca_service.api.schemas import Problem
 from ca_service.api.schemas_lifecycle import LoginCheckBody
 
@@ -56,8 +56,7 @@ _CONDITIONAL: tuple[type[BaseModel], ...] = (LoginCheckBody,)
 
 
 def _extra_statuses(method: str, path: str) -> dict[str, str]:
-    extra = BY_OPERATION.get((method, path), {})
-    return {"429": "Too many requests"} if "429" in extra else {}
+    return {"429": "Too many requests"} if "429" in statuses_of(method, path) else {}
 
 
 def make_openapi_app(import_name: str) -> CAOpenAPI:

@@ -1,4 +1,5 @@
-"""RFC 9457 problem+json for every error: domain errors, HTTP errors, validation errors."""
+"""RFC 9457 problem+json for every error: domain errors, HTTP errors, validation errors. The
+status of each code comes from the error table (ca_service/errors.py); this module only renders."""
 
 from __future__ import annotations
 
@@ -9,57 +10,29 @@ from flask import Flask, Response, json
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted, ServiceError, Unavailable
-from ca_service.pki.keys import KeyError_
+from ca_service.errors import ServiceError, status_for
+from ca_service.pki.keys import KeyUnavailable
 from ca_service.timefmt import with_rfc3339
 
 PROBLEM_TYPE_BASE = "https://ca-service.invalid/problems/"
 log = logging.getLogger("ca_service.api")
 
+# werkzeug's own errors (no route, wrong method, body too large, ...): their codes, statuses from the table
 _HTTP_CODES = {
-    400: "bad-request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not-found",
-    405: "method-not-allowed",
-    406: "not-acceptable",
-    413: "payload-too-large",
-    415: "unsupported-media-type",
-    429: "too-many-requests",
-}
-
-
-# The HTTP status of a domain error: by its code where the code says more than its kind, else by
-# its kind (the nearest class in _STATUS_BY_KIND).
-_STATUS_BY_CODE = {
-    "database-unavailable": 503,  # store.errors.Unavailable: the database is down or busy
-    "unauthenticated": 401,
-    "forbidden": 403,
-    "unsupported-media-type": 415,
-    "too-many-authentication-failures": 429,  # services/access/throttle.py
-    "revocation-limit-reached": 429,  # services/certificates/revocation_brake.py
-    "issuance-limit-reached": 429,  # services/certificates/issuance_brake.py
-}
-_STATUS_BY_KIND: dict[type[ServiceError], int] = {
-    NotFound: 404,
-    Conflict: 409,
-    NotPermitted: 403,
-    InvalidInput: 400,
-    Unavailable: 503,
-    ServiceError: 400,
+    status_for(code): code
+    for code in (
+        "bad-request",
+        "unauthenticated",
+        "forbidden",
+        "not-found",
+        "method-not-allowed",
+        "not-acceptable",
+        "payload-too-large",
+        "unsupported-media-type",
+        "too-many-requests",
+    )
 }
 RETRY_AFTER_SECONDS = {"database-unavailable": "5", "ca-key-unavailable": "5"}  # the key backend reconnects by itself
-
-
-def status_of(exc: ServiceError) -> int:
-    by_code = _STATUS_BY_CODE.get(exc.code)
-    if by_code is not None:
-        return by_code
-    for kind in type(exc).__mro__:
-        status = _STATUS_BY_KIND.get(kind)
-        if status is not None:
-            return status
-    return 400
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Response:
@@ -79,7 +52,13 @@ def validation_problem(exc: ValidationError) -> Response:
     """Names each field and why; never echoes the submitted value back."""
     errors = [{"field": _location(e["loc"]), "message": e["msg"]} for e in exc.errors(include_input=False, include_url=False)]
     fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
-    return problem(400, "validation-error", "Invalid request", f"invalid or missing field(s): {fields}", errors=errors)
+    return problem(
+        status_for("validation-error"),
+        "validation-error",
+        "Invalid request",
+        f"invalid or missing field(s): {fields}",
+        errors=errors,
+    )
 
 
 def register(app: Flask) -> None:
@@ -92,7 +71,7 @@ def register(app: Flask) -> None:
         if exc.code == "database-unavailable":
             # The driver's first line only: the full error carries the statement's parameters (CSRs, audit details).
             log.warning("database unavailable: %s", reason)
-        resp = problem(status_of(exc), exc.code, exc.title, exc.detail, errors=errors, **extra)
+        resp = problem(exc.status, exc.code, exc.title, exc.detail, errors=errors, **extra)
         retry_after = RETRY_AFTER_SECONDS.get(exc.code)
         if isinstance(extra.get("retry_after"), int):  # 429s: when to try again
             retry_after = str(extra["retry_after"])
@@ -116,17 +95,18 @@ def register(app: Flask) -> None:
             resp.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
         return resp
 
-    @app.errorhandler(KeyError_)
-    def _key_unavailable(exc: KeyError_) -> Response:
+    @app.errorhandler(KeyUnavailable)
+    def _key_unavailable(exc: KeyUnavailable) -> Response:
         # a signing key failed mid-request (an HSM unreachable or restarting): nothing was written
         # (the transaction rolled back); the key backend reconnects by itself on a later request
         log.warning("CA key unavailable: %s", exc)
         detail = "a CA signing key is unavailable (HSM unreachable or restarting); try again shortly"
-        resp = problem(503, "ca-key-unavailable", "CA key unavailable", detail)
-        resp.headers["Retry-After"] = "5"
+        resp = problem(status_for("ca-key-unavailable"), "ca-key-unavailable", "CA key unavailable", detail)
+        resp.headers["Retry-After"] = RETRY_AFTER_SECONDS["ca-key-unavailable"]
         return resp
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
-        return problem(500, "internal-error", "Internal error", "an unexpected error occurred; it has been logged")
+        detail = "an unexpected error occurred; it has been logged"
+        return problem(status_for("internal-error"), "internal-error", "Internal error", detail)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 
 from ca_service.context import Actor, ServiceContext, build_context
 from ca_service.errors import ServiceError
-from ca_service.pki.keys import KeyError_
+from ca_service.pki.keys import KeyUnavailable
 from ca_service.store.errors import Unavailable as StoreUnavailable
 from config.settings import Settings, SettingsError, load_settings
 
@@ -115,7 +115,7 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except SettingsError as exc:
             fail(str(exc))
-        except KeyError_ as exc:
+        except KeyUnavailable as exc:
             fail(str(exc))
         except StoreUnavailable as exc:
             fail(f"database unavailable: {exc.reason}", 1)

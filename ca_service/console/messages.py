@@ -68,6 +68,7 @@ ERRORS = {
     "revocation-limit-reached": L("Too many revocations for this organisation in the last hour; try again later."),
     "serial-collision": L("A serial number collided; try again."),
     "too-many-authentication-failures": L("Too many failed authentications; wait and try again."),
+    "too-many-requests": L("Too many requests; wait and try again."),
     "unauthenticated": L("Authentication is required."),
     "unsupported-media-type": L("The request's content type is not accepted."),
     "weak-signature-algorithm": L("The certificate request uses a weak signature algorithm."),

@@ -7,7 +7,6 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from ca_service.api.problems import status_of
 from ca_service.console.blueprint import bp, ctx, operator, page
 from ca_service.console.messages import error_text
 from ca_service.console.security import csrf_token, start_session
@@ -36,8 +35,9 @@ def login() -> tuple[str, int] | BaseResponse:
             address=request.remote_addr or "unknown",  # the peer, or what a trusted proxy says (api/proxy.py)
         )  # fmt: skip
     except (operators.LoginRefused, operators.OperatorLocked, operators.LoginLimited) as refused:
-        status = 401 if isinstance(refused, operators.LoginRefused) else 429
-        return page("login.html", status, error=error_text(refused), next=form.get("next", ""), username=form.get("username", ""))
+        return page(
+            "login.html", refused.status, error=error_text(refused), next=form.get("next", ""), username=form.get("username", "")
+        )
     start_session(info)
     return redirect(_safe_next(form.get("next")))
 
@@ -52,7 +52,7 @@ def logout() -> BaseResponse:
 
 @bp.errorhandler(ServiceError)
 def _service_error(err: ServiceError) -> tuple[str, int]:
-    return page("error.html", status_of(err), message=error_text(err), code=err.code)
+    return page("error.html", err.status, message=error_text(err), code=err.code)
 
 
 @bp.errorhandler(400)

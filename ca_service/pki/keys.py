@@ -35,7 +35,7 @@ log = logging.getLogger("ca_service.keys")
 KDF_ROUNDS = 600_000  # PBKDF2-HMAC-SHA256 (OWASP 2023); DESIGN §3 "Key custody"
 
 
-class KeyError_(Exception):
+class KeyUnavailable(Exception):
     """A key could not be created or loaded; message is safe to show an operator."""
 
 
@@ -120,7 +120,7 @@ def new_private_key(algorithm: str) -> CAPrivateKey:
         return ec.generate_private_key(ec.SECP384R1())
     if algorithm.startswith("rsa-") and algorithm[4:] in {"2048", "3072", "4096"}:
         return rsa.generate_private_key(public_exponent=65537, key_size=int(algorithm[4:]))
-    raise KeyError_(f"unsupported key algorithm {algorithm!r}")
+    raise KeyUnavailable(f"unsupported key algorithm {algorithm!r}")
 
 
 Passphrase = bytes | Callable[[], bytes]
@@ -143,7 +143,7 @@ class EncryptedFileKeyBackend:
 
     def _path(self, key_ref: str) -> Path:
         if not key_ref or "/" in key_ref or key_ref.startswith("."):
-            raise KeyError_(f"invalid key reference {key_ref!r}")
+            raise KeyUnavailable(f"invalid key reference {key_ref!r}")
         return self.directory / f"{key_ref}.key.pem"
 
     def _secret(self, key_ref: str) -> bytes:
@@ -171,7 +171,7 @@ class EncryptedFileKeyBackend:
     def generate(self, key_ref: str, algorithm: str) -> CAPrivateKey:
         path = self._path(key_ref)
         if path.exists():
-            raise KeyError_(f"key {key_ref!r} already exists; refusing to overwrite it")
+            raise KeyUnavailable(f"key {key_ref!r} already exists; refusing to overwrite it")
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = new_private_key(algorithm)
         self._write(path, encrypt_pkcs8(key, self._secret(key_ref)))
@@ -183,9 +183,9 @@ class EncryptedFileKeyBackend:
         try:
             mode = path.stat().st_mode
         except FileNotFoundError:
-            raise KeyError_(f"CA key file {path} is missing") from None
+            raise KeyUnavailable(f"CA key file {path} is missing") from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyError_(f"CA key file {path} is readable by group or others; run: chmod 600 {path}")
+            raise KeyUnavailable(f"CA key file {path} is readable by group or others; run: chmod 600 {path}")
 
     def check_all(self) -> None:
         """Every key file in the directory: mode 600 (a backup or retired key is still a key)."""
@@ -208,10 +208,10 @@ class EncryptedFileKeyBackend:
             except (ValueError, TypeError):
                 continue
             if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-                raise KeyError_(f"CA key {key_ref!r} is of an unsupported type")
+                raise KeyUnavailable(f"CA key {key_ref!r} is of an unsupported type")
             return key, legacy
         which = "root key passphrase (CA_ROOT_KEY_PASSPHRASE)" if is_root_ref(key_ref) else "CA key passphrase"
-        raise KeyError_(f"CA key {key_ref!r} cannot be decrypted: wrong {which}?")
+        raise KeyUnavailable(f"CA key {key_ref!r} cannot be decrypted: wrong {which}?")
 
     def load(self, key_ref: str) -> CAPrivateKey:
         cached = self._cache.get(key_ref)

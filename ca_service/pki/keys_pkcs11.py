@@ -15,7 +15,7 @@ What the PKCS#11 library demands, and how this module meets it:
   the refused PIN and refuses to log in with it again until the PIN file changes.
 - After an HSM or library restart the session fails (`SessionHandleInvalid`, `DeviceRemoved`,
   a generic error): re-initialise, log in, find the key again and retry once; while the token
-  cannot be reached every call raises `KeyError_` (the API answers 503 `ca-key-unavailable`)
+  cannot be reached every call raises `KeyUnavailable` (the API answers 503 `ca-key-unavailable`)
   and the next call tries again, so the service recovers by itself.
 - Keys are found by class + key type + label + id (label = CA key reference).
 """
@@ -33,7 +33,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from ca_service.pki import pkcs11_token
-from ca_service.pki.keys import KeyError_
+from ca_service.pki.keys import KeyUnavailable
 from ca_service.pki.pkcs11_token import KeyMissing, Pkcs11Token, find_object, key_id
 from ca_service.pki.signer import KeySigner, Signer
 from ca_service.pki.signing import CAPrivateKey
@@ -69,7 +69,7 @@ def _public_key(public_object: Any) -> ec.EllipticCurvePublicKey | rsa.RSAPublic
         point = point[3:]
     curve = _CURVE_BY_SIZE.get((len(point) - 1) * 4)
     if curve is None:
-        raise KeyError_("the HSM key is on an unsupported curve")
+        raise KeyUnavailable("the HSM key is on an unsupported curve")
     return ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
 
 
@@ -92,7 +92,7 @@ class _TokenKeyMixin:
             try:
                 obj = self._token.private_object(session, self._key_ref)
             except KeyMissing:
-                raise KeyError_(f"CA key {self._key_ref!r} is not on HSM token {self._token.token_label!r}") from None
+                raise KeyUnavailable(f"CA key {self._key_ref!r} is not on HSM token {self._token.token_label!r}") from None
             return bytes(obj.sign(payload, mechanism=mechanism))
 
         return self._token.run(operation)
@@ -180,7 +180,7 @@ class Pkcs11KeyBackend:
 
     def _check_ref(self, key_ref: str) -> None:
         if not key_ref or len(key_ref) > 64:
-            raise KeyError_(f"invalid key reference {key_ref!r}")
+            raise KeyUnavailable(f"invalid key reference {key_ref!r}")
 
     def exists(self, key_ref: str) -> bool:
         self._check_ref(key_ref)
@@ -192,7 +192,7 @@ class Pkcs11KeyBackend:
 
         def operation(session: Any) -> None:
             if find_object(session, ObjectClass.PRIVATE_KEY, key_ref) is not None:
-                raise KeyError_(f"key {key_ref!r} already exists on the HSM token; refusing to overwrite it")
+                raise KeyUnavailable(f"key {key_ref!r} already exists on the HSM token; refusing to overwrite it")
             common = {Attribute.TOKEN: True, Attribute.LABEL: key_ref, Attribute.ID: key_id(key_ref)}
             private = {
                 **common,
@@ -216,7 +216,7 @@ class Pkcs11KeyBackend:
                     KeyType.RSA, int(algorithm[4:]), store=True, public_template=public, private_template=private
                 )
             else:
-                raise KeyError_(f"unsupported key algorithm {algorithm!r}")
+                raise KeyUnavailable(f"unsupported key algorithm {algorithm!r}")
 
         self.token.run(operation)
         log.info("generated key %s (%s) on HSM token %s", key_ref, algorithm, self.token.token_label)
@@ -231,10 +231,10 @@ class Pkcs11KeyBackend:
 
         def operation(session: Any) -> CAPrivateKey:
             if find_object(session, ObjectClass.PRIVATE_KEY, key_ref) is None:
-                raise KeyError_(f"CA key {key_ref!r} is not on HSM token {self.token.token_label!r}")
+                raise KeyUnavailable(f"CA key {key_ref!r} is not on HSM token {self.token.token_label!r}")
             public = find_object(session, ObjectClass.PUBLIC_KEY, key_ref)
             if public is None:
-                raise KeyError_(f"CA key {key_ref!r} has no public key object on HSM token {self.token.token_label!r}")
+                raise KeyUnavailable(f"CA key {key_ref!r} has no public key object on HSM token {self.token.token_label!r}")
             public_key = _public_key(public)
             if isinstance(public_key, rsa.RSAPublicKey):
                 return Pkcs11RSAKey(self.token, key_ref, public_key)
@@ -249,7 +249,7 @@ class Pkcs11KeyBackend:
 
     def check(self, key_ref: str) -> None:
         if not self.exists(key_ref):
-            raise KeyError_(f"CA key {key_ref!r} is not on HSM token {self.token.token_label!r}")
+            raise KeyUnavailable(f"CA key {key_ref!r} is not on HSM token {self.token.token_label!r}")
 
     def check_all(self) -> None:
         """The token answers (a search on it, not just a cached session) and the PIN is accepted."""

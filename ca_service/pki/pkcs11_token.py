@@ -18,7 +18,7 @@ import pkcs11
 from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11 import exceptions as p11e
 
-from ca_service.pki.keys import KeyError_
+from ca_service.pki.keys import KeyUnavailable
 
 log = logging.getLogger("ca_service.keys.pkcs11")
 T = TypeVar("T")
@@ -85,7 +85,7 @@ def _library(path: str) -> _Library:
         try:
             _fresh(library)
         except (p11e.PKCS11Error, OSError) as exc:
-            raise KeyError_(
+            raise KeyUnavailable(
                 f"the PKCS#11 module {path} cannot be loaded or initialised (HSM unreachable?): {type(exc).__name__} {exc}"
             ) from None
     return library
@@ -105,9 +105,9 @@ class Pkcs11Token:
         try:
             pin = self.pin_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise KeyError_(f"CA_PKCS11_PIN_FILE={self.pin_file}: {exc.strerror}") from None
+            raise KeyUnavailable(f"CA_PKCS11_PIN_FILE={self.pin_file}: {exc.strerror}") from None
         if not pin:
-            raise KeyError_(f"CA_PKCS11_PIN_FILE={self.pin_file} is empty")
+            raise KeyUnavailable(f"CA_PKCS11_PIN_FILE={self.pin_file} is empty")
         return pin
 
     def _session(self, library: _Library) -> Any:
@@ -117,7 +117,7 @@ class Pkcs11Token:
         pin = self._pin()
         refused = (self.module, self.token_label, hashlib.sha256(pin.encode()).digest())
         if refused in _REFUSED_PINS:
-            raise KeyError_(
+            raise KeyUnavailable(
                 f"the PIN in {self.pin_file} was refused by token {self.token_label!r}; not retried (lockout): fix the PIN file"
             )
         try:
@@ -131,13 +131,15 @@ class Pkcs11Token:
             session = token.open(rw=True)
         except _PIN_REFUSED as exc:
             _REFUSED_PINS.add(refused)
-            raise KeyError_(f"token {self.token_label!r} refused the PIN in {self.pin_file} ({type(exc).__name__})") from None
+            raise KeyUnavailable(
+                f"token {self.token_label!r} refused the PIN in {self.pin_file} ({type(exc).__name__})"
+            ) from None
         library.sessions[self.token_label] = session
         return session
 
     def run(self, operation: Callable[[Any], T]) -> T:
         """`operation(session)` under the process lock; after a lost session or library,
-        re-initialise, log in and retry (after RETRY_PAUSES); KeyError_ if the token stays
+        re-initialise, log in and retry (after RETRY_PAUSES); KeyUnavailable if the token stays
         unreachable. The pauses matter with SoftHSM: while another process writes the token (a
         responder key generated at first use), a reader can briefly see no token at all."""
         with _LOCK:
@@ -148,14 +150,14 @@ class Pkcs11Token:
                     time.sleep(self.RETRY_PAUSES[attempt - 2])
                 try:
                     return operation(self._session(library))
-                except KeyError_:
+                except KeyUnavailable:
                     raise
                 except _PIN_REFUSED as exc:
-                    raise KeyError_(f"token {self.token_label!r} refused the PIN ({type(exc).__name__})") from None
+                    raise KeyUnavailable(f"token {self.token_label!r} refused the PIN ({type(exc).__name__})") from None
                 except (p11e.PKCS11Error, OSError) as exc:
                     reconnect = isinstance(exc, _RECONNECT) or type(exc) is p11e.PKCS11Error
                     if not reconnect:
-                        raise KeyError_(f"the HSM refused the operation: {type(exc).__name__} {exc}") from None
+                        raise KeyUnavailable(f"the HSM refused the operation: {type(exc).__name__} {exc}") from None
                     log.warning(
                         "HSM call failed (%s, attempt %s): re-initialising the PKCS#11 library", type(exc).__name__, attempt
                     )
@@ -164,7 +166,7 @@ class Pkcs11Token:
                     except (p11e.PKCS11Error, OSError) as again:
                         exc = again
                     if attempt == last:
-                        raise KeyError_(
+                        raise KeyUnavailable(
                             f"the HSM token {self.token_label!r} is unavailable ({type(exc).__name__} {exc})".rstrip()
                         ) from None
             raise AssertionError("unreachable")
@@ -198,7 +200,7 @@ def find_object(session: Any, object_class: ObjectClass, key_ref: str) -> Any:
             )
         )
         if len(objects) > 1:
-            raise KeyError_(f"the HSM token holds {len(objects)} keys labelled {key_ref!r}: remove the duplicates")
+            raise KeyUnavailable(f"the HSM token holds {len(objects)} keys labelled {key_ref!r}: remove the duplicates")
         if objects:
             return objects[0]
     return None

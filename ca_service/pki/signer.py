@@ -50,17 +50,17 @@ class KeyBackend(Protocol):
         ...
 
     def signer(self, key_ref: str) -> Signer:
-        """The signer of an existing key; KeyError_ if it is missing or cannot be unlocked."""
+        """The signer of an existing key; KeyUnavailable if it is missing or cannot be unlocked."""
         ...
 
     def exists(self, key_ref: str) -> bool: ...
 
     def check(self, key_ref: str) -> None:
-        """Raise KeyError_ if the key is missing, exposed or unusable."""
+        """Raise KeyUnavailable if the key is missing, exposed or unusable."""
         ...
 
     def check_all(self) -> None:
-        """Raise KeyError_ for any stored key that is exposed (e.g. a key file group-readable)."""
+        """Raise KeyUnavailable for any stored key that is exposed (e.g. a key file group-readable)."""
         ...
 
 

@@ -1,6 +1,7 @@
 """What the store raises instead of driver errors: a typed error per UNIQUE constraint that a
 caller can meet in normal operation (chosen by the constraint's name, never by message text),
-and one `Unavailable` for a database that cannot do the work now.
+and one `Unavailable` (of the domain's Unavailable kind: 503) for a database that cannot do the
+work now.
 
 Constraint names follow the naming convention of store/models.py (`uq_<table>_<column>`):
 PostgreSQL reports the name itself; SQLite reports `<table>.<column>`, from which the same name
@@ -12,7 +13,7 @@ import re
 
 from sqlalchemy import exc
 
-from ca_service.errors import ServiceError
+from ca_service.errors import Unavailable as UnavailableKind
 
 
 class ConstraintViolation(Exception):
@@ -55,10 +56,11 @@ _BY_CONSTRAINT: dict[str, type[ConstraintViolation]] = {
 }
 
 
-class Unavailable(ServiceError):
+class Unavailable(UnavailableKind):
     """The database cannot do the work now (unreachable, restarting, locked past the timeout, a
-    deadlock victim): retryable. `reason` is the driver's first line (never the statement's
-    parameters, which may carry CSRs or audit details)."""
+    deadlock victim): retryable, of the Unavailable kind like any other dependency that is down.
+    `reason` is the driver's first line (never the statement's parameters, which may carry CSRs
+    or audit details)."""
 
     code = "database-unavailable"
     title = "Database unavailable"

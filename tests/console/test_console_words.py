@@ -13,6 +13,7 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
+from ca_service import errors
 from ca_service.api import problem_codes
 from ca_service.api.app import create_app
 from ca_service.console import audit_words, catalogue, messages
@@ -69,7 +70,7 @@ def audit_vocabulary() -> tuple[set[str], set[str]]:
 
 def problem_code_list() -> set[str]:
     """Every problem code: code="..." arguments, `code = "..."` class attributes (also in tuple
-    assignments), and the codes the OpenAPI document lists per operation."""
+    assignments), the error table's codes and the codes the OpenAPI document lists per operation."""
     codes: set[str] = set()
     for path in SOURCE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -83,8 +84,8 @@ def problem_code_list() -> set[str]:
                         for name, value in zip(names, values, strict=False):
                             if getattr(name, "id", None) == "code" and isinstance(value, ast.Constant):
                                 codes.add(value.value)
-    for by_status in [problem_codes.COMMON, *problem_codes.BY_OPERATION.values()]:
-        codes |= {c for listed in by_status.values() for c in listed}
+    codes |= set(errors.PROBLEMS)
+    codes |= {c for listed in [problem_codes.COMMON, *problem_codes.BY_OPERATION.values()] for c in listed}
     return {c for c in codes if isinstance(c, str) and re.fullmatch(r"[a-z]+(-[a-z]+)*", c)}
 
 

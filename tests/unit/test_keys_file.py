@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ca_service.pki.keys import KDF_ROUNDS, EncryptedFileKeyBackend, KeyError_, is_weak, kdf_of
+from ca_service.pki.keys import KDF_ROUNDS, EncryptedFileKeyBackend, KeyUnavailable, is_weak, kdf_of
 from config.settings import SettingsError, load_settings
 from tests.support.pki import openssl
 
@@ -68,7 +68,7 @@ def test_the_root_passphrase_is_asked_only_when_the_root_key_is_used(tmp_path: P
     with pytest.raises(SettingsError, match="CA_ROOT_KEY_PASSPHRASE"):
         online_only.load("root-1")
     wrong = EncryptedFileKeyBackend(tmp_path, ONLINE, b"not-the-root-passphrase")
-    with pytest.raises(KeyError_, match="CA_ROOT_KEY_PASSPHRASE"):
+    with pytest.raises(KeyUnavailable, match="CA_ROOT_KEY_PASSPHRASE"):
         wrong.load("root-1")
 
 

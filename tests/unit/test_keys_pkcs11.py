@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from ca_service.pki.hierarchy import build_root, ca_name
-from ca_service.pki.keys import KeyError_
+from ca_service.pki.keys import KeyUnavailable
 from ca_service.pki.keys_pkcs11 import Pkcs11KeyBackend, key_id
 from ca_service.pki.signer import KeySigner
 from ca_service.pki.signing import verify_bytes
@@ -58,7 +58,7 @@ def test_generated_in_token_never_extractable_and_signs_cert_crl_ocsp(hsm: SoftH
     assert not backend.exists("root-1")
     key = backend.generate("root-1", algorithm)
     assert backend.exists("root-1")
-    with pytest.raises(KeyError_, match="already exists"):
+    with pytest.raises(KeyUnavailable, match="already exists"):
         backend.generate("root-1", algorithm)
     with pytest.raises(TypeError):
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -152,9 +152,9 @@ def test_token_gone_raises_key_error_then_recovers_without_restart(hsm: SoftHsm)
     away = hsm.directory / "tokens.away"
     hsm.tokens.rename(away)  # the HSM is unreachable
     try:
-        with pytest.raises(KeyError_, match="unavailable"):
+        with pytest.raises(KeyUnavailable, match="unavailable"):
             signer.sign_bytes(b"down")
-        with pytest.raises(KeyError_):
+        with pytest.raises(KeyUnavailable):
             signer.sign_bytes(b"still down")
     finally:
         away.rename(hsm.tokens)
@@ -175,9 +175,9 @@ def test_wrong_pin_is_never_retried(hsm: SoftHsm, tmp_path: Path) -> None:
     pkcs11_token._LIBRARIES[module].sessions.pop(hsm.label)  # as a fresh process would start: logged out
     pkcs11_token._LIBRARIES[module].lib.reinitialize()
     backend = Pkcs11KeyBackend(module, hsm.label, wrong)
-    with pytest.raises(KeyError_, match="refused the PIN"):
+    with pytest.raises(KeyUnavailable, match="refused the PIN"):
         backend.load("issuing-1")
-    with pytest.raises(KeyError_, match="not retried"):
+    with pytest.raises(KeyUnavailable, match="not retried"):
         backend.load("issuing-1")
     wrong.write_text(good_pin)  # the operator fixes the PIN file: the next call logs in
     assert backend.load("issuing-1").key_size == 256
@@ -195,15 +195,15 @@ def test_label_alone_is_not_enough_duplicates_are_refused(hsm: SoftHsm) -> None:
     assert backend.load("issuing-1").key_size == 256
     params.generate_keypair(store=True, label="issuing-1", id=key_id("issuing-1"))
     fresh = _backend(hsm)
-    with pytest.raises(KeyError_, match="remove the duplicates"):
+    with pytest.raises(KeyUnavailable, match="remove the duplicates"):
         fresh.load("issuing-1")
 
 
 def test_missing_key_is_a_key_error(hsm: SoftHsm) -> None:
     backend = _backend(hsm)
     assert not backend.exists("issuing-9")
-    with pytest.raises(KeyError_, match="not on HSM token"):
+    with pytest.raises(KeyUnavailable, match="not on HSM token"):
         backend.load("issuing-9")
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyUnavailable):
         backend.check("issuing-9")
     backend.check_all()  # the token itself is fine

@@ -15,7 +15,7 @@ from ca_service.errors import Conflict
 
 
 class ApprovalRequired(Conflict):
-    code, title = "approval-required", "A second operator's approval is required"  # 409
+    code, title = "approval-required", "A second operator's approval is required"
 
 
 def carrying_out_approval(actor: Actor) -> bool:

@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from ca_service import metrics
 from ca_service.constants import FREE_TEXT
 from ca_service.context import Actor, ServiceContext
-from ca_service.errors import Conflict, InvalidInput, NotFound, ServiceError, Unavailable
+from ca_service.errors import Conflict, InvalidInput, NotFound, TooManyRequests, Unauthenticated, Unavailable
 from ca_service.pki.sealing import Unsealable, seal, unseal
 from ca_service.services.access import console_login_limits as limits
 from ca_service.services.audit import trail as audit
@@ -36,16 +36,16 @@ _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))  # unknown usernames cost 
 _TOTP_PURPOSE = b"ca-service console operator TOTP seed v1"
 
 
-class LoginRefused(ServiceError):
-    status, code, title = 401, "login-refused", "Login refused"
+class LoginRefused(Unauthenticated):
+    code, title = "login-refused", "Login refused"
 
 
-class OperatorLocked(ServiceError):
-    status, code, title = 429, "operator-locked", "Too many failed logins"
+class OperatorLocked(TooManyRequests):
+    code, title = "operator-locked", "Too many failed logins"
 
 
-class LoginLimited(ServiceError):
-    status, code, title = 429, "login-attempts-limited", "Too many login attempts"
+class LoginLimited(TooManyRequests):
+    code, title = "login-attempts-limited", "Too many login attempts"
 
 
 @dataclass(frozen=True)

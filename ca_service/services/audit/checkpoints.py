@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ca_service.context import ServiceContext
 from ca_service.errors import InvalidInput, Unavailable
-from ca_service.pki.keys import KeyError_
+from ca_service.pki.keys import KeyUnavailable
 from ca_service.pki.signer import Signer
 from ca_service.services.audit import checkpoint_file as audit_sink
 from ca_service.services.audit import trail as audit
@@ -47,7 +47,7 @@ def ensure_audit_key(ctx: ServiceContext) -> bool:
 def _signer(ctx: ServiceContext, key_id: str = AUDIT_KEY_REF) -> Signer:
     try:
         return ctx.keys.signer(key_id)
-    except KeyError_ as exc:
+    except KeyUnavailable as exc:
         detail = f"audit key {key_id!r} unavailable: {exc}; run `ca-service init`"
         raise Unavailable(detail, code="audit-key-unavailable") from None
 

@@ -14,7 +14,7 @@ from ca_service.errors import NotFound, Unavailable
 from ca_service.per_process import Once
 from ca_service.pki.dates import add_years
 from ca_service.pki.hierarchy import CAUrls, build_issuing, build_root, ca_name
-from ca_service.pki.keys import KeyError_
+from ca_service.pki.keys import KeyUnavailable
 from ca_service.pki.profile import IssuerContext, make_issuer_context
 from ca_service.pki.signer import Signer
 from ca_service.services.audit import trail as audit
@@ -171,7 +171,7 @@ def _load_active_issuer(ctx: ServiceContext) -> ActiveIssuer:
         raise Unavailable("the CA hierarchy is not initialised: run `ca-service init`", code="ca-not-initialised")
     try:
         signer = ctx.keys.signer(issuing.key_ref)
-    except KeyError_ as exc:
+    except KeyUnavailable as exc:
         raise Unavailable(str(exc), code="ca-key-unavailable") from None
     cert = x509.load_der_x509_certificate(issuing.der)
     base = ctx.settings.public_base_url
@@ -209,12 +209,12 @@ def ca_certificate_der(ctx: ServiceContext, name: str) -> tuple[bytes, datetime]
 
 
 def check_ca_keys(ctx: ServiceContext) -> None:
-    """Raise KeyError_ if an active online CA key is missing, exposed, or cannot be decrypted
+    """Raise KeyUnavailable if an active online CA key is missing, exposed, or cannot be decrypted
     (not the root's: it is offline, used only by ceremony commands)."""
     with reading(ctx.sessions) as session:
         rows = cas.active_cas(session)
     if not any(r.kind == CaKind.ISSUING for r in rows):
-        raise KeyError_("the CA hierarchy is not initialised: run `ca-service init`")
+        raise KeyUnavailable("the CA hierarchy is not initialised: run `ca-service init`")
     ctx.keys.check_all()
     for row in rows:
         if row.kind != CaKind.ROOT:

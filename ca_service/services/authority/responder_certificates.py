@@ -25,7 +25,7 @@ from cryptography import x509
 from ca_service.constants import CaKind
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Unavailable
-from ca_service.pki.keys import KeyError_
+from ca_service.pki.keys import KeyUnavailable
 from ca_service.pki.ocsp import build_responder_certificate
 from ca_service.pki.signer import Signer
 from ca_service.services.audit import trail as audit
@@ -85,7 +85,7 @@ def _response_margin(ctx: ServiceContext) -> timedelta:
 def _as_responder(ctx: ServiceContext, row: CertificateAuthority) -> Responder:
     try:
         signer = ctx.keys.signer(row.key_ref)
-    except KeyError_ as exc:
+    except KeyUnavailable as exc:
         raise Unavailable(str(exc), code="ca-key-unavailable") from None
     return Responder(
         id=row.id,
@@ -139,7 +139,7 @@ def ensure_responder(ctx: ServiceContext, issuer_id: int | None = None, actor: A
                 return RotationResult(issuer.name, row.name, row.serial, row.not_after, created=False)
         try:
             row = _issue(session, ctx, issuer, now)
-        except KeyError_ as exc:
+        except KeyUnavailable as exc:
             raise Unavailable(str(exc), code="ca-key-unavailable") from None
         cas.retire_responders(session, issuer.id, keep_id=row.id)
         audit.record(

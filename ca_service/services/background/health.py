@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ca_service.context import ServiceContext
 from ca_service.errors import ServiceError
-from ca_service.pki.keys import KeyError_
+from ca_service.pki.keys import KeyUnavailable
 from ca_service.services.authority.hierarchy import check_ca_keys
 from ca_service.services.crl import overdue as crl_overdue
 from ca_service.services.crl import root as root_crl
@@ -35,7 +35,7 @@ def readiness(ctx: ServiceContext) -> tuple[bool, dict[str, str]]:
         try:
             check_ca_keys(ctx)
             checks["ca_key"] = "ok"
-        except (KeyError_, SettingsError, ServiceError) as exc:
+        except (KeyUnavailable, SettingsError, ServiceError) as exc:
             checks["ca_key"] = str(exc)
         try:  # reported, not required (the service keeps working): the CaRootCrlExpiring alert pages
             checks["root_crl"] = root_crl.status(ctx)

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from ca_service import metrics
 from ca_service.context import Actor, ServiceContext
-from ca_service.errors import ServiceError
+from ca_service.errors import TooManyRequests
 from ca_service.services.audit import trail as audit
 from ca_service.services.audit.post_commit import after_commit
 from ca_service.services.certificates.hourly_allowance import seconds_until_allowed, window_start
@@ -31,8 +31,8 @@ from ca_service.store.db import Tx, transaction
 log = logging.getLogger("ca_service.issuance")
 
 
-class IssuanceLimitReached(ServiceError):
-    code, title = "issuance-limit-reached", "Issuance limit reached"  # 429 (api/problems.py)
+class IssuanceLimitReached(TooManyRequests):
+    code, title = "issuance-limit-reached", "Issuance limit reached"
 
     def __init__(self, detail: str, *, org_id: str, login_id: str, kind: str, retry_after: int) -> None:
         super().__init__(detail, retry_after=retry_after)

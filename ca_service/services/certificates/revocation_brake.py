@@ -19,7 +19,7 @@ from datetime import datetime
 
 from ca_service import metrics
 from ca_service.context import Actor, ServiceContext
-from ca_service.errors import ServiceError
+from ca_service.errors import TooManyRequests
 from ca_service.services.audit import trail as audit
 from ca_service.services.audit.post_commit import after_commit
 from ca_service.services.certificates.hourly_allowance import seconds_until_allowed, window_start
@@ -29,8 +29,8 @@ from ca_service.store.db import Tx, transaction
 log = logging.getLogger("ca_service.revocation")
 
 
-class RevocationLimitReached(ServiceError):
-    code, title = "revocation-limit-reached", "Revocation limit reached"  # 429 (api/problems.py)
+class RevocationLimitReached(TooManyRequests):
+    code, title = "revocation-limit-reached", "Revocation limit reached"
 
     def __init__(self, detail: str, *, org_id: str, serial: str, retry_after: int) -> None:
         super().__init__(detail, retry_after=retry_after)

@@ -14,7 +14,7 @@ from cryptography import x509
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Unavailable
 from ca_service.pki.crl import RevokedEntry, build_crl
-from ca_service.pki.keys import KeyError_
+from ca_service.pki.keys import KeyUnavailable
 from ca_service.services.audit import trail as audit
 from ca_service.services.audit.post_commit import after_commit
 from ca_service.services.authority.hierarchy import active_ca
@@ -43,7 +43,7 @@ def sign_root_crl(ctx: ServiceContext, actor: Actor, *, days: int = DEFAULT_DAYS
             raise Unavailable("the CA hierarchy is not initialised: run `ca-service init`", code="ca-not-initialised")
         try:
             signer = ctx.keys.signer(root.key_ref)
-        except KeyError_ as exc:
+        except KeyUnavailable as exc:
             raise Unavailable(f"the root key is needed for this ceremony: {exc}", code="ca-key-unavailable") from None
         number = crls.next_crl_number(crls.latest(session, root.id))
         revoked = cas.revoked_children(session, root.id)

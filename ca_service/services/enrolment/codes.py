@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from ca_service import metrics
 from ca_service.constants import ClientRole, LoginMethod, UserRole
 from ca_service.context import Actor, ServiceContext
-from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted, ServiceError
+from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted, Unauthenticated
 from ca_service.services import events
 from ca_service.services.audit import trail as audit
 from ca_service.services.audit.post_commit import after_commit
@@ -42,10 +42,8 @@ _LOGIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")  # api/schemas.Logi
 _DUMMY = hashlib.sha256(b"no code").hexdigest()  # compared against when there is no code: same work
 
 
-class EnrolmentUnauthenticated(ServiceError):
+class EnrolmentUnauthenticated(Unauthenticated):
     """A wrong, used, expired or voided code, or an unknown login ID: one answer for all (no oracle)."""
-
-    code, title = "unauthenticated", "Authentication required"
 
 
 @dataclass(frozen=True)
