@@ -1,6 +1,6 @@
-"""What every state change does right after its transaction commits: seal the audit events into
-the hash chain and relay outbox entries to RQ. Neither is on the critical path of correctness:
-both are retried by periodic jobs if they fail here.
+"""What a state change does right after its transaction commits (services/audit/change.py calls
+it): seal the audit events into the hash chain and relay outbox entries to RQ. Neither is on the
+critical path of correctness: both are retried by periodic jobs if they fail here.
 
 Sealing is throttled per process (at most once per SEAL_INTERVAL seconds): one seal chains every
 pending event, so under load a handful of seals per second cover thousands of changes, and the
@@ -30,8 +30,9 @@ def _seal_due(ctx: ServiceContext) -> bool:
     return True
 
 
-def after_commit(ctx: ServiceContext, *, outbox: bool = False) -> None:
-    if _seal_due(ctx):
+def after_commit(ctx: ServiceContext, *, seal: bool = True, outbox: bool = False) -> None:
+    """Seal (if `seal`, throttled), then relay (if `outbox`); never raises."""
+    if seal and _seal_due(ctx):
         try:
             audit.seal_pending(ctx)
         except Exception:
