@@ -64,12 +64,17 @@ def create_client(
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = ctx.clock.now()
     expires_at = now + expires_in if expires_in is not None else None
-    row = ApiClient(
-        client_id=secrets.token_hex(8), name=name, role=role, token_hash=_hash(token), created_at=now, expires_at=expires_at
-    )
     try:
         with change(ctx, actor) as uow:
-            store.add(uow.session, row)
+            row = store.add(
+                uow.session,
+                client_id=secrets.token_hex(8),
+                name=name,
+                role=role,
+                token_hash=_hash(token),
+                created_at=now,
+                expires_at=expires_at,
+            )
             uow.audit(
                 "api_client.created",
                 target_type="api_client",

@@ -42,7 +42,6 @@ from ca_service.store import certificates as certs
 from ca_service.store import revocations as history
 from ca_service.store.db import Tx, reading
 from ca_service.store.errors import ActiveCertificateExists, KeyReused, SerialCollision
-from ca_service.store.models import Certificate
 from ca_service.store.users import IssuanceSubject, lock_user_for_issuance
 from ca_service.store.validity import is_valid
 
@@ -73,23 +72,10 @@ def _lock_user(session: Tx, login_id: str) -> IssuanceSubject:
     return user
 
 
-def _sign_and_insert(
-    session: Tx,
-    ctx: ServiceContext,
-    issuer: ActiveIssuer,
-    user: IssuanceSubject,
-    csr: CheckedCSR,
-    renewal_of: str | None,
-) -> Certificate:
-    row = _signed_row(ctx, issuer, user, csr, renewal_of)
-    certs.insert_certificate(session, row)  # the row stays transient: it only feeds the response view
-    return row
-
-
-def _signed_row(
+def _signed(
     ctx: ServiceContext, issuer: ActiveIssuer, user: IssuanceSubject, csr: CheckedCSR, renewal_of: str | None
-) -> Certificate:
-    """The new certificate, signed, as the (transient) row to insert."""
+) -> certs.NewCertificate:
+    """The new certificate, signed, as the values the store inserts."""
     now = ctx.clock.now().replace(microsecond=0)
     not_after = add_months(now, ctx.settings.cert_validity_months)
     if not_after > issuer.not_after:
@@ -111,12 +97,11 @@ def _signed_row(
         issuer.context,
     )
     der = cert.public_bytes(serialization.Encoding.DER)
-    return Certificate(
+    return certs.NewCertificate(
         serial=serial_hex(cert.serial_number),
         issuer_id=issuer.id,
         login_id=user.login_id,
         org_id=user.org_id,
-        current_login_id=user.login_id,
         spki_sha256=csr.spki_sha256,
         fingerprint_sha256=hashlib.sha256(der).hexdigest(),
         key_description=csr.key_description,
@@ -216,17 +201,17 @@ def issue_certificate(
                 issuance_brake.check(session, ctx, user.org_id, login_id, "new", now)
             if current is not None:
                 certs.release_current(session, current.id)  # expired: no longer blocks (R8)
-            row = _signed_row(ctx, issuer, user, csr, renewal_of=None)
+            new = _signed(ctx, issuer, user, csr, renewal_of=None)
             event = uow.audit_row(
                 "certificate.issued",
                 target_type="certificate",
-                target_id=row.serial,
+                target_id=new.serial,
                 login_id=login_id,
                 org_id=user.org_id,
-                not_after=row.not_after,
+                not_after=new.not_after,
                 key=csr.key_description,
             )
-            certs.insert_certificate(session, row, event)  # with its audit event: one round trip on PostgreSQL
+            row = certs.insert_certificate(session, new, event)  # with its audit event: one round trip on PostgreSQL
             events.record(
                 uow,
                 events.CERTIFICATE_ISSUED,
@@ -289,7 +274,7 @@ def renew_certificate(
                     "renew over EST with the current certificate (R9, Q11)"
                 )
             certs.release_before_renewal(session, old)
-            row = _sign_and_insert(session, ctx, issuer, user, csr, renewal_of=old.serial)
+            row = certs.insert_certificate(session, _signed(ctx, issuer, user, csr, renewal_of=old.serial))
             events.record(
                 uow,
                 events.CERTIFICATE_RENEWED,

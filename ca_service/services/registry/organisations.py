@@ -67,10 +67,9 @@ def put_organization(
         session = uow.session
         org = users.get_org(session, org_id, for_update=True)
         if org is None:
-            org = Organization(
-                org_id=org_id, name=name, login_method=login_method or LoginMethod.ID_PASSWORD, created_at=now, updated_at=now
+            org = users.add_organization(
+                session, org_id=org_id, name=name, login_method=login_method or LoginMethod.ID_PASSWORD, now=now
             )
-            users.add(session, org)
             uow.audit(
                 "organization.created", target_type="organization", target_id=org_id, name=name, login_method=org.login_method
             )
@@ -184,9 +183,9 @@ def _put_user(
         fields = {"org_id": org_id, "role": role, "email": email, "display_name": display_name}
         if user is None:
             check_role_change(ctx, actor, None, role, ticket)
-            user = User(login_id=login_id, created_at=now, updated_at=now, **fields)
-            users.add(session, user)
-            users.flush(session)  # a concurrent first PUT fails here (LoginIdTaken), not at commit
+            user = users.add_user(  # a concurrent first PUT of this login ID fails here (LoginIdTaken)
+                session, login_id=login_id, org_id=org_id, role=role, email=email, display_name=display_name, now=now
+            )
             uow.audit("user.created", target_type="user", target_id=login_id, **fields, **_ticket(role, ticket))
             created = True
         else:
