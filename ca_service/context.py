@@ -78,14 +78,6 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 @dataclass
-class SealThrottle:
-    """When this process last sealed the audit chain after a commit (services/audit/post_commit)."""
-
-    last: float | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass
 class ServiceContext:
     settings: Settings
     clock: Clock
@@ -95,7 +87,6 @@ class ServiceContext:
     redis_conn: Redis | None = None
     # the capabilities' per-process state (local()); dataclasses.replace(ctx, ...) shares it
     local_state: _Locals = field(default_factory=_Locals, repr=False, compare=False)
-    seal: SealThrottle = field(default_factory=SealThrottle)
     hot_reader: HotReader = field(init=False)
 
     def __post_init__(self) -> None:

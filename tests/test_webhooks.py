@@ -121,7 +121,7 @@ def test_rotation_sends_both_signatures_and_each_secret_verifies(ctx, receiver) 
     old, new = SECRET, new_secret(24)
     wctx = hooked(ctx, receiver.url, secrets=(old, new))
     with transaction(wctx.sessions) as session:
-        events.record(session, wctx, events.ENROLMENT_CODE_USED, login_id="carol", data={"login_id": "carol"})
+        events.record_in(session, wctx, events.ENROLMENT_CODE_USED, login_id="carol", data={"login_id": "carol"})
     drain(wctx)
     assert receiver.types() == ["enrolment_code.used"]
     header = receiver.headers[0]["webhook-signature"]
@@ -140,7 +140,7 @@ def test_a_rolled_back_change_records_and_sends_nothing(ctx, tokens, receiver) -
     refused = api.issue("alice", make_csr()[1])  # a second valid certificate: the transaction rolls back
     assert refused.status == 409, refused
     with pytest.raises(RuntimeError), transaction(wctx.sessions) as session:
-        events.record(session, wctx, events.CERTIFICATE_REVOKED, login_id="alice", data={"login_id": "alice"})
+        events.record_in(session, wctx, events.CERTIFICATE_REVOKED, login_id="alice", data={"login_id": "alice"})
         raise RuntimeError("the change fails after its event was recorded")
     with wctx.sessions() as s:
         assert s.scalar(select(func.count()).select_from(WebhookEvent)) == 1
@@ -163,8 +163,8 @@ def test_500s_then_200_and_give_up_after_24_hours(ctx, clock, receiver) -> None:
     receiver.behaviour = lambda n: 500 if n <= 3 else 200
     wctx = hooked(ctx, receiver.url)
     with transaction(wctx.sessions) as session:
-        events.record(session, wctx, events.CERTIFICATE_ISSUED, login_id="dave", data={"login_id": "dave", "serial": "01"})
-        events.record(session, wctx, events.CERTIFICATE_REVOKED, login_id="dave", data={"login_id": "dave", "serial": "01"})
+        events.record_in(session, wctx, events.CERTIFICATE_ISSUED, login_id="dave", data={"login_id": "dave", "serial": "01"})
+        events.record_in(session, wctx, events.CERTIFICATE_REVOKED, login_id="dave", data={"login_id": "dave", "serial": "01"})
     waits = []
     for _ in range(3):
         step = delivery.attempt_next(wctx, "dave", receiver.url)
@@ -178,8 +178,8 @@ def test_500s_then_200_and_give_up_after_24_hours(ctx, clock, receiver) -> None:
 
     receiver.behaviour = lambda n: 503
     with transaction(wctx.sessions) as session:
-        events.record(session, wctx, events.CERTIFICATE_ISSUED, login_id="erin", data={"login_id": "erin", "serial": "02"})
-        events.record(session, wctx, events.CERTIFICATE_REVOKED, login_id="erin", data={"login_id": "erin", "serial": "02"})
+        events.record_in(session, wctx, events.CERTIFICATE_ISSUED, login_id="erin", data={"login_id": "erin", "serial": "02"})
+        events.record_in(session, wctx, events.CERTIFICATE_REVOKED, login_id="erin", data={"login_id": "erin", "serial": "02"})
     step = delivery.attempt_next(wctx, "erin", receiver.url)
     for _ in range(200):
         if step.outcome != "retry":
@@ -204,7 +204,7 @@ def test_a_receiver_that_never_answers_or_floods_does_not_hold_the_worker(ctx, r
     receiver.behaviour = lambda n: "hang" if n == 1 else "huge"
     wctx = hooked(ctx, receiver.url)
     with transaction(wctx.sessions) as session:
-        events.record(session, wctx, events.CERTIFICATE_ISSUED, login_id="frank", data={"login_id": "frank"})
+        events.record_in(session, wctx, events.CERTIFICATE_ISSUED, login_id="frank", data={"login_id": "frank"})
     started = time.monotonic()
     step = delivery.attempt_next(wctx, "frank", receiver.url)
     hung = time.monotonic() - started
@@ -223,7 +223,7 @@ def test_a_redirect_is_not_followed(ctx, receiver) -> None:
     receiver.behaviour = lambda n: 302
     wctx = hooked(ctx, receiver.url)
     with transaction(wctx.sessions) as session:
-        events.record(session, wctx, events.USER_ROLE_CHANGED, login_id="gina", data={"login_id": "gina", "role": "master"})
+        events.record_in(session, wctx, events.USER_ROLE_CHANGED, login_id="gina", data={"login_id": "gina", "role": "master"})
     assert delivery.attempt_next(wctx, "gina", receiver.url).outcome == "retry"
     assert receiver.requests == 1  # nothing went to the Location
     assert (admin.list_deliveries(wctx)[0].last_error or "").startswith("HTTP 302")
@@ -234,7 +234,7 @@ def test_several_urls_are_delivered_independently(ctx, receiver) -> None:
     try:
         wctx = hooked(ctx, receiver.url, broken.url)
         with transaction(wctx.sessions) as session:
-            events.record(session, wctx, events.CERTIFICATE_ISSUED, login_id="hana", data={"login_id": "hana"})
+            events.record_in(session, wctx, events.CERTIFICATE_ISSUED, login_id="hana", data={"login_id": "hana"})
         drain(wctx)
         assert receiver.types() == ["certificate.issued"] and broken.requests == 1
         assert sorted(d.status for d in admin.list_deliveries(wctx)) == ["delivered", "pending"]
@@ -278,7 +278,7 @@ def test_https_receivers_are_verified_against_the_configured_bundle(ctx, tmp_pat
     try:
         plain = hooked(ctx, secure.url)  # the system's trust store does not know the receiver's CA
         with transaction(plain.sessions) as session:
-            events.record(session, plain, events.CERTIFICATE_ISSUED, login_id="ichiro", data={"login_id": "ichiro"})
+            events.record_in(session, plain, events.CERTIFICATE_ISSUED, login_id="ichiro", data={"login_id": "ichiro"})
         assert delivery.attempt_next(plain, "ichiro", secure.url).outcome == "retry"
         assert "CERTIFICATE_VERIFY_FAILED" in (admin.list_deliveries(plain)[0].last_error or "")
         assert secure.requests == 0  # nothing was sent to an unverified peer

@@ -35,7 +35,7 @@ def refusing() -> Iterator[Receiver]:
 
 def failed_delivery(wctx: ServiceContext, url: str, clock) -> int:
     with transaction(wctx.sessions) as session:
-        events.record(session, wctx, events.CERTIFICATE_REVOKED, login_id="taro", data={"login_id": "taro", "serial": "0a"})
+        events.record_in(session, wctx, events.CERTIFICATE_REVOKED, login_id="taro", data={"login_id": "taro", "serial": "0a"})
     assert delivery.attempt_next(wctx, "taro", url).outcome == "retry"
     clock.travel(hours=24, seconds=1)
     assert delivery.attempt_next(wctx, "taro", url).outcome == "failed"
@@ -91,7 +91,7 @@ def test_the_webhooks_cli_lists_failed_deliveries_and_retries_one(ctx, clock, re
 def test_the_gauge_shows_the_age_of_the_oldest_undelivered_event(ctx, clock, refusing) -> None:
     wctx = hooked(ctx, refusing.url)
     with transaction(wctx.sessions) as session:
-        events.record(session, wctx, events.USER_ROLE_CHANGED, login_id="jiro", data={"login_id": "jiro", "role": "master"})
+        events.record_in(session, wctx, events.USER_ROLE_CHANGED, login_id="jiro", data={"login_id": "jiro", "role": "master"})
     clock.travel(minutes=20)
 
     def gauge() -> float:

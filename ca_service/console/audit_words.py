@@ -4,7 +4,7 @@ CA_TIMEZONE, reasons and methods translated, booleans as words, empty values lef
 acted in words ("master user ts-yamada (山田 太郎) — via the bank's front end", operators by name).
 
 tests/console/test_console_words.py collects every action and detail key the services write
-(audit.record / audit.event calls) and every problem code: a new one without a label fails it."""
+(audit.record / audit.event / uow.audit calls) and every problem code: a new one without a label fails it."""
 
 from __future__ import annotations
 

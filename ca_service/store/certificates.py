@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -69,10 +69,30 @@ def mark_superseded(session: Session, cert: Certificate, successor_serial: str) 
     session.flush()
 
 
-def insert_certificate(session: Session, row: Certificate, event: Mapping[str, Any] | None = None) -> None:
-    """INSERT the (transient) row as a Core statement, and `event` (audit_log.EVENT_COLUMNS) with
-    it. KeyReused, ActiveCertificateExists or SerialCollision (store.errors) when the transaction
-    ends, by the constraint that refused it."""
+@dataclass(frozen=True)
+class NewCertificate:
+    """A signed certificate as issuance hands it to the store: it becomes its login ID's current one."""
+
+    serial: str
+    issuer_id: int
+    login_id: str
+    org_id: str
+    spki_sha256: str
+    fingerprint_sha256: str
+    key_description: str
+    issued_at: datetime
+    not_before: datetime
+    not_after: datetime
+    der: bytes
+    renewal_of: str | None
+
+
+def insert_certificate(session: Session, new: NewCertificate, event: Mapping[str, Any] | None = None) -> Certificate:
+    """INSERT the certificate as a Core statement, and `event` (audit_log.EVENT_COLUMNS) with it.
+    Returns the row, transient (not in the session: it only feeds the caller's view). KeyReused,
+    ActiveCertificateExists or SerialCollision (store.errors) when the transaction ends, by the
+    constraint that refused it."""
+    row = Certificate(current_login_id=new.login_id, **{f.name: getattr(new, f.name) for f in fields(new)})
     values = {key: getattr(row, key) for key in _INSERT_COLUMNS}
     conn = session.connection()
     if event is None:
@@ -84,6 +104,7 @@ def insert_certificate(session: Session, row: Certificate, event: Mapping[str, A
     else:  # SQLite has no INSERT in a WITH clause
         conn.execute(_INSERT_CERTIFICATE, values)
         audit_log.insert_event(session, dict(event))
+    return row
 
 
 def revoke(

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ca_service.store.models import ApiClient
 
 
-def add(session: Session, row: ApiClient) -> None:
-    """DuplicateName (store.errors) at commit if the name is taken."""
+def add(
+    session: Session, *, client_id: str, name: str, role: str, token_hash: str, created_at: datetime, expires_at: datetime | None
+) -> ApiClient:
+    """The new client; DuplicateName (store.errors) at commit if the name is taken."""
+    row = ApiClient(
+        client_id=client_id, name=name, role=role, token_hash=token_hash, created_at=created_at, expires_at=expires_at
+    )
     session.add(row)
+    return row
 
 
 def all_clients(session: Session) -> list[ApiClient]:

@@ -21,8 +21,23 @@ def get_user(session: Session, login_id: str, *, for_update: bool = False) -> Us
     return session.get(User, login_id, with_for_update=for_update)
 
 
-def add(session: Session, row: Organization | User) -> None:
-    session.add(row)
+def add_organization(session: Session, *, org_id: str, name: str, login_method: str, now: datetime) -> Organization:
+    org = Organization(org_id=org_id, name=name, login_method=login_method, created_at=now, updated_at=now)
+    session.add(org)
+    return org
+
+
+def add_user(
+    session: Session, *, login_id: str, org_id: str, role: str, email: str | None, display_name: str | None, now: datetime
+) -> User:
+    """The new user, written at once: a concurrent first registration of the login ID fails here
+    (LoginIdTaken, store.errors), not at commit."""
+    user = User(
+        login_id=login_id, org_id=org_id, role=role, email=email, display_name=display_name, created_at=now, updated_at=now
+    )
+    session.add(user)
+    session.flush()
+    return user
 
 
 def flush(session: Session) -> None:

@@ -36,19 +36,25 @@ def _calls() -> list[tuple[Path, ast.Call, ast.FunctionDef | None]]:
         for func in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
             for node in ast.walk(func):
                 f = node.func if isinstance(node, ast.Call) else None
-                if isinstance(f, ast.Attribute) and f.attr in ("record", "event") and getattr(f.value, "id", None) == "audit":
+                if isinstance(f, ast.Attribute) and (f.attr, getattr(f.value, "id", None)) in _AUDIT_CALLS:
                     found.append((path, node, func))
     return found
 
 
+# audit.record(session, ctx, actor, action, ...), audit.event(ctx, actor, action, ...) and a unit of
+# work's uow.audit(action, target_type=..., target_id=..., ...) / uow.audit_row(...): where the action is
+_AUDIT_CALLS = {("record", "audit"): 3, ("event", "audit"): 2, ("audit", "uow"): 0, ("audit_row", "uow"): 0}
+_NOT_DETAILS = ("target_type", "target_id")  # the unit of work's keywords for the event's target
+
+
 def audit_vocabulary() -> tuple[set[str], set[str]]:
-    """Every action and detail key passed to audit.record / audit.event in ca_service: literal
+    """Every action and detail key passed to audit.record / audit.event / uow.audit in ca_service: literal
     actions, f-string actions (approval.{status}) expanded, keyword detail keys, and the keys of a
     dict literal passed as **name (registry's `fields`)."""
     actions: set[str] = set()
     keys: set[str] = set()
     for path, call, func in _calls():
-        action = call.args[3 if call.func.attr == "record" else 2]  # type: ignore[attr-defined]
+        action = call.args[_AUDIT_CALLS[(call.func.attr, call.func.value.id)]]  # type: ignore[attr-defined]
         if isinstance(action, ast.Constant):
             actions.add(action.value)
         elif isinstance(action, ast.JoinedStr):
@@ -59,7 +65,8 @@ def audit_vocabulary() -> tuple[set[str], set[str]]:
             raise AssertionError(f"{path}: audit action {ast.unparse(action)} is neither a literal nor approval.{{status}}")
         for kw in call.keywords:
             if kw.arg is not None:
-                keys.add(kw.arg)
+                if kw.arg not in _NOT_DETAILS:
+                    keys.add(kw.arg)
             elif isinstance(kw.value, ast.Name) and func is not None:
                 for node in ast.walk(func):
                     if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):

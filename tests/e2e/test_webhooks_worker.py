@@ -111,11 +111,12 @@ def test_50_concurrent_revocations_across_10_login_ids_arrive_in_order_per_login
 KILL_AFTER_COMMIT = """
 import os, signal, sys
 from ca_service.context import Actor, build_context
+from ca_service.services.audit import post_commit
 from ca_service.services.certificates import revocation
 from config.settings import load_settings
 
 # the process dies right after the revocation's commit, before it relays anything to Redis
-revocation.after_commit = lambda ctx, outbox=False: os.kill(os.getpid(), signal.SIGKILL)
+post_commit.after_commit = lambda ctx, **tail: os.kill(os.getpid(), signal.SIGKILL)
 revocation.revoke(build_context(load_settings()), Actor("kill-test", "operator"), sys.argv[1], reason="key_compromise")
 """
 
@@ -165,7 +166,7 @@ def test_a_worker_killed_mid_delivery_leaves_a_lease_that_expires_and_the_event_
     receiver.behaviour = lambda n: "hang" if n == 1 else 200
     wctx = hooked(ctx, receiver.url)
     with transaction(wctx.sessions) as session:
-        events.record(session, wctx, events.CERTIFICATE_REVOKED, login_id="kenji", data={"login_id": "kenji", "serial": "0b"})
+        events.record_in(session, wctx, events.CERTIFICATE_REVOKED, login_id="kenji", data={"login_id": "kenji", "serial": "0b"})
     env = test_env.env(**{**hook_env(receiver), "CA_WEBHOOK_TIMEOUT_SECONDS": "30"})
     attempt = subprocess.Popen([sys.executable, "-c", ATTEMPT, "kenji", receiver.url], env=env)
     try:

@@ -15,10 +15,9 @@ from datetime import datetime, timedelta
 from ca_service.constants import CLIENT_ROLES
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import change
 from ca_service.store import clients as store
-from ca_service.store.db import Tx, reading, transaction
+from ca_service.store.db import Tx, reading
 from ca_service.store.errors import DuplicateName
 from ca_service.store.models import ApiClient
 
@@ -87,19 +86,27 @@ def create_client(
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = ctx.clock.now()
     expires_at = now + expires_in if expires_in is not None else None
-    row = ApiClient(
-        client_id=secrets.token_hex(8), name=name, role=role, token_hash=_hash(token), created_at=now, expires_at=expires_at
-    )
     try:
-        with transaction(ctx.sessions) as session:
-            store.add(session, row)
-            audit.record(
-                session, ctx, actor, "api_client.created", "api_client", row.client_id,
-                name=name, role=role, expires_at=expires_at.isoformat() if expires_at else None,
-            )  # fmt: skip
+        with change(ctx, actor) as uow:
+            row = store.add(
+                uow.session,
+                client_id=secrets.token_hex(8),
+                name=name,
+                role=role,
+                token_hash=_hash(token),
+                created_at=now,
+                expires_at=expires_at,
+            )
+            uow.audit(
+                "api_client.created",
+                target_type="api_client",
+                target_id=row.client_id,
+                name=name,
+                role=role,
+                expires_at=expires_at.isoformat() if expires_at else None,
+            )
     except DuplicateName:
         raise Conflict(f"an API client named {name!r} already exists", code="client-exists") from None
-    after_commit(ctx)
     return _info(row), token
 
 
@@ -127,8 +134,8 @@ def rotate_client(
         raise InvalidInput("the grace period cannot be negative")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = ctx.clock.now()
-    with transaction(ctx.sessions) as session:
-        row = _locked(session, name_or_id)
+    with change(ctx, actor) as uow:
+        row = _locked(uow.session, name_or_id)
         if row.disabled_at is not None:
             raise Conflict(f"API client {row.name} is disabled; create a new one", code="client-disabled")
         row.previous_token_hash, row.previous_token_expires_at = row.token_hash, now + grace
@@ -137,22 +144,23 @@ def rotate_client(
         row.token_hash = _hash(token)
         if expires_in is not None:
             row.expires_at = now + expires_in
-        audit.record(
-            session, ctx, actor, "api_client.rotated", "api_client", row.client_id, name=row.name,
+        uow.audit(
+            "api_client.rotated",
+            target_type="api_client",
+            target_id=row.client_id,
+            name=row.name,
             previous_token_valid_until=row.previous_token_expires_at.isoformat(),
             expires_at=row.expires_at.isoformat() if row.expires_at else None,
-        )  # fmt: skip
-    after_commit(ctx)
+        )
     return _info(row), token
 
 
 def disable_client(ctx: ServiceContext, actor: Actor, name_or_id: str) -> ClientInfo:
-    with transaction(ctx.sessions) as session:
-        row = _locked(session, name_or_id)
+    with change(ctx, actor) as uow:
+        row = _locked(uow.session, name_or_id)
         if row.disabled_at is None:
             row.disabled_at = ctx.clock.now()
-            audit.record(session, ctx, actor, "api_client.disabled", "api_client", row.client_id, name=row.name)
-    after_commit(ctx)
+            uow.audit("api_client.disabled", target_type="api_client", target_id=row.client_id, name=row.name)
     return _info(row)
 
 

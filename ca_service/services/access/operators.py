@@ -22,10 +22,9 @@ from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, TooManyRequests, Unauthenticated, Unavailable
 from ca_service.pki.sealing import Unsealable, seal, unseal
 from ca_service.services.access import console_login_limits as limits
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import change
 from ca_service.store import operators as store
-from ca_service.store.db import reading, transaction
+from ca_service.store.db import reading
 from ca_service.store.models import Operator
 
 log = logging.getLogger("ca_service.console")
@@ -124,19 +123,18 @@ def create(ctx: ServiceContext, actor: Actor, username: str, display_name: str |
         )
     creds, password_hash = _new_credentials(ctx, username)
     sealed = _sealed_seed(ctx, creds.totp_secret)
-    with transaction(ctx.sessions) as session:
-        if store.get(session, username) is not None:
+    with change(ctx, actor) as uow:
+        if store.get(uow.session, username) is not None:
             raise Conflict(f"an operator named {username!r} already exists", code="operator-exists")
         now = ctx.clock.now()
         store.add(
-            session,
+            uow.session,
             Operator(
                 username=username, display_name=display_name, password_hash=password_hash, totp_secret=sealed,
                 created_at=now, failed_logins=0, session_epoch=0,
             ),
         )  # fmt: skip
-        audit.record(session, ctx, actor, "operator.created", "operator", username, display_name=display_name)
-    after_commit(ctx)
+        uow.audit("operator.created", target_type="operator", target_id=username, display_name=display_name)
     return creds
 
 
@@ -152,14 +150,13 @@ def _locked(session_row: Operator | None, username: str) -> Operator:
 
 
 def disable(ctx: ServiceContext, actor: Actor, username: str) -> OperatorInfo:
-    with transaction(ctx.sessions) as session:
-        row = _locked(store.get(session, username, for_update=True), username)
+    with change(ctx, actor) as uow:
+        row = _locked(store.get(uow.session, username, for_update=True), username)
         if row.disabled_at is None:
             row.disabled_at = ctx.clock.now()
             row.session_epoch += 1
-            audit.record(session, ctx, actor, "operator.disabled", "operator", username)
+            uow.audit("operator.disabled", target_type="operator", target_id=username)
         info = _info(row)
-    after_commit(ctx)
     return info
 
 
@@ -167,13 +164,12 @@ def reset(ctx: ServiceContext, actor: Actor, username: str) -> Credentials:
     """A new password and TOTP secret (the person lost theirs); unlocks and re-enables the account."""
     creds, password_hash = _new_credentials(ctx, username)
     sealed = _sealed_seed(ctx, creds.totp_secret)
-    with transaction(ctx.sessions) as session:
-        row = _locked(store.get(session, username, for_update=True), username)
+    with change(ctx, actor) as uow:
+        row = _locked(store.get(uow.session, username, for_update=True), username)
         row.password_hash, row.totp_secret = password_hash, sealed
         row.failed_logins, row.locked_until, row.disabled_at, row.last_totp_step = 0, None, None, None
         row.session_epoch += 1
-        audit.record(session, ctx, actor, "operator.reset", "operator", username)
-    after_commit(ctx)
+        uow.audit("operator.reset", target_type="operator", target_id=username)
     limits.clear(ctx, username)
     return creds
 
@@ -226,12 +222,10 @@ def authenticate(
         return info
     locked_for = limits.note_failure(ctx, address, username)
     if locked_for is not None and known:
-        with transaction(ctx.sessions) as session:
-            audit.record(
-                session, ctx, console_actor(username, request_id), "operator.locked", "operator", username,
-                address=address, until=ctx.clock.now() + locked_for,
-            )  # fmt: skip
-        after_commit(ctx)
+        with change(ctx, console_actor(username, request_id)) as uow:
+            uow.audit(
+                "operator.locked", target_type="operator", target_id=username, address=address, until=ctx.clock.now() + locked_for
+            )
     raise LoginRefused("the username, password or one-time code is wrong")
 
 
@@ -239,9 +233,8 @@ def _record_attempt(
     ctx: ServiceContext, username: str, password: str, otp: str, request_id: str | None, address: str, password_ok: bool
 ) -> OperatorInfo | None:
     """Under the account's row lock: the TOTP code (each step accepted once), and the audit."""
-    actor = console_actor(username, request_id)
-    with transaction(ctx.sessions) as session:
-        row = store.get(session, username, for_update=True)
+    with change(ctx, console_actor(username, request_id)) as uow:
+        row = store.get(uow.session, username, for_update=True)
         if row is None or row.disabled_at is not None:
             return None
         now = ctx.clock.now()
@@ -251,15 +244,14 @@ def _record_attempt(
             row.failed_logins, row.locked_until, row.last_totp_step, row.last_login_at = 0, None, step, now
             if _HASHER.check_needs_rehash(row.password_hash):
                 row.password_hash = _HASHER.hash(password)
-            audit.record(session, ctx, actor, "operator.login", "operator", username, address=address)
+            uow.audit("operator.login", target_type="operator", target_id=username, address=address)
             info: OperatorInfo | None = _info(row)
         else:
             info = None
             row.failed_logins += 1  # kept for the record; the lock-out is per address (console_login_limits)
-            audit.record(
-                session, ctx, actor, "operator.login_failed", "operator", username, failures=row.failed_logins, address=address
+            uow.audit(
+                "operator.login_failed", target_type="operator", target_id=username, failures=row.failed_logins, address=address
             )
-    after_commit(ctx)
     return info
 
 
@@ -270,13 +262,12 @@ def _locked_message(ctx: ServiceContext, until: datetime) -> str:
 
 def logout(ctx: ServiceContext, username: str, request_id: str | None = None) -> None:
     """Ends every console session of this operator (the session epoch moves on)."""
-    with transaction(ctx.sessions) as session:
-        row = store.get(session, username, for_update=True)
+    with change(ctx, console_actor(username, request_id)) as uow:
+        row = store.get(uow.session, username, for_update=True)
         if row is None:
             return
         row.session_epoch += 1
-        audit.record(session, ctx, console_actor(username, request_id), "operator.logout", "operator", username)
-    after_commit(ctx)
+        uow.audit("operator.logout", target_type="operator", target_id=username)
 
 
 def session_operator(ctx: ServiceContext, username: str, epoch: int) -> OperatorInfo | None:

@@ -1,6 +1,6 @@
-"""What every state change does right after its transaction commits: seal the audit events into
-the hash chain and relay outbox entries to RQ. Neither is on the critical path of correctness:
-both are retried by periodic jobs if they fail here.
+"""What a state change does right after its transaction commits (services/audit/change.py calls
+it): seal the audit events into the hash chain and relay outbox entries to RQ. Neither is on the
+critical path of correctness: both are retried by periodic jobs if they fail here.
 
 Sealing is throttled per process (at most once per SEAL_INTERVAL seconds): one seal chains every
 pending event, so under load a handful of seals per second cover thousands of changes, and the
@@ -10,7 +10,9 @@ write path never waits on the chain. `audit verify` and the scheduler seal whate
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from dataclasses import dataclass, field
 
 from ca_service.context import ServiceContext
 from ca_service.outbox import relay
@@ -20,9 +22,17 @@ log = logging.getLogger("ca_service.post_commit")
 SEAL_INTERVAL = 0.5
 
 
+@dataclass
+class SealThrottle:
+    """When this process last sealed the audit chain after a commit (ctx.local)."""
+
+    last: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 def _seal_due(ctx: ServiceContext) -> bool:
     now = time.monotonic()
-    throttle = ctx.seal
+    throttle = ctx.local(SealThrottle)
     with throttle.lock:
         if throttle.last is not None and now - throttle.last < SEAL_INTERVAL:
             return False
@@ -30,8 +40,9 @@ def _seal_due(ctx: ServiceContext) -> bool:
     return True
 
 
-def after_commit(ctx: ServiceContext, *, outbox: bool = False) -> None:
-    if _seal_due(ctx):
+def after_commit(ctx: ServiceContext, *, seal: bool = True, outbox: bool = False) -> None:
+    """Seal (if `seal`, throttled), then relay (if `outbox`); never raises."""
+    if seal and _seal_due(ctx):
         try:
             audit.seal_pending(ctx)
         except Exception:

@@ -41,7 +41,8 @@ def canonical_json(value: Any) -> str:
 
 
 def record(session: Tx, ctx: ServiceContext, actor: Actor, action: str, target_type: str, target_id: str, **details: Any) -> None:
-    """Write one audit event in the caller's transaction."""
+    """Write one audit event in the caller's transaction (a service writes through its unit of
+    work, services/audit/change.py: uow.audit)."""
     audit_log.insert_event(session, event(ctx, actor, action, target_type, target_id, **details))
 
 

@@ -17,10 +17,9 @@ from ca_service.pki.hierarchy import CAUrls, build_issuing, build_root, ca_name
 from ca_service.pki.keys import KeyUnavailable
 from ca_service.pki.profile import IssuerContext, make_issuer_context
 from ca_service.pki.signer import Signer
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import change
 from ca_service.store import authorities as cas
-from ca_service.store.db import Tx, reading, transaction
+from ca_service.store.db import Tx, reading
 from ca_service.store.models import CertificateAuthority
 
 KEY_ALGORITHMS = {"ec": ("ec-p384", "ec-p256"), "rsa": ("rsa-4096", "rsa-3072")}  # (root, issuing)
@@ -92,7 +91,8 @@ def ensure_hierarchy(ctx: ServiceContext, actor: Actor, *, rollover: bool = Fals
     root_alg, issuing_alg = KEY_ALGORITHMS[s.key_algorithm]
     created: list[str] = []
     now = ctx.clock.now().replace(microsecond=0)
-    with transaction(ctx.sessions) as session:
+    with change(ctx, actor) as uow:
+        session = uow.session
         root = active_ca(session, CaKind.ROOT)
         if root is None:
             name = _next_name(session, CaKind.ROOT)
@@ -105,15 +105,13 @@ def ensure_hierarchy(ctx: ServiceContext, actor: Actor, *, rollover: bool = Fals
                 not_after=add_years(now, s.root_validity_years),
             )
             root = store_ca(session, ctx, name=name, kind=CaKind.ROOT, cert=cert, key_algorithm=root_alg, parent_id=None)
-            audit.record(
-                session, ctx, actor, "ca.created", "ca", name, kind=CaKind.ROOT, serial=root.serial, subject=root.subject
-            )
+            uow.audit("ca.created", target_type="ca", target_id=name, kind=CaKind.ROOT, serial=root.serial, subject=root.subject)
             created.append(name)
         issuing = active_ca(session, CaKind.ISSUING)
         if rollover and issuing is not None:
             issuing.active = False
             session.flush()
-            audit.record(session, ctx, actor, "ca.retired", "ca", issuing.name, kind=CaKind.ISSUING, serial=issuing.serial)
+            uow.audit("ca.retired", target_type="ca", target_id=issuing.name, kind=CaKind.ISSUING, serial=issuing.serial)
             issuing = None
         if issuing is None:
             name = _next_name(session, CaKind.ISSUING)
@@ -134,14 +132,18 @@ def ensure_hierarchy(ctx: ServiceContext, actor: Actor, *, rollover: bool = Fals
             issuing = store_ca(
                 session, ctx, name=name, kind=CaKind.ISSUING, cert=cert, key_algorithm=issuing_alg, parent_id=root.id
             )
-            audit.record(
-                session, ctx, actor, "ca.created", "ca", name, kind=CaKind.ISSUING, serial=issuing.serial, subject=issuing.subject
+            uow.audit(
+                "ca.created",
+                target_type="ca",
+                target_id=name,
+                kind=CaKind.ISSUING,
+                serial=issuing.serial,
+                subject=issuing.subject,
             )
             created.append(name)
         result = InitResult(root.name, issuing.name, tuple(created))
     if created:
         ctx.local(ActiveIssuerOnce).clear()  # this process signs with the new issuing CA from now on
-    after_commit(ctx)
     return result
 
 

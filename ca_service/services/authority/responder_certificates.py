@@ -28,11 +28,10 @@ from ca_service.errors import Unavailable
 from ca_service.pki.keys import KeyUnavailable
 from ca_service.pki.ocsp import build_responder_certificate
 from ca_service.pki.signer import Signer
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import change
 from ca_service.services.authority.hierarchy import active_ca, serial_hex, store_ca
 from ca_service.store import authorities as cas
-from ca_service.store.db import Tx, reading, transaction
+from ca_service.store.db import Tx, reading
 from ca_service.store.models import CertificateAuthority
 
 SYSTEM = Actor(client_name="ocsp-rotation", role="system")
@@ -122,7 +121,8 @@ def ensure_responder(ctx: ServiceContext, issuer_id: int | None = None, actor: A
     """Make sure the issuing CA (default: the active one) has a responder with more than a third
     of its lifetime left; issue one (and retire the older ones) if not. Idempotent."""
     now = ctx.clock.now().replace(microsecond=0)
-    with transaction(ctx.sessions) as session:
+    with change(ctx, actor) as uow:
+        session = uow.session
         if issuer_id is None:
             issuer = active_ca(session, CaKind.ISSUING)
         else:
@@ -142,19 +142,15 @@ def ensure_responder(ctx: ServiceContext, issuer_id: int | None = None, actor: A
         except KeyUnavailable as exc:
             raise Unavailable(str(exc), code="ca-key-unavailable") from None
         cas.retire_responders(session, issuer.id, keep_id=row.id)
-        audit.record(
-            session,
-            ctx,
-            actor,
+        uow.audit(
             "ocsp.responder_issued",
-            "ca",
-            row.name,
+            target_type="ca",
+            target_id=row.name,
             issuer=issuer.name,
             serial=row.serial,
             not_after=row.not_after,
         )
         result = RotationResult(issuer.name, row.name, row.serial, row.not_after, created=True)
-    after_commit(ctx)
     return result
 
 
@@ -179,7 +175,7 @@ def responder_for(ctx: ServiceContext, issuer_id: int) -> Responder:
         interval = DUE_REFRESH_SECONDS if responder.rotation_due(now) else REFRESH_SECONDS
         if responder.usable(now, margin) and time.monotonic() - checked < interval:
             return responder
-    with state.lock:  # not held by ensure_responder's after_commit (not re-entrant)
+    with state.lock:  # not held by what follows ensure_responder's commit (not re-entrant)
         with reading(ctx.sessions) as session:
             row = cas.newest_responder(session, issuer_id, now)
         found = _as_responder(ctx, row) if row is not None else None

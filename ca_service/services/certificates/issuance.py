@@ -33,18 +33,15 @@ from ca_service.pki.dates import add_months
 from ca_service.pki.key_proof import csr_der, decode_signature, signed_by_certificate_key
 from ca_service.pki.profile import ClientCertRequest, build_client_certificate
 from ca_service.services import events
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import Change, change
 from ca_service.services.authority.hierarchy import ActiveIssuer, active_issuer, serial_hex
 from ca_service.services.certificates import issuance_brake
 from ca_service.services.certificates.revocation import mark_revoked
 from ca_service.services.certificates.views import CertificateView, find_by_serial, status_of, view_of
-from ca_service.services.ocsp import cache as ocsp_cache
 from ca_service.store import certificates as certs
 from ca_service.store import revocations as history
-from ca_service.store.db import Tx, reading, transaction
+from ca_service.store.db import Tx, reading
 from ca_service.store.errors import ActiveCertificateExists, KeyReused, SerialCollision
-from ca_service.store.models import Certificate
 from ca_service.store.users import IssuanceSubject, lock_user_for_issuance
 from ca_service.store.validity import is_valid
 
@@ -75,23 +72,10 @@ def _lock_user(session: Tx, login_id: str) -> IssuanceSubject:
     return user
 
 
-def _sign_and_insert(
-    session: Tx,
-    ctx: ServiceContext,
-    issuer: ActiveIssuer,
-    user: IssuanceSubject,
-    csr: CheckedCSR,
-    renewal_of: str | None,
-) -> Certificate:
-    row = _signed_row(ctx, issuer, user, csr, renewal_of)
-    certs.insert_certificate(session, row)  # the row stays transient: it only feeds the response view
-    return row
-
-
-def _signed_row(
+def _signed(
     ctx: ServiceContext, issuer: ActiveIssuer, user: IssuanceSubject, csr: CheckedCSR, renewal_of: str | None
-) -> Certificate:
-    """The new certificate, signed, as the (transient) row to insert."""
+) -> certs.NewCertificate:
+    """The new certificate, signed, as the values the store inserts."""
     now = ctx.clock.now().replace(microsecond=0)
     not_after = add_months(now, ctx.settings.cert_validity_months)
     if not_after > issuer.not_after:
@@ -113,12 +97,11 @@ def _signed_row(
         issuer.context,
     )
     der = cert.public_bytes(serialization.Encoding.DER)
-    return Certificate(
+    return certs.NewCertificate(
         serial=serial_hex(cert.serial_number),
         issuer_id=issuer.id,
         login_id=user.login_id,
         org_id=user.org_id,
-        current_login_id=user.login_id,
         spki_sha256=csr.spki_sha256,
         fingerprint_sha256=hashlib.sha256(der).hexdigest(),
         key_description=csr.key_description,
@@ -192,17 +175,18 @@ def issue_certificate(
     csr_pem: str,
     *,
     operator_authorised: bool = False,
-    in_transaction: Callable[[Tx, str], None] | None = None,
+    in_transaction: Callable[[Change, str], None] | None = None,
 ) -> tuple[CertificateView, str]:
     """Issue a new certificate (R1, R8, R10, R11). Returns the view and the chain PEM.
     `operator_authorised`: the enrolment code was minted by an operator with a ticket (EST).
-    `in_transaction(session, serial)` runs in the issuance's transaction after the insert (EST
+    `in_transaction(uow, serial)` runs in the issuance's unit of work after the insert (EST
     uses its enrolment code there: a refused or failed issuance leaves the code unused)."""
     csr = _checked_csr(csr_pem)
     issuer = active_issuer(ctx)
 
     def attempt() -> CertificateView:
-        with transaction(ctx.sessions) as session:
+        with change(ctx, actor) as uow:
+            session = uow.session
             user = _lock_user(session, login_id)
             now = ctx.clock.now()
             current = user.current
@@ -217,24 +201,35 @@ def issue_certificate(
                 issuance_brake.check(session, ctx, user.org_id, login_id, "new", now)
             if current is not None:
                 certs.release_current(session, current.id)  # expired: no longer blocks (R8)
-            row = _signed_row(ctx, issuer, user, csr, renewal_of=None)
-            event = audit.event(
-                ctx, actor, "certificate.issued", "certificate", row.serial,
-                login_id=login_id, org_id=user.org_id, not_after=row.not_after, key=csr.key_description,
-            )  # fmt: skip
-            certs.insert_certificate(session, row, event)  # with its audit event: one round trip on PostgreSQL
+            new = _signed(ctx, issuer, user, csr, renewal_of=None)
+            event = uow.audit_row(
+                "certificate.issued",
+                target_type="certificate",
+                target_id=new.serial,
+                login_id=login_id,
+                org_id=user.org_id,
+                not_after=new.not_after,
+                key=csr.key_description,
+            )
+            row = certs.insert_certificate(session, new, event)  # with its audit event: one round trip on PostgreSQL
             events.record(
-                session, ctx, events.CERTIFICATE_ISSUED, login_id=login_id,
-                data={"login_id": login_id, "org_id": user.org_id, "serial": row.serial,
-                      "not_before": row.not_before, "not_after": row.not_after},
-            )  # fmt: skip
+                uow,
+                events.CERTIFICATE_ISSUED,
+                login_id=login_id,
+                data={
+                    "login_id": login_id,
+                    "org_id": user.org_id,
+                    "serial": row.serial,
+                    "not_before": row.not_before,
+                    "not_after": row.not_after,
+                },
+            )
             if in_transaction is not None:  # e.g. the EST enrolment code used up (after the issued event)
-                in_transaction(session, row.serial)
+                in_transaction(uow, row.serial)
             return view_of(row, ctx, now)
 
     view = _braked(ctx, actor, attempt, login_id, "issuance")
     metrics.CERTIFICATES_ISSUED.labels("new").inc()
-    after_commit(ctx, outbox=events.enabled(ctx))
     return view, issuer.chain_pem
 
 
@@ -248,11 +243,11 @@ def renew_certificate(
     csr = _checked_csr(csr_pem)
     issuer = active_issuer(ctx)
     with reading(ctx.sessions) as session:
-        predecessor = find_by_serial(session, serial)
-        login_id, predecessor_issuer = predecessor.login_id, predecessor.issuer_id
+        login_id = find_by_serial(session, serial).login_id
 
     def attempt() -> CertificateView:
-        with transaction(ctx.sessions) as session:
+        with change(ctx, actor) as uow:
+            session = uow.session
             user = _lock_user(session, login_id)
             now = ctx.clock.now()
             if issuance_brake.braked(actor, False):  # the organisation before the certificate, as a revocation
@@ -279,33 +274,34 @@ def renew_certificate(
                     "renew over EST with the current certificate (R9, Q11)"
                 )
             certs.release_before_renewal(session, old)
-            row = _sign_and_insert(session, ctx, issuer, user, csr, renewal_of=old.serial)
+            row = certs.insert_certificate(session, _signed(ctx, issuer, user, csr, renewal_of=old.serial))
             events.record(
-                session, ctx, events.CERTIFICATE_RENEWED, login_id=login_id,
-                data={"login_id": login_id, "org_id": user.org_id, "serial": row.serial, "predecessor": old.serial,
-                      "not_before": row.not_before, "not_after": row.not_after},
-            )  # fmt: skip
-            mark_revoked(session, ctx, actor, old, RevocationReason.SUPERSEDED, None, now)
+                uow,
+                events.CERTIFICATE_RENEWED,
+                login_id=login_id,
+                data={
+                    "login_id": login_id,
+                    "org_id": user.org_id,
+                    "serial": row.serial,
+                    "predecessor": old.serial,
+                    "not_before": row.not_before,
+                    "not_after": row.not_after,
+                },
+            )
+            mark_revoked(uow, old, RevocationReason.SUPERSEDED, None, now)  # then drops its OCSP answers
             certs.mark_superseded(session, old, row.serial)
-            audit.record(
-                session,
-                ctx,
-                actor,
+            uow.audit(
                 "certificate.renewed",
-                "certificate",
-                row.serial,
+                target_type="certificate",
+                target_id=row.serial,
                 login_id=login_id,
                 predecessor=old.serial,
                 not_after=row.not_after,
                 key=csr.key_description,
             )
-            outbox.add(session, ctx, actor, outbox.CRL_PUBLISH, reason="renewal", serial=old.serial)
+            uow.outbox(outbox.CRL_PUBLISH, reason="renewal", serial=old.serial)
             return view_of(row, ctx, now)
 
     view = _braked(ctx, actor, attempt, login_id, "renewal")
     metrics.CERTIFICATES_ISSUED.labels("renewal").inc()
-    metrics.CERTIFICATES_REVOKED.labels(RevocationReason.SUPERSEDED).inc()
-    if view.renewal_of is not None:
-        ocsp_cache.invalidate(ctx, predecessor_issuer, view.renewal_of)
-    after_commit(ctx, outbox=True)
     return view, issuer.chain_pem

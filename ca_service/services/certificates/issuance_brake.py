@@ -22,11 +22,10 @@ from datetime import datetime
 from ca_service import metrics
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import TooManyRequests
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import change
 from ca_service.services.certificates.hourly_allowance import seconds_until_allowed, window_start
 from ca_service.store import revocations as rows
-from ca_service.store.db import Tx, transaction
+from ca_service.store.db import Tx
 
 log = logging.getLogger("ca_service.issuance")
 
@@ -66,13 +65,17 @@ def check(session: Tx, ctx: ServiceContext, org_id: str, login_id: str, kind: st
 
 def record_refusal(ctx: ServiceContext, actor: Actor, refused: IssuanceLimitReached) -> None:
     """After the refused transaction rolled back: audit it, count it, log it."""
-    with transaction(ctx.sessions) as session:
-        audit.record(
-            session, ctx, actor, "certificate.issuance_refused", "user", refused.login_id,
-            org_id=refused.org_id, kind=refused.kind, reason="issuance-limit-reached",
-            limit=ctx.settings.frontend_issuances_per_org_hour, retry_after=refused.retry_after,
-        )  # fmt: skip
-    after_commit(ctx)
+    with change(ctx, actor) as uow:
+        uow.audit(
+            "certificate.issuance_refused",
+            target_type="user",
+            target_id=refused.login_id,
+            org_id=refused.org_id,
+            kind=refused.kind,
+            reason="issuance-limit-reached",
+            limit=ctx.settings.frontend_issuances_per_org_hour,
+            retry_after=refused.retry_after,
+        )
     metrics.ISSUANCE_LIMIT_REFUSALS.labels(refused.kind).inc()
     log.warning(
         "%s refused: organisation %s is over %d certificates per hour (client %s)",

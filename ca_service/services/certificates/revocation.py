@@ -20,15 +20,14 @@ from ca_service.outbox import records as outbox
 from ca_service.pki.reasons import CALLER_REASONS
 from ca_service.services import events
 from ca_service.services.access.dual_control import require_approval
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import Change, change
 from ca_service.services.certificates import revocation_brake
 from ca_service.services.certificates.views import CertificateView, find_by_serial, view_of
 from ca_service.services.enrolment import codes as enrolment_codes
 from ca_service.services.ocsp import cache as ocsp_cache
 from ca_service.store import certificates as certs
 from ca_service.store import users
-from ca_service.store.db import Tx, reading, transaction
+from ca_service.store.db import reading
 from ca_service.store.models import Certificate, User
 
 
@@ -57,13 +56,14 @@ def check_permission(
         raise NotPermitted("a master user's certificate is revoked only by the help desk on the paper procedure (R9)")
 
 
-def mark_revoked(
-    session: Tx, ctx: ServiceContext, actor: Actor, cert: Certificate, reason: str, ticket: str | None, now: datetime
-) -> None:
-    """Record the revocation on the row and in the audit trail (the caller holds the locks); the
-    login ID can be issued a new certificate at once."""
+def mark_revoked(uow: Change, cert: Certificate, reason: str, ticket: str | None, now: datetime) -> None:
+    """Record the revocation on the row, in the audit trail and as an event (the caller holds the
+    locks); the login ID can be issued a new certificate at once. Once committed, every API
+    process drops its cached OCSP answers for the certificate, and the revocation is counted."""
+    actor = uow.actor
+    assert actor is not None
     certs.revoke(
-        session,
+        uow.session,
         cert,
         reason=reason,
         ticket=ticket,
@@ -72,14 +72,27 @@ def mark_revoked(
         now=now,
         role=actor.role,
     )
-    audit.record(
-        session, ctx, actor, "certificate.revoked", "certificate", cert.serial,
-        login_id=cert.login_id, org_id=cert.org_id, reason=reason, ticket=ticket,
-    )  # fmt: skip
+    uow.audit(
+        "certificate.revoked",
+        target_type="certificate",
+        target_id=cert.serial,
+        login_id=cert.login_id,
+        org_id=cert.org_id,
+        reason=reason,
+        ticket=ticket,
+    )
     events.record(
-        session, ctx, events.CERTIFICATE_REVOKED, login_id=cert.login_id,
+        uow,
+        events.CERTIFICATE_REVOKED,
+        login_id=cert.login_id,
         data={"login_id": cert.login_id, "org_id": cert.org_id, "serial": cert.serial, "reason": reason, "revoked_at": now},
-    )  # fmt: skip
+    )
+    uow.on_commit(ocsp_cache.invalidate, uow.ctx, cert.issuer_id, cert.serial)
+    uow.on_commit(_count_revoked, reason)
+
+
+def _count_revoked(reason: str) -> None:
+    metrics.CERTIFICATES_REVOKED.labels(reason).inc()
 
 
 def revoke(
@@ -96,14 +109,10 @@ def revoke(
     with reading(ctx.sessions) as session:
         owner_login = find_by_serial(session, serial).login_id
     try:
-        view, issuer_id = _revoke(ctx, actor, serial, owner_login, reason, acting_login_id, ticket)
+        return _revoke(ctx, actor, serial, owner_login, reason, acting_login_id, ticket)
     except revocation_brake.RevocationLimitReached as refused:
         revocation_brake.record_refusal(ctx, actor, refused)
         raise
-    ocsp_cache.invalidate(ctx, issuer_id, view.serial)
-    metrics.CERTIFICATES_REVOKED.labels(reason).inc()
-    after_commit(ctx, outbox=True)
-    return view
 
 
 def _revoke(
@@ -114,8 +123,9 @@ def _revoke(
     reason: str,
     acting_login_id: str | None,
     ticket: str | None,
-) -> tuple[CertificateView, int]:
-    with transaction(ctx.sessions) as session:
+) -> CertificateView:
+    with change(ctx, actor) as uow:
+        session = uow.session
         owner = users.get_user(session, owner_login, for_update=True)  # same lock order as issuance
         assert owner is not None
         revocation_brake.lock(session, actor, owner.org_id)
@@ -131,8 +141,8 @@ def _revoke(
             require_approval(ctx, actor, "revoking a master user's certificate")
         now = ctx.clock.now()
         revocation_brake.check(session, ctx, actor, cert.org_id, cert.serial, now)
-        mark_revoked(session, ctx, actor, cert, reason, ticket, now)
+        mark_revoked(uow, cert, reason, ticket, now)
         if actor.role == ClientRole.OPERATOR:  # the help desk (a lost PC, a master's paper procedure): issue 23
-            enrolment_codes.void_in(session, ctx, actor, owner.login_id, "revoked-by-help-desk")
-        outbox.add(session, ctx, actor, outbox.CRL_PUBLISH, reason="revocation", serial=cert.serial)
-        return view_of(cert, ctx, now), cert.issuer_id
+            enrolment_codes.void_in(uow, owner.login_id, "revoked-by-help-desk")
+        uow.outbox(outbox.CRL_PUBLISH, reason="revocation", serial=cert.serial)
+        return view_of(cert, ctx, now)

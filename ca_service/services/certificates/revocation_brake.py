@@ -20,11 +20,10 @@ from datetime import datetime
 from ca_service import metrics
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import TooManyRequests
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import change
 from ca_service.services.certificates.hourly_allowance import seconds_until_allowed, window_start
 from ca_service.store import revocations as rows
-from ca_service.store.db import Tx, transaction
+from ca_service.store.db import Tx
 
 log = logging.getLogger("ca_service.revocation")
 
@@ -66,13 +65,16 @@ def check(session: Tx, ctx: ServiceContext, actor: Actor, org_id: str, serial: s
 
 def record_refusal(ctx: ServiceContext, actor: Actor, refused: RevocationLimitReached) -> None:
     """After the refused transaction rolled back: audit it, count it, log it."""
-    with transaction(ctx.sessions) as session:
-        audit.record(
-            session, ctx, actor, "certificate.revocation_refused", "certificate", refused.serial,
-            org_id=refused.org_id, reason="revocation-limit-reached",
-            limit=ctx.settings.frontend_revocations_per_org_hour, retry_after=refused.retry_after,
-        )  # fmt: skip
-    after_commit(ctx)
+    with change(ctx, actor) as uow:
+        uow.audit(
+            "certificate.revocation_refused",
+            target_type="certificate",
+            target_id=refused.serial,
+            org_id=refused.org_id,
+            reason="revocation-limit-reached",
+            limit=ctx.settings.frontend_revocations_per_org_hour,
+            retry_after=refused.retry_after,
+        )
     metrics.REVOCATION_LIMIT_REFUSALS.inc()
     log.warning(
         "front-end revocation refused: organisation %s is over %d revocations per hour (client %s)",

@@ -25,15 +25,14 @@ from ca_service.constants import CaKind
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import NotFound, Unavailable
 from ca_service.pki.crl import build_large_crl
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import change
 from ca_service.services.authority.hierarchy import active_ca
 from ca_service.services.crl import files as crl_files
 from ca_service.services.crl.results import CrlResult
 from ca_service.services.crl.root import stored_root_crl
 from ca_service.store import authorities as cas
 from ca_service.store import crls
-from ca_service.store.db import reading, transaction
+from ca_service.store.db import reading
 from ca_service.store.models import Crl
 
 log = logging.getLogger("ca_service.crl")
@@ -58,7 +57,8 @@ def _publish_one(ctx: ServiceContext, *, force: bool, actor: Actor, ca_id: int |
     issuing CA `ca_id` (retired by a rollover: under its own name only). The root's CRL is signed
     at a ceremony only (services/crl/root.py)."""
     kind = CaKind.ISSUING
-    with transaction(ctx.sessions) as session:
+    with change(ctx, actor) as uow:
+        session = uow.session
         if ca_id is None:
             active = active_ca(session, kind)
             if active is None:
@@ -94,14 +94,13 @@ def _publish_one(ctx: ServiceContext, *, force: bool, actor: Actor, ca_id: int |
                 revocation_count=ca.revocation_count, der=der, created_at=now,
             ),
         )  # fmt: skip
-        audit.record(session, ctx, actor, "crl.published", "ca", ca.name, crl_number=number, entries=count)
+        uow.audit("crl.published", target_type="ca", target_id=ca.name, crl_number=number, entries=count)
         result = CrlResult(ca.name, number, now, next_update, count, True)
     # Only now that the CRL is committed (never before: a failed commit would leave this number on
     # the web with contents the next publication does not repeat); never over a newer file.
     crl_files.write_committed(ctx, ca_id, number, names or [result.ca_name], der)
     log.info("published CRL %s #%s with %s entries", result.ca_name, number, result.entries)
     metrics.CRL_PUBLISHED.labels(kind).inc()
-    after_commit(ctx)
     return result
 
 

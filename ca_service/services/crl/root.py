@@ -15,14 +15,13 @@ from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Unavailable
 from ca_service.pki.crl import RevokedEntry, build_crl
 from ca_service.pki.keys import KeyUnavailable
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import change
 from ca_service.services.authority.hierarchy import active_ca
 from ca_service.services.crl import files as crl_files
 from ca_service.services.crl.results import CrlResult
 from ca_service.store import authorities as cas
 from ca_service.store import crls
-from ca_service.store.db import reading, transaction
+from ca_service.store.db import reading
 from ca_service.store.models import Crl
 
 log = logging.getLogger("ca_service.crl")
@@ -36,7 +35,8 @@ def sign_root_crl(ctx: ServiceContext, actor: Actor, *, days: int = DEFAULT_DAYS
     if not 1 <= days <= 3 * 366:
         raise ValueError("a root CRL is valid 1 to 1098 days")
     now = ctx.clock.now().replace(microsecond=0)
-    with transaction(ctx.sessions) as session:
+    with change(ctx, actor) as uow:
+        session = uow.session
         active = active_ca(session, "root")
         root = cas.lock_ca(session, active.id) if active is not None else None
         if root is None:
@@ -63,14 +63,11 @@ def sign_root_crl(ctx: ServiceContext, actor: Actor, *, days: int = DEFAULT_DAYS
                 revocation_count=root.revocation_count, der=der, created_at=now,
             ),
         )  # fmt: skip
-        audit.record(
-            session, ctx, actor, "crl.published", "ca", root.name, crl_number=number, entries=len(revoked), ceremony=True
-        )
+        uow.audit("crl.published", target_type="ca", target_id=root.name, crl_number=number, entries=len(revoked), ceremony=True)
         result = CrlResult(root.name, number, now, next_update, len(revoked), True)
         root_id = root.id
     crl_files.write_committed(ctx, root_id, number, [result.ca_name, "root"], der)  # once committed
     log.info("signed root CRL %s #%s valid until %s", result.ca_name, number, next_update.isoformat())
-    after_commit(ctx)
     return result
 
 

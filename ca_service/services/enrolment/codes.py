@@ -26,11 +26,10 @@ from ca_service.constants import ClientRole, LoginMethod, UserRole
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted, Unauthenticated
 from ca_service.services import events
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import Change, change
 from ca_service.store import enrolment_codes as store
 from ca_service.store import users
-from ca_service.store.db import Tx, reading, transaction
+from ca_service.store.db import reading
 from ca_service.store.models import EnrolmentCode
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
@@ -108,7 +107,8 @@ def mint(ctx: ServiceContext, actor: Actor, login_id: str, ticket: str | None = 
     ticket = ticket.strip() if ticket and ticket.strip() else None
     now = ctx.clock.now().replace(microsecond=0)
     code = generate()
-    with transaction(ctx.sessions) as session:
+    with change(ctx, actor) as uow:
+        session = uow.session
         user = users.get_user(session, login_id, for_update=True)
         if user is None:
             raise NotFound(f"login ID {login_id} is not registered", code="user-not-found")
@@ -145,12 +145,16 @@ def mint(ctx: ServiceContext, actor: Actor, login_id: str, ticket: str | None = 
                 attempts=0,
             ),
         )
-        audit.record(
-            session, ctx, actor, "enrolment_code.minted", "user", login_id,
-            code_id=row.id, expires_at=row.expires_at, ticket=row.ticket, voided_older=voided,
-        )  # fmt: skip
+        uow.audit(
+            "enrolment_code.minted",
+            target_type="user",
+            target_id=login_id,
+            code_id=row.id,
+            expires_at=row.expires_at,
+            ticket=row.ticket,
+            voided_older=voided,
+        )
         expires_at = row.expires_at
-    after_commit(ctx)
     metrics.ENROLMENT_CODES.labels("minted").inc()
     return MintedCode(login_id, code, expires_at)
 
@@ -162,8 +166,8 @@ def verify(ctx: ServiceContext, actor: Actor, login_id: str, presented: str) -> 
     normalised = normalise(presented)
     now = ctx.clock.now()
     result: VerifiedCode | None = None
-    changed = False
-    with transaction(ctx.sessions) as session:
+    with change(ctx, actor) as uow:  # audits (and seals after) only a wrong code
+        session = uow.session
         well_formed = _LOGIN_ID.fullmatch(login_id) is not None  # (a NUL would not even reach PostgreSQL)
         registered = users.spelling_ignoring_case(session, login_id) if well_formed else None
         user = users.get_user(session, registered, for_update=True) if registered else None
@@ -176,63 +180,64 @@ def verify(ctx: ServiceContext, actor: Actor, login_id: str, presented: str) -> 
             result = VerifiedCode(row.login_id, row.id, operator_authorised)
         elif row is not None:
             row.attempts += 1
-            changed = True
-            audit.record(
-                session, ctx, actor, "enrolment_code.rejected", "user", row.login_id, code_id=row.id, attempts=row.attempts
+            uow.audit(
+                "enrolment_code.rejected", target_type="user", target_id=row.login_id, code_id=row.id, attempts=row.attempts
             )
             if row.attempts >= MAX_ATTEMPTS:
                 voided = store.void_outstanding(session, row.login_id, now, "too-many-attempts")
-                audit.record(
-                    session, ctx, actor, "enrolment_code.voided", "user", row.login_id,
-                    reason="too-many-attempts", voided=voided,
-                )  # fmt: skip
-    if changed:
-        after_commit(ctx)
+                uow.audit(
+                    "enrolment_code.voided",
+                    target_type="user",
+                    target_id=row.login_id,
+                    reason="too-many-attempts",
+                    voided=voided,
+                )
     if result is None:
         metrics.ENROLMENT_CODES.labels("rejected").inc()
         raise EnrolmentUnauthenticated("the login ID or the enrolment code is wrong, used, expired or voided")
     return result
 
 
-def use_in(session: Tx, ctx: ServiceContext, actor: Actor, verified: VerifiedCode, serial: str) -> None:
-    """Use the code up inside the issuance's transaction (the user row is locked). If a racing
+def use_in(uow: Change, verified: VerifiedCode, serial: str) -> None:
+    """Use the code up inside the issuance's unit of work (the user row is locked). If a racing
     enrolment used it first, or it was voided meanwhile, the issuance rolls back."""
-    row = store.by_id(session, verified.code_id, for_update=True)
-    now = ctx.clock.now()
+    row = store.by_id(uow.session, verified.code_id, for_update=True)
+    now = uow.ctx.clock.now()
     if row is None or row.used_at is not None or row.voided_at is not None or row.expires_at <= now:
         raise EnrolmentUnauthenticated("the login ID or the enrolment code is wrong, used, expired or voided")
     row.used_at, row.certificate_serial = now, serial
-    audit.record(session, ctx, actor, "enrolment_code.used", "user", row.login_id, code_id=row.id, serial=serial)
+    uow.audit("enrolment_code.used", target_type="user", target_id=row.login_id, code_id=row.id, serial=serial)
     events.record(
-        session, ctx, events.ENROLMENT_CODE_USED, login_id=row.login_id,
+        uow,
+        events.ENROLMENT_CODE_USED,
+        login_id=row.login_id,
         data={"login_id": row.login_id, "serial": serial, "minted_by_role": row.minted_role, "used_at": now},
-    )  # fmt: skip
+    )
 
 
-def void_in(session: Tx, ctx: ServiceContext, actor: Actor, login_id: str, reason: str) -> int:
-    """Void the login ID's open codes inside the caller's transaction (role change, help-desk
+def void_in(uow: Change, login_id: str, reason: str) -> int:
+    """Void the login ID's open codes inside the caller's unit of work (role change, help-desk
     revocation); audited when there was one."""
-    voided = store.void_outstanding(session, login_id, ctx.clock.now(), reason)
+    voided = store.void_outstanding(uow.session, login_id, uow.ctx.clock.now(), reason)
     if voided:
-        audit.record(session, ctx, actor, "enrolment_code.voided", "user", login_id, reason=reason, voided=voided)
+        uow.audit("enrolment_code.voided", target_type="user", target_id=login_id, reason=reason, voided=voided)
     return voided
 
 
-def void_org_in(session: Tx, ctx: ServiceContext, actor: Actor, org_id: str, reason: str) -> int:
+def void_org_in(uow: Change, org_id: str, reason: str) -> int:
     """Void the open codes of every user of the organisation (a switch away from certificates)."""
     total = 0
-    for login_id in store.logins_with_open_codes_of_org(session, org_id, ctx.clock.now()):
-        total += void_in(session, ctx, actor, login_id, reason)
+    for login_id in store.logins_with_open_codes_of_org(uow.session, org_id, uow.ctx.clock.now()):
+        total += void_in(uow, login_id, reason)
     return total
 
 
 def void_codes(ctx: ServiceContext, actor: Actor, login_id: str, reason: str = "voided-by-operator") -> int:
     """Void the login ID's open codes (the console's button)."""
-    with transaction(ctx.sessions) as session:
-        if users.get_user(session, login_id, for_update=True) is None:
+    with change(ctx, actor) as uow:
+        if users.get_user(uow.session, login_id, for_update=True) is None:
             raise NotFound(f"login ID {login_id} is not registered", code="user-not-found")
-        voided = void_in(session, ctx, actor, login_id, reason)
-    after_commit(ctx)
+        voided = void_in(uow, login_id, reason)
     return voided
 
 

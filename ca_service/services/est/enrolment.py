@@ -28,12 +28,13 @@ from ca_service.constants import CaKind, ClientRole
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import InvalidInput, ServiceError, Unavailable
 from ca_service.pki import est as pki_est
+from ca_service.services.audit.change import Change
 from ca_service.services.certificates import issuance
 from ca_service.services.certificates.views import CertificateView, find_by_serial, status_of
 from ca_service.services.enrolment import codes
 from ca_service.store import authorities as cas
 from ca_service.store import certificates as certs
-from ca_service.store.db import Tx, reading
+from ca_service.store.db import reading
 
 EST_CLIENT = "est"  # the audit trail's client name for EST enrolments (the bank user is acting_login_id)
 
@@ -103,8 +104,8 @@ def simple_enroll(ctx: ServiceContext, login_id: str, code: str, body: bytes, re
         actor = _actor(verified.login_id, request_id)
         csr_pem = _csr_pem(body)
 
-        def use_code(session: Tx, serial: str) -> None:
-            codes.use_in(session, ctx, actor, verified, serial)
+        def use_code(uow: Change, serial: str) -> None:
+            codes.use_in(uow, verified, serial)
 
         view, _chain = issuance.issue_certificate(
             ctx, actor, verified.login_id, csr_pem,

@@ -1,7 +1,7 @@
 """Lifecycle events to the front end (issue 25, DESIGN §4d), the `events` capability.
 
-- recording.py  `record(session, ctx, type, login_id=..., data=...)`: the event and one delivery
-                row per receiver URL, in the caller's transaction (never sent for a rollback,
+- recording.py  `record(uow, type, login_id=..., data=...)`: the event and one delivery
+                row per receiver URL, in the caller's unit of work (never sent for a rollback,
                 never lost after a commit), plus an outbox entry per URL that wakes the worker.
 - signing.py    Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature).
 - sender.py     one HTTP POST: connect and total deadlines, no redirects, at most 4 KB read.
@@ -21,6 +21,7 @@ from ca_service.services.events.recording import (
     USER_ROLE_CHANGED,
     enabled,
     record,
+    record_in,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "USER_ROLE_CHANGED",
     "enabled",
     "record",
+    "record_in",
 ]

@@ -9,11 +9,10 @@ from datetime import datetime
 
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, NotFound
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import change
 from ca_service.services.events.delivery import kick
 from ca_service.store import webhooks as store
-from ca_service.store.db import reading, transaction
+from ca_service.store.db import reading
 from ca_service.store.models import WebhookDelivery, WebhookEvent
 
 
@@ -44,7 +43,8 @@ def list_deliveries(ctx: ServiceContext, *, failed_only: bool = False, limit: in
 
 def retry(ctx: ServiceContext, actor: Actor, delivery_id: int) -> DeliveryView:
     """Put a failed delivery back: pending, attempts from zero, a new retry period; audited."""
-    with transaction(ctx.sessions) as session:
+    with change(ctx, actor) as uow:
+        session = uow.session
         row = store.lock_delivery(session, delivery_id)
         if row is None:
             raise NotFound(f"no webhook delivery {delivery_id}", code="delivery-not-found")
@@ -55,12 +55,15 @@ def retry(ctx: ServiceContext, actor: Actor, delivery_id: int) -> DeliveryView:
         now = ctx.clock.now()
         row.status, row.attempts, row.created_at, row.next_attempt_at, row.finished_at = store.PENDING, 0, now, now, None
         event = store.event(session, row.event_seq)
-        audit.record(
-            session, ctx, actor, "webhook.delivery_retried", "webhook_delivery", str(delivery_id),
-            event_id=event.event_id, event_type=event.type, url=row.url,
-        )  # fmt: skip
+        uow.audit(
+            "webhook.delivery_retried",
+            target_type="webhook_delivery",
+            target_id=str(delivery_id),
+            event_id=event.event_id,
+            event_type=event.type,
+            url=row.url,
+        )
         stream, url = row.stream, row.url
-    after_commit(ctx)
     kick(ctx, stream, url)
     return _view(ctx, delivery_id)
 

@@ -1,12 +1,14 @@
-"""Recording an event in the caller's transaction.
+"""Recording an event in the caller's unit of work.
 
 For the engineer wiring `enrolment_code.used` (or any other change):
 
     from ca_service.services import events
-    with transaction(ctx.sessions) as session:
+    with change(ctx, actor) as uow:
         ...  # the change itself
-        events.record(session, ctx, events.ENROLMENT_CODE_USED, login_id=login_id, data={"login_id": login_id, ...})
-    after_commit(ctx, outbox=True)  # wakes the webhook worker at once (else the sweep does, within ~20 s)
+        events.record(uow, events.ENROLMENT_CODE_USED, login_id=login_id, data={"login_id": login_id, ...})
+
+Its outbox entries wake the webhook worker right after the commit (else the sweep does, within
+~20 s). `record_in(session, ctx, ...)` records in a bare transaction (tests): no wake-up.
 
 `data` must be plain JSON and must never carry a secret: a key named like a code, token,
 password, secret or key is refused (ValueError) before anything is written.
@@ -16,11 +18,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from ca_service.context import ServiceContext
 from ca_service.outbox import records as outbox
+from ca_service.services.audit.change import Change
 from ca_service.store import webhooks as store
 from ca_service.store.db import Tx
 from ca_service.store.models import WebhookEvent
@@ -70,17 +74,38 @@ def _plain(value: Any) -> Any:
 
 
 def record(
-    session: Tx,
-    ctx: ServiceContext,
-    type_: str,
-    *,
-    login_id: str | None = None,
-    org_id: str | None = None,
-    data: dict[str, Any],
+    uow: Change, type_: str, *, login_id: str | None = None, org_id: str | None = None, data: dict[str, Any]
 ) -> str | None:
     """Record an event `{id, type, occurred_at, data}` for every configured receiver, in the
-    caller's transaction. Events of one login ID (or, without one, of one organisation) reach
+    change's transaction. Events of one login ID (or, without one, of one organisation) reach
     each receiver in the order they were recorded. Returns the event id (None: no receiver)."""
+
+    def wake(stream: str, url: str) -> None:
+        uow.outbox(WEBHOOK_DELIVER, for_request=False, stream=stream, url=url)
+
+    return _record(uow.session, uow.ctx, wake, type_, login_id, org_id, data)
+
+
+def record_in(
+    session: Tx, ctx: ServiceContext, type_: str, *, login_id: str | None = None, org_id: str | None = None, data: dict[str, Any]
+) -> str | None:
+    """`record` in a bare transaction: the entries wait for the relay's sweep."""
+
+    def wake(stream: str, url: str) -> None:
+        outbox.add(session, ctx, None, WEBHOOK_DELIVER, stream=stream, url=url)
+
+    return _record(session, ctx, wake, type_, login_id, org_id, data)
+
+
+def _record(
+    session: Tx,
+    ctx: ServiceContext,
+    wake: Callable[[str, str], None],
+    type_: str,
+    login_id: str | None,
+    org_id: str | None,
+    data: dict[str, Any],
+) -> str | None:
     if type_ not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type_!r}")
     if login_id is None and org_id is None:
@@ -102,5 +127,5 @@ def record(
         session, WebhookEvent(event_id=event_id, type=type_, stream=stream, occurred_at=now, body=body), settings.urls, now
     )
     for url in settings.urls:
-        outbox.add(session, ctx, None, WEBHOOK_DELIVER, stream=stream, url=url)
+        wake(stream, url)
     return event_id

@@ -19,8 +19,7 @@ from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted, ServiceError
 from ca_service.pki.reasons import CALLER_REASONS
 from ca_service.services.access.dual_control import ApprovalRequired
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import change
 from ca_service.services.certificates import revocation
 from ca_service.services.certificates.views import get_certificate
 from ca_service.services.registry import login_method
@@ -28,7 +27,7 @@ from ca_service.services.registry import organisations as registry
 from ca_service.store import certificates as certificate_rows
 from ca_service.store import operators as store
 from ca_service.store import users as user_rows
-from ca_service.store.db import Tx, reading, transaction
+from ca_service.store.db import Tx, reading
 from ca_service.store.models import Approval
 
 LIFETIME = timedelta(hours=24)
@@ -107,19 +106,16 @@ def request(ctx: ServiceContext, actor: Actor, kind: str, target_id: str, params
     else:
         raise InvalidInput(f"unknown approval kind {kind!r}")
     now = ctx.clock.now()
-    with transaction(ctx.sessions) as session:
+    with change(ctx, actor) as uow:
         row = store.add_approval(
-            session,
+            uow.session,
             Approval(
                 kind=kind, target_id=target_id, params=json.dumps(params, sort_keys=True), ticket=ticket.strip(),
                 requested_by=_operator(actor), requested_at=now, expires_at=now + LIFETIME, status="pending",
             ),
         )  # fmt: skip
-        audit.record(
-            session, ctx, actor, "approval.requested", kind, target_id, approval_id=row.id, ticket=row.ticket, **params
-        )  # fmt: skip
+        uow.audit("approval.requested", target_type=kind, target_id=target_id, approval_id=row.id, ticket=row.ticket, **params)
         view = _view(row, now)
-    after_commit(ctx)
     return view
 
 
@@ -146,16 +142,16 @@ def _decide(ctx: ServiceContext, actor: Actor, approval_id: int, *, approving: b
     if approving and pending.requested_by == _operator(actor):
         raise NotPermitted("a second, different operator must approve this request (dual control)", code="same-operator")
     now = ctx.clock.now()
-    with transaction(ctx.sessions) as session:
+    with change(ctx, actor) as uow:  # approving: claims the request (audited when it has run)
+        session = uow.session
         if not store.claim_approval(session, approval_id, now, _operator(actor)):
             raise Conflict(f"approval request {approval_id} was decided meanwhile or has expired", code="approval-not-pending")
         row = store.get_approval(session, approval_id)
         assert row is not None
         if not approving:
             row.status, row.decided_by, row.decided_at = "rejected", _operator(actor), now
-            audit.record(session, ctx, actor, "approval.rejected", pending.kind, pending.target_id, approval_id=approval_id)
+            uow.audit("approval.rejected", target_type=pending.kind, target_id=pending.target_id, approval_id=approval_id)
     if not approving:
-        after_commit(ctx)
         return get(ctx, approval_id)
     return _run(ctx, actor, pending)
 
@@ -182,15 +178,19 @@ def _run(ctx: ServiceContext, approver: Actor, pending: ApprovalView) -> Approva
             outcome = f"{result.previous_login_method} -> {result.login_method}; revoked {len(result.revoked)}"
     except ServiceError as err:
         status, outcome = "failed", f"{err.code}: {err.detail}"
-    with transaction(ctx.sessions) as session:
-        row = store.get_approval(session, pending.id, for_update=True)
+    with change(ctx, approver) as uow:
+        row = store.get_approval(uow.session, pending.id, for_update=True)
         assert row is not None
         row.status, row.decided_by, row.decided_at, row.outcome = status, approver.client_name, ctx.clock.now(), outcome
-        audit.record(
-            session, ctx, approver, f"approval.{status}", pending.kind, pending.target_id,
-            approval_id=pending.id, requested_by=pending.requested_by, ticket=pending.ticket, outcome=outcome,
-        )  # fmt: skip
-    after_commit(ctx)
+        uow.audit(
+            f"approval.{status}",
+            target_type=pending.kind,
+            target_id=pending.target_id,
+            approval_id=pending.id,
+            requested_by=pending.requested_by,
+            ticket=pending.ticket,
+            outcome=outcome,
+        )
     return get(ctx, pending.id)
 
 
@@ -217,22 +217,26 @@ def settle_interrupted(ctx: ServiceContext) -> int:
     with reading(ctx.sessions) as session:  # the sweep runs every few seconds: no write transaction for nothing
         if not store.any_interrupted_approval(session, since):
             return 0
-    with transaction(ctx.sessions) as session:
-        rows = store.interrupted_approvals(session, since)
+    with change(ctx, SWEEP) as uow:
+        rows = store.interrupted_approvals(uow.session, since)
         for row in rows:
-            done = _carried_out(session, row)
+            done = _carried_out(uow.session, row)
             row.status = "approved" if done else "failed"
             row.outcome = (
                 "carried out; recorded by the sweep after the approving request was interrupted"
                 if done
                 else "interrupted before the action was carried out; ask again"
             )
-            audit.record(
-                session, ctx, SWEEP, f"approval.{row.status}", row.kind, row.target_id, approval_id=row.id,
-                requested_by=row.requested_by, approved_by=row.decided_by, ticket=row.ticket, outcome=row.outcome,
-            )  # fmt: skip
-    if rows:
-        after_commit(ctx)
+            uow.audit(
+                f"approval.{row.status}",
+                target_type=row.kind,
+                target_id=row.target_id,
+                approval_id=row.id,
+                requested_by=row.requested_by,
+                approved_by=row.decided_by,
+                ticket=row.ticket,
+                outcome=row.outcome,
+            )
     return len(rows)
 
 

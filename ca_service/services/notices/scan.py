@@ -13,12 +13,11 @@ from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, NotFound
 from ca_service.outbox import records as outbox
 from ca_service.services import events
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import change
 from ca_service.services.certificates.views import days_remaining
 from ca_service.services.notices.texts import screen_messages
 from ca_service.store import notices as store
-from ca_service.store.db import Tx, reading, transaction
+from ca_service.store.db import Tx, reading
 from ca_service.store.models import Notice
 
 EXPIRING = "certificate_expiring"
@@ -43,7 +42,8 @@ def scan(
     cursor: tuple[datetime, int] = (as_of, 2**62)  # keyset (not_after, id); starts after as_of
     examined = created = queued = 0
     while True:
-        with transaction(ctx.sessions) as session:
+        with change(ctx, None) as uow:  # a page's emails and events are relayed once it commits
+            session = uow.session
             rows = store.expiring_page(session, as_of, horizon, cursor, batch)
             if not rows:
                 break
@@ -64,20 +64,23 @@ def scan(
                 for _id, _status, serial in new:
                     r = by_serial[serial]
                     events.record(
-                        session, ctx, events.CERTIFICATE_EXPIRING, login_id=r.login_id,
-                        data={"login_id": r.login_id, "serial": serial, "not_after": r.not_after,
-                              "days_remaining": days_remaining(r.not_after, as_of, ctx.settings.tz)},
-                    )  # fmt: skip
-            if emails:
-                outbox.add_many(session, ctx, None, outbox.NOTICE_EMAIL, [{"notice_id": n} for n in emails])
-                queued += len(emails)
+                        uow,
+                        events.CERTIFICATE_EXPIRING,
+                        login_id=r.login_id,
+                        data={
+                            "login_id": r.login_id,
+                            "serial": serial,
+                            "not_after": r.not_after,
+                            "days_remaining": days_remaining(r.not_after, as_of, ctx.settings.tz),
+                        },
+                    )
+            uow.outbox_many(outbox.NOTICE_EMAIL, [{"notice_id": n} for n in emails])
+            queued += len(emails)
         if progress is not None:
             progress(len(rows))
         if len(rows) < batch:
             break
     metrics.NOTICES_CREATED.inc(created)
-    if queued or (created and events.enabled(ctx)):
-        after_commit(ctx, outbox=True)
     return ScanResult(as_of, examined, created, queued)
 
 
@@ -112,13 +115,12 @@ def failed_notices(ctx: ServiceContext, limit: int = 200) -> list[Notice]:
 def retry_email(ctx: ServiceContext, actor: Actor, notice_id: int) -> None:
     """Send a notice email that failed after every retry once more (the help desk fixed the
     address or the mail server): back to pending, queued through the outbox, audited."""
-    with transaction(ctx.sessions) as session:
-        notice = store.lock(session, notice_id)
+    with change(ctx, actor) as uow:
+        notice = store.lock(uow.session, notice_id)
         if notice is None:
             raise NotFound(f"no notice {notice_id}", code="notice-not-found")
         if notice.email_status != "failed":
             raise Conflict(f"notice {notice_id}'s email is {notice.email_status}, not failed", code="notice-not-failed")
         notice.email_status, notice.email_attempts = "pending", 0
-        outbox.add(session, ctx, actor, outbox.NOTICE_EMAIL, notice_id=notice_id)
-        audit.record(session, ctx, actor, "notice.email_retried", "notice", str(notice_id), login_id=notice.login_id)
-    after_commit(ctx, outbox=True)
+        uow.outbox(outbox.NOTICE_EMAIL, notice_id=notice_id)
+        uow.audit("notice.email_retried", target_type="notice", target_id=str(notice_id), login_id=notice.login_id)

@@ -5,22 +5,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ca_service import metrics
 from ca_service.constants import LoginMethod, RevocationReason
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import InvalidInput
 from ca_service.outbox import records as outbox
 from ca_service.services import events
 from ca_service.services.access.dual_control import require_approval
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import change
 from ca_service.services.certificates.revocation import mark_revoked
 from ca_service.services.certificates.views import CertificateView, view_of
 from ca_service.services.enrolment import codes as enrolment_codes
-from ca_service.services.ocsp import cache as ocsp_cache
 from ca_service.services.registry.organisations import LOGIN_METHODS, get_org_row
 from ca_service.store.certificates import valid_certificates_of_org
-from ca_service.store.db import reading, transaction
+from ca_service.store.db import reading
 
 
 @dataclass(frozen=True)
@@ -38,8 +35,8 @@ def switch_login_method(ctx: ServiceContext, actor: Actor, org_id: str, login_me
         raise InvalidInput("the paper ticket is required to switch the login method", code="ticket-required")
     require_approval(ctx, actor, "switching an organisation's login method")
     revoked: list[CertificateView] = []
-    touched: list[tuple[int, str]] = []
-    with transaction(ctx.sessions) as session:
+    with change(ctx, actor) as uow:
+        session = uow.session
         # FOR UPDATE on the organisation conflicts with the KEY SHARE lock issuance takes on it,
         # so no certificate can be issued half-way through a switch.
         org = get_org_row(session, org_id, for_update=True)
@@ -49,26 +46,28 @@ def switch_login_method(ctx: ServiceContext, actor: Actor, org_id: str, login_me
         now = ctx.clock.now()
         if login_method == LoginMethod.ID_PASSWORD:
             valid = valid_certificates_of_org(session, org_id, now, for_update=True)
-            for cert in valid:
-                mark_revoked(session, ctx, actor, cert, RevocationReason.CESSATION_OF_OPERATION, ticket, now)
-                touched.append((cert.issuer_id, cert.serial))
+            for cert in valid:  # each drops its OCSP answers once committed
+                mark_revoked(uow, cert, RevocationReason.CESSATION_OF_OPERATION, ticket, now)
             if valid:
-                outbox.add(session, ctx, actor, outbox.CRL_PUBLISH, reason="login-method-switch", org_id=org_id)
+                uow.outbox(outbox.CRL_PUBLISH, reason="login-method-switch", org_id=org_id)
             revoked = [view_of(c, ctx, now) for c in valid]
-            enrolment_codes.void_org_in(session, ctx, actor, org_id, "login-method-switched")  # issue 23
+            enrolment_codes.void_org_in(uow, org_id, "login-method-switched")  # issue 23
         org.login_method, org.updated_at = login_method, now
-        audit.record(
-            session, ctx, actor, "organization.login_method_switched", "organization", org_id,
-            previous=previous, login_method=login_method, ticket=ticket, revoked=len(revoked),
-        )  # fmt: skip
+        uow.audit(
+            "organization.login_method_switched",
+            target_type="organization",
+            target_id=org_id,
+            previous=previous,
+            login_method=login_method,
+            ticket=ticket,
+            revoked=len(revoked),
+        )
         events.record(
-            session, ctx, events.ORGANIZATION_LOGIN_METHOD_CHANGED, org_id=org_id,
+            uow,
+            events.ORGANIZATION_LOGIN_METHOD_CHANGED,
+            org_id=org_id,
             data={"org_id": org_id, "login_method": login_method, "previous": previous, "revoked": len(revoked)},
-        )  # fmt: skip
-    for issuer_id, serial in touched:
-        ocsp_cache.invalidate(ctx, issuer_id, serial)
-        metrics.CERTIFICATES_REVOKED.labels(RevocationReason.CESSATION_OF_OPERATION).inc()
-    after_commit(ctx, outbox=bool(touched) or events.enabled(ctx))
+        )
     return SwitchResult(org_id, login_method, previous, revoked)
 
 

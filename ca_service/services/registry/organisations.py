@@ -10,13 +10,12 @@ from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from ca_service.services import events
 from ca_service.services.access.dual_control import require_approval
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
+from ca_service.services.audit.change import change
 from ca_service.services.certificates.views import CertificateView, view_of
 from ca_service.services.enrolment import codes as enrolment_codes
 from ca_service.store import users
 from ca_service.store.certificates import current_certificate
-from ca_service.store.db import Tx, reading, transaction
+from ca_service.store.db import Tx, reading
 from ca_service.store.errors import LoginIdTaken
 from ca_service.store.models import Organization, User
 from ca_service.store.validity import is_valid
@@ -64,15 +63,15 @@ def put_organization(
     """Create (optionally with an initial login method) or rename. Returns (view, created).
     Changing the login method of an existing organisation goes through the paper procedure."""
     now = ctx.clock.now()
-    with transaction(ctx.sessions) as session:
+    with change(ctx, actor) as uow:
+        session = uow.session
         org = users.get_org(session, org_id, for_update=True)
         if org is None:
-            org = Organization(
-                org_id=org_id, name=name, login_method=login_method or LoginMethod.ID_PASSWORD, created_at=now, updated_at=now
+            org = users.add_organization(
+                session, org_id=org_id, name=name, login_method=login_method or LoginMethod.ID_PASSWORD, now=now
             )
-            users.add(session, org)
-            audit.record(
-                session, ctx, actor, "organization.created", "organization", org_id, name=name, login_method=org.login_method
+            uow.audit(
+                "organization.created", target_type="organization", target_id=org_id, name=name, login_method=org.login_method
             )
             created = True
         else:
@@ -84,10 +83,9 @@ def put_organization(
                 )
             created = False
             if org.name != name:
-                audit.record(session, ctx, actor, "organization.renamed", "organization", org_id, old_name=org.name, name=name)
+                uow.audit("organization.renamed", target_type="organization", target_id=org_id, old_name=org.name, name=name)
                 org.name, org.updated_at = name, now
         view = org_view(org)
-    after_commit(ctx)
     return view, created
 
 
@@ -158,7 +156,6 @@ def put_user(
             result = _put_user(*args)
         except LoginIdTaken:
             raise Conflict(f"login ID {login_id} is being registered concurrently; try again", code="login-id-taken") from None
-    after_commit(ctx, outbox=events.enabled(ctx))
     return result
 
 
@@ -173,7 +170,8 @@ def _put_user(
     ticket: str | None,
 ) -> tuple[UserView, bool]:
     now = ctx.clock.now()
-    with transaction(ctx.sessions) as session:
+    with change(ctx, actor) as uow:
+        session = uow.session
         org = get_org_row(session, org_id)
         taken = users.spelling_ignoring_case(session, login_id)
         if taken is not None and taken != login_id:
@@ -185,10 +183,10 @@ def _put_user(
         fields = {"org_id": org_id, "role": role, "email": email, "display_name": display_name}
         if user is None:
             check_role_change(ctx, actor, None, role, ticket)
-            user = User(login_id=login_id, created_at=now, updated_at=now, **fields)
-            users.add(session, user)
-            users.flush(session)  # a concurrent first PUT fails here (LoginIdTaken), not at commit
-            audit.record(session, ctx, actor, "user.created", "user", login_id, **fields, **_ticket(role, ticket))
+            user = users.add_user(  # a concurrent first PUT of this login ID fails here (LoginIdTaken)
+                session, login_id=login_id, org_id=org_id, role=role, email=email, display_name=display_name, now=now
+            )
+            uow.audit("user.created", target_type="user", target_id=login_id, **fields, **_ticket(role, ticket))
             created = True
         else:
             if user.org_id != org_id:
@@ -204,13 +202,15 @@ def _put_user(
                     setattr(user, k, v)
                 user.updated_at = now
                 extra = _ticket("master", ticket) if "role" in changes else {}
-                audit.record(session, ctx, actor, "user.updated", "user", login_id, **changes, **extra)
+                uow.audit("user.updated", target_type="user", target_id=login_id, **changes, **extra)
                 if "role" in changes:  # a code minted for the old role must not enrol the new one (issue 23)
-                    enrolment_codes.void_in(session, ctx, actor, login_id, "role-changed")
+                    enrolment_codes.void_in(uow, login_id, "role-changed")
                     events.record(
-                        session, ctx, events.USER_ROLE_CHANGED, login_id=login_id,
+                        uow,
+                        events.USER_ROLE_CHANGED,
+                        login_id=login_id,
                         data={"login_id": login_id, "org_id": org_id, "role": role, "previous": old_role},
-                    )  # fmt: skip
+                    )
             created = False
         users.flush(session)
         view = _user_view(session, ctx, user, org)
