@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ca_service.services.audit import checkpoints as audit_checkpoints
-from workers.queues import context
+from ca_service.services.background.jobs import job_context
 
 # The scheduler runs the job this often; it signs only when events were written since the last
 # checkpoint, so a checkpoint is never more than a minute behind (DESIGN: at least every 5 minutes).
@@ -13,4 +13,4 @@ CHECKPOINT_SECONDS = 60
 
 
 def audit_checkpoint_job(**_: Any) -> dict[str, Any] | None:
-    return audit_checkpoints.create(context(), only_if_advanced=True)
+    return audit_checkpoints.create(job_context(), only_if_advanced=True)

@@ -9,29 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ca_service.context import ServiceContext, build_context
 from ca_service.services.authority import responder_certificates as ocsp_signer
+from ca_service.services.background.jobs import job_context
 from ca_service.timefmt import rfc3339
-from config.settings import load_settings
-
-
-def _context() -> ServiceContext:
-    return build_context(load_settings(), pool_size=1)
 
 
 def rotate_ocsp_responders_job(**_: Any) -> list[dict[str, Any]]:
     """Ensure every unexpired issuing CA has a fresh responder; returns what was done."""
-    ctx = _context()
-    try:
-        return [
-            {
-                "issuer": r.issuer_name,
-                "responder": r.responder_name,
-                "serial": r.serial,
-                "not_after": rfc3339(r.not_after),
-                "created": r.created,
-            }
-            for r in ocsp_signer.ensure_all_responders(ctx)
-        ]
-    finally:
-        ctx.engine.dispose()
+    return [
+        {
+            "issuer": r.issuer_name,
+            "responder": r.responder_name,
+            "serial": r.serial,
+            "not_after": rfc3339(r.not_after),
+            "created": r.created,
+        }
+        for r in ocsp_signer.ensure_all_responders(job_context())
+    ]

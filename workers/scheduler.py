@@ -9,16 +9,16 @@ import socket
 import time
 
 from ca_service.constants import QueueName
+from ca_service.services.background.jobs import job_context
 from workers import audit_jobs, jobs, ocsp_jobs
 from workers.leader import LeaderCronScheduler
-from workers.queues import context
 
 log = logging.getLogger("ca_service.scheduler")
 SWEEP_SECONDS = 10
 
 
 def build_scheduler() -> LeaderCronScheduler:
-    ctx = context()
+    ctx = job_context()
     s = ctx.settings
     # The cron strings are in CA_TIMEZONE (RQ evaluates them in the process's local time).
     os.environ["TZ"] = s.timezone
