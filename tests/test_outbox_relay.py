@@ -13,14 +13,16 @@ from redis import Redis
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
+from ca_service import queueing
 from ca_service.api.app import create_app
 from ca_service.context import build_context
 from ca_service.outbox import records, relay, routes
 from ca_service.queueing import fetch_job
-from ca_service.services.background import jobs
+from ca_service.services.background import failed_jobs, jobs
 from ca_service.services.events import delivery
 from ca_service.store.db import transaction
 from ca_service.store.models import Crl, OutboxEntry
+from tests.conftest import SYSTEM
 from tests.support.api import Api
 from tests.support.live import free_port
 from tests.support.pki import make_csr
@@ -138,3 +140,15 @@ def test_a_webhook_retry_is_scheduled_through_the_relay_with_its_own_backoff(ctx
     assert job.func_name == "ca_service.services.background.jobs.deliver_webhooks_job"
     assert job.kwargs == {"stream": "stream-1", "url": "https://receiver.example/hook"}
     assert job.retries_left is None  # the backoff is the delay (DESIGN §4d), not RQ's retries
+
+
+def test_a_failed_job_under_a_renamed_function_is_listed_and_requeued(ctx, test_env, queues):
+    # queued by the scheduler before the periodic jobs moved to services/background/jobs.py
+    queue = queueing.queue("default", Redis.from_url(test_env.redis_url))
+    job = queue.enqueue("workers.audit_jobs.audit_checkpoint_job")
+    queue.remove(job)
+    queue.failed_job_registry.add(job, exc_string="Traceback ...\nRuntimeError: boom")
+    [listed] = failed_jobs.list_failed(ctx, "default")
+    assert listed.known and listed.function == "workers.audit_jobs.audit_checkpoint_job"
+    assert [j.job_id for j in failed_jobs.requeue(ctx, SYSTEM, [job.id])] == [job.id]
+    assert job.id in queue.get_job_ids()

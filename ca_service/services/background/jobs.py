@@ -15,7 +15,9 @@ from ca_service.context import ServiceContext, process_context
 from ca_service.outbox import records, relay, routes
 from ca_service.outbox.routes import Route
 from ca_service.queueing import ForeignJobRefused
+from ca_service.services.audit import checkpoints as audit_checkpoints
 from ca_service.services.audit import trail as audit
+from ca_service.services.authority import responder_certificates
 from ca_service.services.background import redispatch
 from ca_service.services.crl import publication as crl_publication
 from ca_service.services.events import delivery as webhook_delivery
@@ -31,6 +33,11 @@ from config.logging import bind as bind_log
 # revocation is on one within ~2 x (MIN_INTERVAL_SECONDS + publication time) of its commit.
 SETTLE_SECONDS = 1.0
 MIN_INTERVAL_SECONDS = 5.0
+
+# The scheduler runs the audit checkpoint job this often; it signs only when events were written
+# since the last checkpoint, so a checkpoint is never more than a minute behind (DESIGN: at least
+# every 5 minutes).
+CHECKPOINT_SECONDS = 60
 
 
 def job_context() -> ServiceContext:
@@ -107,6 +114,27 @@ def sweep_job() -> dict[str, int]:
 def deliver_webhooks_job(stream: str, url: str, outbox_id: int | None = None, **_payload: Any) -> dict[str, Any]:
     """Deliver a login ID's pending events to one receiver, oldest first (services/events)."""
     return webhook_delivery.deliver_stream(job_context(), stream, url)
+
+
+def rotate_ocsp_responders_job(**_: Any) -> list[dict[str, Any]]:
+    """Scheduled (and once at scheduler start-up): ensure every unexpired issuing CA has a fresh
+    OCSP responder. One is replaced once a third of its lifetime (default 30 days) is left, so a
+    run every few hours leaves ten days of slack before any responder expires."""
+    return [
+        {
+            "issuer": r.issuer_name,
+            "responder": r.responder_name,
+            "serial": r.serial,
+            "not_after": rfc3339(r.not_after),
+            "created": r.created,
+        }
+        for r in responder_certificates.ensure_all_responders(job_context())
+    ]
+
+
+def audit_checkpoint_job(**_: Any) -> dict[str, Any] | None:
+    """Scheduled every CHECKPOINT_SECONDS: sign a checkpoint of the audit chain if it advanced."""
+    return audit_checkpoints.create(job_context(), only_if_advanced=True)
 
 
 # Where each kind of outbox entry goes (ca_service/outbox/routes.py).
