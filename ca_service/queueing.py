@@ -32,10 +32,10 @@ from rq.utils import import_attribute
 log = logging.getLogger("ca_service.jobs")
 
 # Every function the project enqueues. RQ names a job enqueued as a function object by where it is
-# defined: the outbox relay, the API and the scheduler enqueue services/background/jobs.py's functions
-# (workers/jobs.py only re-exports them), and the scheduler workers/ocsp_jobs.py's and
-# workers/audit_jobs.py's. The "workers.jobs.*" spellings are the same functions, for jobs
-# enqueued by name. Adding a job means adding it here (tests/unit/test_queueing_allowlist.py).
+# defined: the outbox relay and the scheduler enqueue services/background/jobs.py's functions
+# (workers/jobs.py only re-exports some of them). The "workers.jobs.*" spellings are the same
+# functions, for jobs enqueued by name. Adding a job means adding it here
+# (tests/unit/test_queueing_allowlist.py).
 JOB_FUNCTIONS: frozenset[str] = frozenset(
     {
         "ca_service.services.background.jobs.publish_crl_job",
@@ -44,23 +44,31 @@ JOB_FUNCTIONS: frozenset[str] = frozenset(
         "ca_service.services.background.jobs.expiry_scan_job",
         "ca_service.services.background.jobs.sweep_job",
         "ca_service.services.background.jobs.deliver_webhooks_job",
+        "ca_service.services.background.jobs.rotate_ocsp_responders_job",
+        "ca_service.services.background.jobs.audit_checkpoint_job",
         "workers.jobs.publish_crl_job",
         "workers.jobs.republish_crl_job",
         "workers.jobs.send_notice_email_job",
         "workers.jobs.expiry_scan_job",
         "workers.jobs.sweep_job",
-        "workers.ocsp_jobs.rotate_ocsp_responders_job",
-        "workers.audit_jobs.audit_checkpoint_job",
     }
 )
 
-# Jobs queued before services/ was regrouped into packages (issue 22) carry the job functions' old
-# dotted names. For one release the worker still runs them, as the function each was renamed to;
-# any other name under the old module is refused like every name not in JOB_FUNCTIONS.
+# Jobs queued before a release that moved job functions carry the functions' old dotted names.
+# For one release the worker still runs them, as the function each was renamed to; any other
+# name under an old module is refused like every name not in JOB_FUNCTIONS:
+# - services/ regrouped into packages: the old jobs module below -> services.background.jobs;
+# - every job function in one module: workers.ocsp_jobs and workers.audit_jobs (the scheduler's
+#   periodic jobs) -> services.background.jobs.
 _OLD_JOBS_MODULE = "ca_service.services.tasks"  # regroup:keep (the name queued jobs carry)
+_JOBS = "ca_service.services.background.jobs"
 RENAMED_JOBS: dict[str, str] = {
-    f"{_OLD_JOBS_MODULE}.{name}": f"ca_service.services.background.jobs.{name}"
-    for name in ("publish_crl_job", "republish_crl_job", "send_notice_email_job", "expiry_scan_job", "sweep_job")
+    **{
+        f"{_OLD_JOBS_MODULE}.{name}": f"{_JOBS}.{name}"
+        for name in ("publish_crl_job", "republish_crl_job", "send_notice_email_job", "expiry_scan_job", "sweep_job")
+    },
+    "workers.ocsp_jobs.rotate_ocsp_responders_job": f"{_JOBS}.rotate_ocsp_responders_job",
+    "workers.audit_jobs.audit_checkpoint_job": f"{_JOBS}.audit_checkpoint_job",
 }
 
 # The only globals a job's pickle may name: plain date/time values in arguments and results.

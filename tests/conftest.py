@@ -16,6 +16,7 @@ from ca_service.context import Actor, ServiceContext, build_context
 from ca_service.services.access import clients
 from ca_service.services.audit import checkpoints as audit_checkpoints
 from ca_service.services.authority import hierarchy as authorities
+from ca_service.services.background.jobs import register_routes
 from ca_service.services.crl import root as root_crl
 from ca_service.store.migrate import upgrade_to_head
 from ca_service.store.models import Base
@@ -43,6 +44,7 @@ def test_env(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterat
 @pytest.fixture(scope="session")
 def ctx(test_env: TestEnvironment) -> ServiceContext:
     context = build_context(load_settings())
+    register_routes()  # as every process that commits changes does at start-up
     upgrade_to_head(context.engine)
     authorities.ensure_hierarchy(context, SYSTEM)
     if root_crl.stored_root_crl(context) is None:  # what `ca-service init` signs at the ceremony

@@ -103,7 +103,7 @@ def test_each_checkpoint_is_logged_as_an_external_copy(ctx, caplog):
 
 
 def test_scheduled_job_signs_only_when_events_were_written(ctx):
-    from workers.audit_jobs import audit_checkpoint_job
+    from ca_service.services.background.jobs import audit_checkpoint_job
 
     assert audit_checkpoint_job() is None  # empty chain: nothing to sign
     _events(ctx, 2)

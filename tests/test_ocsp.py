@@ -369,8 +369,8 @@ def test_openapi_describes_ocsp_with_binary_bodies(api):
 
 
 def test_rotation_job_and_cli_are_idempotent(ctx, test_env):
+    from ca_service.services.background.jobs import rotate_ocsp_responders_job
     from tests.support.live import ca_service_argv
-    from workers.ocsp_jobs import rotate_ocsp_responders_job
 
     first = rotate_ocsp_responders_job()
     assert [r["created"] for r in first] == [True]

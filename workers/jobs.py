@@ -1,6 +1,6 @@
-"""The RQ jobs, under the names scheduled and queued jobs know them by ("workers.jobs.<name>").
-They live in ca_service/services/background/jobs.py, where the outbox relay and the API reach them by
-function object without importing the workers."""
+"""Some RQ jobs under the names jobs queued by name know them by ("workers.jobs.<name>"). Every
+job function lives in ca_service/services/background/jobs.py, where the outbox relay and the
+scheduler reach them by function object; this module only keeps these names importable."""
 
 from __future__ import annotations
 

@@ -9,16 +9,15 @@ import socket
 import time
 
 from ca_service.constants import QueueName
-from workers import audit_jobs, jobs, ocsp_jobs
+from ca_service.services.background import jobs
 from workers.leader import LeaderCronScheduler
-from workers.queues import context
 
 log = logging.getLogger("ca_service.scheduler")
 SWEEP_SECONDS = 10
 
 
 def build_scheduler() -> LeaderCronScheduler:
-    ctx = context()
+    ctx = jobs.job_context()
     s = ctx.settings
     # The cron strings are in CA_TIMEZONE (RQ evaluates them in the process's local time).
     os.environ["TZ"] = s.timezone
@@ -32,8 +31,6 @@ def build_scheduler() -> LeaderCronScheduler:
     scheduler.register(jobs.sweep_job, QueueName.DEFAULT, interval=SWEEP_SECONDS, name="outbox-sweep")
     scheduler.register(jobs.republish_crl_job, QueueName.CRL, interval=s.crl_republish_minutes * 60, name="crl-republish")
     scheduler.register(jobs.expiry_scan_job, QueueName.DEFAULT, cron=s.expiry_scan_cron, name="expiry-scan")
-    scheduler.register(ocsp_jobs.rotate_ocsp_responders_job, QueueName.DEFAULT, interval=6 * 3600, name="ocsp-responder-rotation")
-    scheduler.register(
-        audit_jobs.audit_checkpoint_job, QueueName.DEFAULT, interval=audit_jobs.CHECKPOINT_SECONDS, name="audit-ckpt"
-    )
+    scheduler.register(jobs.rotate_ocsp_responders_job, QueueName.DEFAULT, interval=6 * 3600, name="ocsp-responder-rotation")
+    scheduler.register(jobs.audit_checkpoint_job, QueueName.DEFAULT, interval=jobs.CHECKPOINT_SECONDS, name="audit-ckpt")
     return scheduler

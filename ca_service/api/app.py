@@ -25,6 +25,7 @@ from ca_service.console import register as register_console
 from ca_service.context import ServiceContext, build_context
 from ca_service.errors import InvalidInput, UnsupportedMediaType
 from ca_service.services.access.blocks import AuthBlockState
+from ca_service.services.background.jobs import register_routes
 from ca_service.services.ocsp.state import OcspState
 from config.logging import bind as bind_log
 from config.logging import configure as configure_logging
@@ -62,6 +63,7 @@ def _after_request(resp: Response) -> Response:
 
 def create_app(context: ServiceContext | None = None) -> Flask:
     ctx = context or build_context(load_settings())
+    register_routes()  # the outbox relay after each change (ca_service/outbox/routes.py)
     if context is None:  # a real server (not a test's in-process app): JSON logs on stdout
         configure_logging(ctx.settings.log_level)
         ctx.local(OcspState).presigned = True  # OCSP hits without a database read (services/ocsp/invalidation)

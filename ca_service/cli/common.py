@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 from ca_service.context import Actor, ServiceContext, build_context
 from ca_service.errors import ServiceError
 from ca_service.pki.keys import KeyUnavailable
+from ca_service.services.background.jobs import register_routes
 from ca_service.store.errors import Unavailable as StoreUnavailable
 from config.settings import Settings, SettingsError, load_settings
 
@@ -71,6 +72,8 @@ def settings() -> Settings:
 
 
 def context() -> ServiceContext:
+    """The context of a command that may change something: the routes of its outbox relay too."""
+    register_routes()
     return build_context(settings())
 
 

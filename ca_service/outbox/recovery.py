@@ -1,8 +1,9 @@
-"""Putting work back into RQ that a Redis restart (no persistence) or an eviction dropped.
+"""Telling work a Redis restart (no persistence) or an eviction dropped from work still in hand.
 
 The outbox marks an entry dispatched once RQ has accepted its job; if Redis then loses its data,
 the job is gone while the database still says the work is not done. These helpers let the sweep
-(ca_service/services/background/redispatch.py) tell a lost job from one still in hand and enqueue it again.
+(ca_service/services/background/redispatch.py) tell a lost job from one still in hand; it
+enqueues a lost one again through the relay (relay.enqueue, relay.enqueue_publication).
 A notice email's job has a stable id (`notice-email-<id>`), so "is it still in Redis" is one
 EXISTS; a CRL publication is in hand while one waits in the queue or runs in a live worker.
 
@@ -12,7 +13,7 @@ until its execution's heartbeat TTL runs out (job_monitoring_interval + 60 s, ~9
 registration (`rq:worker:<name>`, which RQ refreshes every CA_WORKER_HEARTBEAT_SECONDS while a
 job runs) is gone, says it died, or has not beaten for longer than the heartbeat + a few seconds.
 Calling a live but slow worker dead costs one more publication (they are idempotent); calling a
-dead one alive kept revocations off the CRL (issue 26 finding 8).
+dead one alive would keep revocations off the CRL.
 """
 
 from __future__ import annotations
@@ -20,21 +21,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from redis import Redis
-from rq import Queue, Retry, Worker
+from rq import Queue, Worker
 from rq.executions import Execution
 from rq.registry import StartedJobRegistry
 from rq.utils import utcparse
 
-from ca_service.context import ServiceContext
 from ca_service.outbox import records, routes
-from ca_service.outbox.relay import PENDING_CRL_JOB, PENDING_CRL_TTL, notice_email_job_id, waiting_crl_job
-from ca_service.queueing import queue as safe_queue
-
-
-def _route(kind: str) -> routes.Route:
-    found = routes.route(kind)
-    assert found is not None, kind
-    return found
+from ca_service.outbox.relay import notice_email_job_id, waiting_crl_job
 
 
 def lost_email_jobs(conn: Redis, notice_ids: list[int]) -> list[int]:
@@ -49,26 +42,15 @@ def lost_email_jobs(conn: Redis, notice_ids: list[int]) -> list[int]:
     return [n for n, found in zip(notice_ids, present, strict=True) if not found]
 
 
-def enqueue_notice_email(ctx: ServiceContext, notice_id: int) -> None:
-    intervals = list(ctx.settings.mail_retry_intervals)
-    mail = _route(records.NOTICE_EMAIL)
-    safe_queue(mail.queue, ctx.redis()).enqueue(
-        mail.job,
-        kwargs={"notice_id": notice_id},
-        job_id=notice_email_job_id(notice_id),
-        retry=Retry(max=len(intervals), interval=intervals),
-    )
-
-
 DEAD_AFTER_MISSED_SECONDS = 5  # a worker's heartbeat this much later than due: the worker is dead
 
 
 def crl_publication_in_hand(conn: Redis, *, worker_heartbeat_seconds: int) -> bool:
     """A publication job waits in the queue or is running in a live worker (it publishes what is
     committed)."""
-    if waiting_crl_job(conn) is not None:
+    if waiting_crl_job(conn) is not None or waiting_crl_job(conn, forced=True) is not None:
         return True
-    running = StartedJobRegistry(_route(records.CRL_PUBLISH).queue, connection=conn)
+    running = StartedJobRegistry(routes.route(records.CRL_PUBLISH).queue, connection=conn)
     stale_after = worker_heartbeat_seconds + DEAD_AFTER_MISSED_SECONDS
     return any(
         _worker_alive(conn, _worker_of(conn, job_id, execution_id), stale_after)
@@ -96,11 +78,3 @@ def _worker_alive(conn: Redis, worker_name: str, stale_after: float) -> bool:
     except ValueError:
         return False
     return age <= stale_after
-
-
-def enqueue_crl_publication(ctx: ServiceContext) -> str:
-    conn = ctx.redis()
-    crl = _route(records.CRL_PUBLISH)
-    job = safe_queue(crl.queue, conn).enqueue(crl.job)
-    conn.set(PENDING_CRL_JOB, job.id, ex=PENDING_CRL_TTL)
-    return job.id

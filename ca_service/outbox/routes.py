@@ -1,11 +1,14 @@
 """Where each kind of outbox entry goes: its RQ queue and its job function (the function object
-itself, not a dotted string). The job functions live in services (services/background/jobs.py), which the
-outbox must not import; they register here when that module is imported (services/__init__.py
-imports it, so every process that commits a change has the routes before it relays)."""
+itself, not a dotted string).
+
+The job functions live in services (services/background/jobs.py, which declares the table), and
+the outbox must not import services: so the table is installed here explicitly, once, by every
+process that relays (`register_routes()`, called by the API app, the CLI, the scheduler and every
+job's context). A kind with no route is an error the relay reports, never a silent skip."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +22,23 @@ class Route:
     retried: bool = False  # RQ retries it with the mail retry intervals (CA_MAIL_RETRY_INTERVALS)
 
 
-_ROUTES: dict[str, Route] = {}
+class NoRoute(LookupError):
+    """An entry kind no route was installed for: this process never called register_routes(),
+    or the kind was written by a newer release than the one relaying it."""
 
 
-def register(kind: str, queue: QueueName, job: Callable[..., Any], *, retried: bool = False) -> None:
-    _ROUTES[kind] = Route(queue, job, retried)
+_installed: dict[str, Route] = {}
 
 
-def route(kind: str) -> Route | None:
-    return _ROUTES.get(kind)
+def install(table: Mapping[str, Route]) -> None:
+    """Make `table` the process's routes (idempotent: installing the same table again is a no-op)."""
+    _installed.clear()
+    _installed.update(table)
+
+
+def route(kind: str) -> Route:
+    try:
+        return _installed[kind]
+    except KeyError:
+        installed = ", ".join(sorted(_installed)) or "none: register_routes() was not called"
+        raise NoRoute(f"no route for outbox entries of kind {kind!r} (routes installed: {installed})") from None

@@ -10,10 +10,10 @@ from redis import Redis
 from rq.job import Job
 
 from ca_service import queueing
-from ca_service.outbox import records, routes
+from ca_service.outbox import records
 from ca_service.services.background import jobs as tasks
 from ca_service.services.events.recording import WEBHOOK_DELIVER
-from workers import audit_jobs, jobs, ocsp_jobs
+from workers import jobs
 
 
 def _rq_name(func: object) -> str:
@@ -23,19 +23,17 @@ def _rq_name(func: object) -> str:
 
 def test_every_enqueued_job_function_is_allowed() -> None:
     enqueued = [
-        tasks.publish_crl_job,  # services/background/job_requests.py, outbox routes
+        tasks.publish_crl_job,  # outbox routes (revocations, the API's and the console's requests)
         tasks.send_notice_email_job,
-        tasks.deliver_webhooks_job,  # services/events/delivery.py (kick, retries)
+        tasks.deliver_webhooks_job,  # outbox routes, services/events/delivery.py (kick, retries)
         jobs.sweep_job,  # workers/scheduler.py
         jobs.republish_crl_job,
         jobs.expiry_scan_job,
-        ocsp_jobs.rotate_ocsp_responders_job,
-        audit_jobs.audit_checkpoint_job,
+        tasks.rotate_ocsp_responders_job,
+        tasks.audit_checkpoint_job,
     ]
     for kind in (records.CRL_PUBLISH, records.NOTICE_EMAIL, WEBHOOK_DELIVER):
-        found = routes.route(kind)
-        assert found is not None, kind
-        enqueued.append(found.job)
+        enqueued.append(tasks.ROUTES[kind].job)
     for func in enqueued:
         assert _rq_name(func) in queueing.JOB_FUNCTIONS, _rq_name(func)
 
@@ -56,12 +54,19 @@ def test_a_job_queued_under_its_old_name_runs_the_renamed_function() -> None:
         ("ca_service.services.tasks.sweep_job", tasks.sweep_job),  # regroup:keep
         ("ca_service.services.tasks.publish_crl_job", tasks.publish_crl_job),  # regroup:keep
         ("ca_service.services.tasks.send_notice_email_job", tasks.send_notice_email_job),  # regroup:keep
+        # the scheduler's periodic jobs, before every job function was gathered in one module
+        ("workers.ocsp_jobs.rotate_ocsp_responders_job", tasks.rotate_ocsp_responders_job),
+        ("workers.audit_jobs.audit_checkpoint_job", tasks.audit_checkpoint_job),
     ]:
         assert queueing.AllowlistJob.create(name, connection=Redis()).func is func, name
     assert set(queueing.RENAMED_JOBS.values()) <= queueing.JOB_FUNCTIONS
 
 
 def test_the_old_module_names_nothing_but_its_jobs() -> None:
-    for name in ("ca_service.services.tasks.audit", "ca_service.services.tasks.log"):  # regroup:keep
+    for name in (
+        "ca_service.services.tasks.audit",
+        "ca_service.services.tasks.log",
+        "workers.audit_jobs.audit_checkpoints",
+    ):  # regroup:keep
         with pytest.raises(queueing.ForeignJobRefused):
             _ = queueing.AllowlistJob.create(name, connection=Redis()).func

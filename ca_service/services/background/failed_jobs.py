@@ -21,7 +21,7 @@ from rq.job import Job
 from ca_service.constants import QUEUE_NAMES
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, Unavailable
-from ca_service.queueing import JOB_FUNCTIONS, fetch_jobs
+from ca_service.queueing import JOB_FUNCTIONS, RENAMED_JOBS, fetch_jobs
 from ca_service.queueing import queue as queue_of
 from ca_service.services.audit import trail as audit
 from ca_service.services.audit.post_commit import after_commit
@@ -61,7 +61,7 @@ def _view(job: Job, queue: str) -> FailedJob:
         raise
     except Exception as exc:
         return _unknown(job.id, queue, f"unreadable job ({type(exc).__name__}): not one this service wrote")
-    if view.function not in JOB_FUNCTIONS:
+    if view.function not in JOB_FUNCTIONS and view.function not in RENAMED_JOBS:  # an old name runs as the new one
         return dataclasses.replace(view, function=None, known=False, error="not one of the service's job functions")
     return view
 

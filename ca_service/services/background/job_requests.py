@@ -1,20 +1,22 @@
-"""Background jobs as the API sees them: enqueue a CRL publication, report a job's status."""
+"""Background jobs as the API and the console see them: request a CRL publication, report a
+job's status."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import JobStatus
 
-from ca_service.constants import QueueName
 from ca_service.context import Actor, ServiceContext
 from ca_service.errors import NotFound, Unavailable
-from ca_service.queueing import fetch_job, queue
+from ca_service.outbox import records as outbox
+from ca_service.outbox import relay
+from ca_service.queueing import fetch_job
 from ca_service.services.audit import trail as audit
 from ca_service.services.audit.post_commit import after_commit
-from ca_service.services.background import jobs as tasks
 from ca_service.store.db import transaction
 
 _STATES = {
@@ -33,22 +35,41 @@ def _unavailable() -> Unavailable:
     return Unavailable("the job queue (Redis) is unavailable; try again shortly", code="queue-unavailable")
 
 
+# How long a request waits for a concurrent relay (the sweep, another request's) that took its
+# entry first to record the covering job, before answering 503 (the publication still happens).
+COVERING_JOB_WAIT_SECONDS = 2.0
+
+
 def enqueue_crl_publication(ctx: ServiceContext, actor: Actor | None = None) -> dict[str, Any]:
-    """Queue a forced publication; with `actor` (the console), audited in the same transaction
-    as the enqueue (no audit event for a request Redis refused)."""
+    """Request a forced publication: an outbox entry (audited with `actor`, the console, in the
+    same transaction), relayed at once like every entry. The answer names the job that covers
+    the request: a forced publication already waiting in the queue covers it (it publishes
+    everything committed when it starts), so two requests in a row may get the same job.
+
+    Redis down: 503 before anything is recorded. Redis lost between the commit and the relay:
+    503 too, and the entry stays pending; the sweep enqueues it when Redis is back."""
     if ctx.settings.redis_url is None:
         raise _unavailable()
     try:
-        if actor is None:
-            job = queue(QueueName.CRL, ctx.redis()).enqueue(tasks.publish_crl_job, kwargs={"force": True})
-        else:
-            with transaction(ctx.sessions) as session:
-                job = queue(QueueName.CRL, ctx.redis()).enqueue(tasks.publish_crl_job, kwargs={"force": True})
-                audit.record(session, ctx, actor, "crl.publication_requested", "job", job.id)
-            after_commit(ctx)
+        ctx.redis().ping()
     except RedisError:
         raise _unavailable() from None
-    return {"job_id": job.id, "status": "queued"}
+    with transaction(ctx.sessions) as session:
+        entry = outbox.add(session, ctx, actor, outbox.CRL_PUBLISH, reason="operator", force=True)
+        if actor is not None:
+            audit.record(session, ctx, actor, "crl.publication_requested", "ca", "issuing")
+        session.flush()
+        entry_id = entry.id
+    after_commit(ctx, outbox=True)
+    deadline = time.monotonic() + COVERING_JOB_WAIT_SECONDS
+    try:
+        while (job_id := relay.covering_job(ctx, entry_id)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    except RedisError:
+        raise _unavailable() from None
+    if job_id is None:
+        raise _unavailable()
+    return {"job_id": job_id, "status": "queued"}
 
 
 def job_status(ctx: ServiceContext, job_id: str) -> dict[str, Any]:

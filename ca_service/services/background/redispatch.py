@@ -11,6 +11,7 @@ at what the database says is still to do, and enqueues it again when no job for 
   job sends under the notice's row lock and records `sent` in the same transaction, so a second
   job for the same notice sends nothing.
 
+Both are enqueued through the relay (the one road to RQ, with its retry policy and coalescing).
 Both look only at work older than GRACE_SECONDS, so work committed a moment ago, whose job the
 relay is enqueueing right now, is left to the relay.
 """
@@ -23,7 +24,7 @@ from datetime import timedelta
 from redis.exceptions import RedisError
 
 from ca_service.context import ServiceContext
-from ca_service.outbox import recovery
+from ca_service.outbox import records, recovery, relay
 from ca_service.services.crl import publication as crl_publication
 from ca_service.store.db import reading
 from ca_service.store.undone_work import notices_awaiting_email
@@ -46,14 +47,14 @@ def redispatch_lost(ctx: ServiceContext) -> int:
             and since > GRACE_SECONDS
             and not recovery.crl_publication_in_hand(conn, worker_heartbeat_seconds=ctx.settings.worker_heartbeat_seconds)
         ):
-            recovery.enqueue_crl_publication(ctx)
+            relay.enqueue_publication(ctx)
             log.warning("outbox: a revocation was not on the CRL and no publication was queued; enqueued one")
             enqueued += 1
         with reading(ctx.sessions) as session:
             due = notices_awaiting_email(session, created_before=ctx.clock.now() - timedelta(seconds=GRACE_SECONDS), limit=BATCH)
         lost = recovery.lost_email_jobs(conn, due)
         for notice_id in lost:
-            recovery.enqueue_notice_email(ctx, notice_id)
+            relay.enqueue(ctx, records.NOTICE_EMAIL, {"notice_id": notice_id})
         if lost:
             log.warning("outbox: %s notice emails had no job in Redis; enqueued them again", len(lost))
         return enqueued + len(lost)

@@ -23,10 +23,8 @@ from datetime import timedelta
 from redis.exceptions import RedisError
 
 from ca_service import metrics
-from ca_service.constants import QueueName
 from ca_service.context import ServiceContext
-from ca_service.outbox import routes
-from ca_service.queueing import queue as safe_queue
+from ca_service.outbox import relay
 from ca_service.services.events import sender, signing
 from ca_service.services.events.recording import WEBHOOK_DELIVER
 from ca_service.store import webhooks as store
@@ -123,17 +121,11 @@ def deliver_stream(ctx: ServiceContext, stream: str, url: str) -> dict[str, int 
 
 
 def kick(ctx: ServiceContext, stream: str, url: str, *, delay: float = 0.0) -> None:
-    """Enqueue the delivery job of (stream, url), now or after `delay` s (RQ's scheduler, which
-    `ca-service worker` runs). Redis down: logged; the sweep enqueues it later."""
-    found = routes.route(WEBHOOK_DELIVER)
-    assert found is not None
+    """Enqueue the delivery job of (stream, url), now or after `delay` s, through the relay like
+    every job (the backoff above is the delay: RQ's retries are not used). Redis down: logged;
+    the sweep enqueues it later."""
     try:
-        q = safe_queue(QueueName.WEBHOOKS, ctx.redis())
-        kwargs = {"stream": stream, "url": url}
-        if delay > 0:
-            q.enqueue_in(timedelta(seconds=delay), found.job, kwargs=kwargs)
-        else:
-            q.enqueue(found.job, kwargs=kwargs)
+        relay.enqueue(ctx, WEBHOOK_DELIVER, {"stream": stream, "url": url}, delay=delay)
     except RedisError as exc:
         log.warning("webhooks: could not enqueue a delivery job (%s); the sweep will", type(exc).__name__)
 

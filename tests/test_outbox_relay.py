@@ -1,0 +1,154 @@
+"""The one road to RQ (ca_service/outbox/relay.py): routes installed explicitly and a kind without
+one reported, never skipped; the operator's forced CRL publication through the outbox and its
+coalescing; one retry policy; webhook deliveries' own backoff through the same helper; one
+context for every job."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import pytest
+from redis import Redis
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy import select
+
+from ca_service import queueing
+from ca_service.api.app import create_app
+from ca_service.context import build_context
+from ca_service.outbox import records, relay, routes
+from ca_service.queueing import fetch_job
+from ca_service.services.background import failed_jobs, jobs
+from ca_service.services.events import delivery
+from ca_service.store.db import transaction
+from ca_service.store.models import Crl, OutboxEntry
+from tests.conftest import SYSTEM
+from tests.support.api import Api
+from tests.support.live import free_port
+from tests.support.pki import make_csr
+from tests.support.workers import empty_queues, queued_count, run_worker_burst
+
+
+@pytest.fixture
+def queues(test_env):
+    empty_queues(test_env.redis_url)
+    yield
+    empty_queues(test_env.redis_url)
+
+
+def _entries(ctx) -> list[OutboxEntry]:
+    with ctx.sessions() as s:
+        return list(s.scalars(select(OutboxEntry).order_by(OutboxEntry.id)))
+
+
+def test_a_kind_without_a_route_stays_pending_logged_at_error_and_blocks_nothing(ctx, queues, caplog):
+    with transaction(ctx.sessions) as session:
+        records.add(session, ctx, None, "no.such.kind", x=1)
+        records.add(session, ctx, None, records.NOTICE_EMAIL, notice_id=424242)
+    with caplog.at_level(logging.ERROR, logger="ca_service.outbox"):
+        assert relay.dispatch_pending(ctx) == 1  # the email; the unknown kind is not skipped silently
+    unknown, email = _entries(ctx)
+    assert unknown.dispatched_at is None and unknown.attempts == 1 and "no route" in (unknown.last_error or "")
+    assert email.dispatched_at is not None
+    assert any(r.levelno == logging.ERROR and f"entry {unknown.id}" in r.getMessage() for r in caplog.records)
+    relay.dispatch_pending(ctx)  # every relay reports it again, counting the attempts
+    assert _entries(ctx)[0].attempts == 2
+
+
+def test_a_process_that_never_registered_the_routes_relays_nothing(ctx, test_env, queues, monkeypatch, caplog):
+    monkeypatch.setattr(routes, "_installed", {})
+    with transaction(ctx.sessions) as session:
+        records.add(session, ctx, None, records.CRL_PUBLISH, reason="revocation", serial="01")
+    with caplog.at_level(logging.ERROR, logger="ca_service.outbox"):
+        assert relay.dispatch_pending(ctx) == 0
+    [entry] = _entries(ctx)
+    assert entry.dispatched_at is None and "register_routes" in (entry.last_error or "")
+    assert queued_count(test_env.redis_url, "crl") == 0
+    jobs.register_routes()  # what the API app, the CLI, the scheduler and every job do at start-up
+    assert relay.dispatch_pending(ctx) == 1
+    assert queued_count(test_env.redis_url, "crl") == 1
+
+
+def test_every_job_context_installs_the_routes(ctx, monkeypatch):
+    monkeypatch.setattr(routes, "_installed", {})
+    worker_ctx = jobs.job_context()
+    assert worker_ctx is jobs.job_context()  # one per process (renewed in a forked work horse)
+    assert routes.route(records.CRL_PUBLISH).job is jobs.publish_crl_job
+
+
+def test_forced_publication_requests_go_through_the_outbox_and_coalesce(api, ctx, test_env, queues):
+    first = api.post("/v1/crl/publications", role="operator")
+    second = api.post("/v1/crl/publications", role="operator")
+    assert first.status == second.status == 202 and first.json["status"] == "queued"
+    # one forced publication waiting in the queue covers both requests: both follow that job
+    assert first.json["job_id"] == second.json["job_id"]
+    assert queued_count(test_env.redis_url, "crl") == 1
+    entries = _entries(ctx)
+    assert [e.kind for e in entries] == [records.CRL_PUBLISH] * 2 and all(e.dispatched_at for e in entries)
+    api.org("acme")
+    api.user("a", "acme")
+    serial = api.issue("a", make_csr()[1]).json["serial"]
+    assert api.post(f"/v1/certificates/{serial}/revocation", role="operator", json={"reason": "unspecified"}).status == 200
+    assert queued_count(test_env.redis_url, "crl") == 1  # the waiting forced job covers the revocation too
+    run_worker_burst(test_env)
+    job = api.get(f"/v1/jobs/{first.json['job_id']}", role="operator").json
+    assert job["status"] == "finished" and job["result"]["published"] is True and job["result"]["entries"] == 1
+    with ctx.sessions() as s:
+        assert s.scalars(select(Crl.crl_number).where(Crl.entries == 1)).all() == [job["result"]["crl_number"]]
+
+
+def test_a_waiting_plain_publication_does_not_cover_a_forced_request(api, ctx, test_env, queues):
+    api.org("acme")
+    api.user("a", "acme")
+    serial = api.issue("a", make_csr()[1]).json["serial"]
+    assert api.post(f"/v1/certificates/{serial}/revocation", role="operator", json={"reason": "unspecified"}).status == 200
+    conn = Redis.from_url(test_env.redis_url)
+    plain = relay.waiting_crl_job(conn)
+    assert plain is not None
+    # a plain job publishes only when a revocation is not on the CRL yet: an operator asking to
+    # publish now gets a forced job of its own
+    forced = api.post("/v1/crl/publications", role="operator").json["job_id"]
+    assert forced != plain and relay.waiting_crl_job(conn, forced=True) == forced
+    assert fetch_job(forced, conn).kwargs["force"] is True
+    assert queued_count(test_env.redis_url, "crl") == 2
+
+
+def test_a_publication_request_with_redis_down_is_503_and_records_nothing(ctx, tokens):
+    down = build_context(dataclasses.replace(ctx.settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"), pool_size=1)
+    try:
+        api = Api(tokens, flask_client=create_app(down).test_client())
+        r = api.post("/v1/crl/publications", role="operator")
+        assert r.status == 503 and r.code == "queue-unavailable"
+    finally:
+        down.engine.dispose()
+    assert _entries(ctx) == []
+
+
+def test_one_retry_policy_for_every_retried_job(ctx, queues):
+    job = relay.enqueue(ctx, records.NOTICE_EMAIL, {"notice_id": 7})  # as the lost-work recovery does
+    intervals = list(ctx.settings.mail_retry_intervals)
+    assert job.id == relay.notice_email_job_id(7)
+    assert job.retries_left == len(intervals) and job.retry_intervals == intervals
+    assert relay.enqueue(ctx, records.CRL_PUBLISH, {}).retries_left is None  # not a retried route
+
+
+def test_a_webhook_retry_is_scheduled_through_the_relay_with_its_own_backoff(ctx, test_env, queues):
+    delivery.kick(ctx, "stream-1", "https://receiver.example/hook", delay=20)
+    conn = Redis.from_url(test_env.redis_url)
+    [job_id] = ScheduledJobRegistry("webhooks", connection=conn).get_job_ids()
+    job = fetch_job(job_id, conn)
+    assert job.func_name == "ca_service.services.background.jobs.deliver_webhooks_job"
+    assert job.kwargs == {"stream": "stream-1", "url": "https://receiver.example/hook"}
+    assert job.retries_left is None  # the backoff is the delay (DESIGN §4d), not RQ's retries
+
+
+def test_a_failed_job_under_a_renamed_function_is_listed_and_requeued(ctx, test_env, queues):
+    # queued by the scheduler before the periodic jobs moved to services/background/jobs.py
+    queue = queueing.queue("default", Redis.from_url(test_env.redis_url))
+    job = queue.enqueue("workers.audit_jobs.audit_checkpoint_job")
+    queue.remove(job)
+    queue.failed_job_registry.add(job, exc_string="Traceback ...\nRuntimeError: boom")
+    [listed] = failed_jobs.list_failed(ctx, "default")
+    assert listed.known and listed.function == "workers.audit_jobs.audit_checkpoint_job"
+    assert [j.job_id for j in failed_jobs.requeue(ctx, SYSTEM, [job.id])] == [job.id]
+    assert job.id in queue.get_job_ids()
