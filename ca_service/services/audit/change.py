@@ -30,6 +30,7 @@ from ca_service.context import Actor, ServiceContext
 from ca_service.outbox import records as outbox_records
 from ca_service.services.audit import post_commit, trail
 from ca_service.store.db import Tx, transaction
+from ca_service.store.models import OutboxEntry
 
 log = logging.getLogger("ca_service.change")
 P = ParamSpec("P")
@@ -63,12 +64,13 @@ class Change:
         self.audited = True
         return trail.event(self.ctx, self._auditor(), action, target_type, target_id, **details)
 
-    def outbox(self, kind: str, /, *, for_request: bool = True, **payload: Any) -> None:
+    def outbox(self, kind: str, /, *, for_request: bool = True, **payload: Any) -> OutboxEntry:
         """One outbox entry in this transaction, relayed to RQ right after the commit (else by the
         sweep). `for_request=False`: the entry carries no request id (a webhook wake-up serves
         every pending event of its stream, not this request's alone)."""
-        outbox_records.add(self.session, self.ctx, self.actor if for_request else None, kind, **payload)
+        entry = outbox_records.add(self.session, self.ctx, self.actor if for_request else None, kind, **payload)
         self.queued = True
+        return entry
 
     def outbox_many(self, kind: str, payloads: list[dict[str, Any]]) -> None:
         """Many entries of one kind in one INSERT (the expiry scan's emails)."""

@@ -23,9 +23,7 @@ from ca_service.context import Actor, ServiceContext
 from ca_service.errors import Conflict, InvalidInput, NotFound, Unavailable
 from ca_service.queueing import JOB_FUNCTIONS, RENAMED_JOBS, fetch_jobs
 from ca_service.queueing import queue as queue_of
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
-from ca_service.store.db import transaction
+from ca_service.services.audit.change import change
 
 QUEUES = QUEUE_NAMES
 
@@ -152,11 +150,15 @@ def requeue(
     try:
         for job in jobs:
             try:
-                with transaction(ctx.sessions) as session:
-                    audit.record(
-                        session, ctx, actor, "job.requeued", "job", job.job_id,
-                        queue=job.queue, function=job.function, error=job.error,
-                    )  # fmt: skip
+                with change(ctx, actor) as uow:
+                    uow.audit(
+                        "job.requeued",
+                        target_type="job",
+                        target_id=job.job_id,
+                        queue=job.queue,
+                        function=job.function,
+                        error=job.error,
+                    )
                     try:
                         queue_of(job.queue, ctx.redis()).failed_job_registry.requeue(job.job_id)
                     except (InvalidJobOperation, NoSuchJobError):
@@ -169,8 +171,6 @@ def requeue(
             done.append(job)
     except RedisError:
         raise _unavailable() from None
-    finally:
-        after_commit(ctx)
     return done
 
 

@@ -15,9 +15,7 @@ from ca_service.errors import NotFound, Unavailable
 from ca_service.outbox import records as outbox
 from ca_service.outbox import relay
 from ca_service.queueing import fetch_job
-from ca_service.services.audit import trail as audit
-from ca_service.services.audit.post_commit import after_commit
-from ca_service.store.db import transaction
+from ca_service.services.audit.change import change
 
 _STATES = {
     JobStatus.QUEUED: "queued",
@@ -54,13 +52,12 @@ def enqueue_crl_publication(ctx: ServiceContext, actor: Actor | None = None) -> 
         ctx.redis().ping()
     except RedisError:
         raise _unavailable() from None
-    with transaction(ctx.sessions) as session:
-        entry = outbox.add(session, ctx, actor, outbox.CRL_PUBLISH, reason="operator", force=True)
+    with change(ctx, actor) as uow:
+        entry = uow.outbox(outbox.CRL_PUBLISH, reason="operator", force=True)
         if actor is not None:
-            audit.record(session, ctx, actor, "crl.publication_requested", "ca", "issuing")
-        session.flush()
+            uow.audit("crl.publication_requested", target_type="ca", target_id="issuing")
+        uow.session.flush()
         entry_id = entry.id
-    after_commit(ctx, outbox=True)
     deadline = time.monotonic() + COVERING_JOB_WAIT_SECONDS
     try:
         while (job_id := relay.covering_job(ctx, entry_id)) is None and time.monotonic() < deadline:
