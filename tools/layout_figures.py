@@ -58,15 +58,20 @@ def project_imports(root: Path, path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             for alias in node.names:
                 candidate = f"{node.module}.{alias.name}"
-                is_module = (root / Path(*candidate.split("."))).with_suffix(".py").exists()
+                where = root / Path(*candidate.split("."))
+                is_module = where.with_suffix(".py").exists() or (where / "__init__.py").exists()
                 found.add(candidate if is_module else node.module)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
     return {m for m in found if m.split(".")[0] in PACKAGES}
 
 
-def room(module: str) -> str:
-    """The folder a module lives in: ca_service.services.audit.trail -> ca_service/services/audit."""
+def room(root: Path, module: str) -> str:
+    """The folder a module lives in: ca_service.services.audit.trail -> ca_service/services/audit;
+    a package is its own folder (ca_service.services.events -> ca_service/services/events)."""
+    folder = "/".join(module.split("."))
+    if (root / folder / "__init__.py").exists():
+        return folder
     return "/".join(module.split(".")[:-1]) or module
 
 
@@ -132,8 +137,8 @@ def main(argv: list[str]) -> int:
     rooms: set[str] = set()
     for path in [*routes, *([service] if service else [])]:
         imported = sorted(m for m in project_imports(root, path) if m.startswith("ca_service."))
-        rooms.update(room(m) for m in imported)
-        rooms.add(room(module_of(root, path)))
+        rooms.update(room(root, m) for m in imported)
+        rooms.add(room(root, module_of(root, path)))
         print(f"  {module_of(root, path)} imports {len(imported)} project modules:")
         for module in imported:
             print(f"      {module}")
