@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -37,7 +38,27 @@ def count_of_kind(session: Session, kind: str) -> int:
     return session.scalar(select(func.count()).select_from(CA).where(CA.kind == kind)) or 0
 
 
-def insert_ca(session: Session, row: CA) -> CA:
+@dataclass(frozen=True)
+class NewAuthority:
+    """A CA certificate the service just made (its key under `key_ref`), as it is stored."""
+
+    name: str
+    kind: str
+    parent_id: int | None
+    serial: str
+    subject: str
+    ski: str
+    key_ref: str
+    key_algorithm: str
+    not_before: datetime
+    not_after: datetime
+    der: bytes
+    created_at: datetime
+
+
+def insert_ca(session: Session, new: NewAuthority) -> CA:
+    """The new CA, active; flushed (the caller reads its id)."""
+    row = CA(active=True, **{f.name: getattr(new, f.name) for f in fields(new)})
     session.add(row)
     session.flush()
     return row

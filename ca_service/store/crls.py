@@ -26,9 +26,25 @@ def by_number(session: Session, issuer_id: int, crl_number: int) -> Crl | None:
     return session.scalars(select(Crl).where(Crl.issuer_id == issuer_id, Crl.crl_number == crl_number)).first()
 
 
-def insert_crl(session: Session, row: Crl) -> None:
-    """Added to the transaction; INSERTed when it commits."""
+def insert_crl(
+    session: Session,
+    *,
+    issuer_id: int,
+    crl_number: int,
+    this_update: datetime,
+    next_update: datetime,
+    entries: int,
+    revocation_count: int,
+    der: bytes,
+    created_at: datetime,
+) -> Crl:
+    """The new CRL row, added to the transaction; INSERTed when it commits."""
+    row = Crl(
+        issuer_id=issuer_id, crl_number=crl_number, this_update=this_update, next_update=next_update, entries=entries,
+        revocation_count=revocation_count, der=der, created_at=created_at,
+    )  # fmt: skip
     session.add(row)
+    return row
 
 
 def oldest_revocation_after(session: Session, issuer_id: int, after: datetime) -> datetime | None:

@@ -11,7 +11,22 @@ from sqlalchemy.orm import Session
 from ca_service.store.models import Certificate, EnrolmentCode, User
 
 
-def add(session: Session, row: EnrolmentCode) -> EnrolmentCode:
+def add(
+    session: Session,
+    *,
+    login_id: str,
+    code_hash: str,
+    minted_by: str,
+    minted_role: str,
+    ticket: str | None,
+    minted_at: datetime,
+    expires_at: datetime,
+) -> EnrolmentCode:
+    """The new code, with no wrong attempt yet; flushed (the caller reads its id)."""
+    row = EnrolmentCode(
+        login_id=login_id, code_hash=code_hash, minted_by=minted_by, minted_role=minted_role, ticket=ticket,
+        minted_at=minted_at, expires_at=expires_at, attempts=0,
+    )  # fmt: skip
     session.add(row)
     session.flush()
     return row

@@ -10,9 +10,17 @@ from sqlalchemy.orm import Session
 from ca_service.store.models import Approval, Operator
 
 
-def add(session: Session, row: Operator) -> None:
-    """DuplicateName (store.errors) at commit if the username is taken."""
+def add(
+    session: Session, *, username: str, display_name: str | None, password_hash: str, totp_secret: str, created_at: datetime
+) -> Operator:
+    """The new operator, with no failed login and its first session epoch; DuplicateName
+    (store.errors) at commit if the username is taken."""
+    row = Operator(
+        username=username, display_name=display_name, password_hash=password_hash, totp_secret=totp_secret,
+        created_at=created_at, failed_logins=0, session_epoch=0,
+    )  # fmt: skip
     session.add(row)
+    return row
 
 
 def get(session: Session, username: str, *, for_update: bool = False) -> Operator | None:
@@ -24,7 +32,22 @@ def all_operators(session: Session) -> list[Operator]:
     return list(session.scalars(select(Operator).order_by(Operator.username)))
 
 
-def add_approval(session: Session, row: Approval) -> Approval:
+def add_approval(
+    session: Session,
+    *,
+    kind: str,
+    target_id: str,
+    params: str,
+    ticket: str,
+    requested_by: str,
+    requested_at: datetime,
+    expires_at: datetime,
+) -> Approval:
+    """The new request, pending; flushed (the caller reads its id)."""
+    row = Approval(
+        kind=kind, target_id=target_id, params=params, ticket=ticket, requested_by=requested_by,
+        requested_at=requested_at, expires_at=expires_at, status="pending",
+    )  # fmt: skip
     session.add(row)
     session.flush()
     return row

@@ -15,7 +15,19 @@ from ca_service.store.models import WebhookDelivery, WebhookEvent
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
-def add_event(session: Session, event: WebhookEvent, urls: tuple[str, ...], now: datetime) -> None:
+def add_event(
+    session: Session,
+    *,
+    event_id: str,
+    type_: str,
+    stream: str,
+    occurred_at: datetime,
+    body: str,
+    urls: tuple[str, ...],
+    now: datetime,
+) -> WebhookEvent:
+    """The new event, flushed, and one pending delivery of it per URL, due at `now`."""
+    event = WebhookEvent(event_id=event_id, type=type_, stream=stream, occurred_at=occurred_at, body=body)
     session.add(event)
     session.flush()  # its seq
     for url in urls:
@@ -24,6 +36,7 @@ def add_event(session: Session, event: WebhookEvent, urls: tuple[str, ...], now:
                 event_seq=event.seq, stream=event.stream, url=url, status=PENDING, created_at=now, attempts=0, next_attempt_at=now
             )
         )
+    return event
 
 
 def oldest_pending(session: Session, stream: str, url: str) -> WebhookDelivery | None:

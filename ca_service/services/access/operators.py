@@ -128,11 +128,8 @@ def create(ctx: ServiceContext, actor: Actor, username: str, display_name: str |
             raise Conflict(f"an operator named {username!r} already exists", code="operator-exists")
         now = ctx.clock.now()
         store.add(
-            uow.session,
-            Operator(
-                username=username, display_name=display_name, password_hash=password_hash, totp_secret=sealed,
-                created_at=now, failed_logins=0, session_epoch=0,
-            ),
+            uow.session, username=username, display_name=display_name, password_hash=password_hash, totp_secret=sealed,
+            created_at=now,
         )  # fmt: skip
         uow.audit("operator.created", target_type="operator", target_id=username, display_name=display_name)
     return creds

@@ -64,7 +64,7 @@ def store_ca(
     key_algorithm: str,
     parent_id: int | None,
 ) -> CertificateAuthority:
-    row = CertificateAuthority(
+    new = cas.NewAuthority(
         name=name,
         kind=kind,
         parent_id=parent_id,
@@ -76,10 +76,9 @@ def store_ca(
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         der=cert.public_bytes(serialization.Encoding.DER),
-        active=True,
         created_at=ctx.clock.now(),
     )
-    return cas.insert_ca(session, row)
+    return cas.insert_ca(session, new)
 
 
 def ensure_hierarchy(ctx: ServiceContext, actor: Actor, *, rollover: bool = False) -> InitResult:

@@ -33,7 +33,6 @@ from ca_service.services.crl.root import stored_root_crl
 from ca_service.store import authorities as cas
 from ca_service.store import crls
 from ca_service.store.db import reading
-from ca_service.store.models import Crl
 
 log = logging.getLogger("ca_service.crl")
 SYSTEM = Actor(client_name="crl-publisher", role="system")
@@ -88,11 +87,8 @@ def _publish_one(ctx: ServiceContext, *, force: bool, actor: Actor, ca_id: int |
         )
         count = counted.count
         crls.insert_crl(
-            session,
-            Crl(
-                issuer_id=ca.id, crl_number=number, this_update=now, next_update=next_update, entries=count,
-                revocation_count=ca.revocation_count, der=der, created_at=now,
-            ),
+            session, issuer_id=ca.id, crl_number=number, this_update=now, next_update=next_update, entries=count,
+            revocation_count=ca.revocation_count, der=der, created_at=now,
         )  # fmt: skip
         uow.audit("crl.published", target_type="ca", target_id=ca.name, crl_number=number, entries=count)
         result = CrlResult(ca.name, number, now, next_update, count, True)

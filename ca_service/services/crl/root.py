@@ -22,7 +22,6 @@ from ca_service.services.crl.results import CrlResult
 from ca_service.store import authorities as cas
 from ca_service.store import crls
 from ca_service.store.db import reading
-from ca_service.store.models import Crl
 
 log = logging.getLogger("ca_service.crl")
 DEFAULT_DAYS = 365
@@ -57,11 +56,8 @@ def sign_root_crl(ctx: ServiceContext, actor: Actor, *, days: int = DEFAULT_DAYS
             next_update=next_update,
         )
         crls.insert_crl(
-            session,
-            Crl(
-                issuer_id=root.id, crl_number=number, this_update=now, next_update=next_update, entries=len(revoked),
-                revocation_count=root.revocation_count, der=der, created_at=now,
-            ),
+            session, issuer_id=root.id, crl_number=number, this_update=now, next_update=next_update, entries=len(revoked),
+            revocation_count=root.revocation_count, der=der, created_at=now,
         )  # fmt: skip
         uow.audit("crl.published", target_type="ca", target_id=root.name, crl_number=number, entries=len(revoked), ceremony=True)
         result = CrlResult(root.name, number, now, next_update, len(revoked), True)

@@ -134,16 +134,13 @@ def mint(ctx: ServiceContext, actor: Actor, login_id: str, ticket: str | None = 
         voided = store.void_outstanding(session, login_id, now, "replaced")
         row = store.add(
             session,
-            EnrolmentCode(
-                login_id=login_id,
-                code_hash=code_hash(login_id, normalise(code) or ""),
-                minted_by=_actor_name(actor),
-                minted_role=actor.role,
-                ticket=ticket if actor.role == ClientRole.OPERATOR else None,
-                minted_at=now,
-                expires_at=now + timedelta(minutes=ctx.settings.enrolment_code_minutes),
-                attempts=0,
-            ),
+            login_id=login_id,
+            code_hash=code_hash(login_id, normalise(code) or ""),
+            minted_by=_actor_name(actor),
+            minted_role=actor.role,
+            ticket=ticket if actor.role == ClientRole.OPERATOR else None,
+            minted_at=now,
+            expires_at=now + timedelta(minutes=ctx.settings.enrolment_code_minutes),
         )
         uow.audit(
             "enrolment_code.minted",

@@ -27,7 +27,6 @@ from ca_service.outbox import records as outbox
 from ca_service.services.audit.change import Change
 from ca_service.store import webhooks as store
 from ca_service.store.db import Tx
-from ca_service.store.models import WebhookEvent
 from ca_service.timefmt import rfc3339
 
 CERTIFICATE_ISSUED = "certificate.issued"
@@ -124,7 +123,7 @@ def _record(
         ensure_ascii=False,
     )
     store.add_event(
-        session, WebhookEvent(event_id=event_id, type=type_, stream=stream, occurred_at=now, body=body), settings.urls, now
+        session, event_id=event_id, type_=type_, stream=stream, occurred_at=now, body=body, urls=settings.urls, now=now
     )
     for url in settings.urls:
         wake(stream, url)

@@ -108,11 +108,8 @@ def request(ctx: ServiceContext, actor: Actor, kind: str, target_id: str, params
     now = ctx.clock.now()
     with change(ctx, actor) as uow:
         row = store.add_approval(
-            uow.session,
-            Approval(
-                kind=kind, target_id=target_id, params=json.dumps(params, sort_keys=True), ticket=ticket.strip(),
-                requested_by=_operator(actor), requested_at=now, expires_at=now + LIFETIME, status="pending",
-            ),
+            uow.session, kind=kind, target_id=target_id, params=json.dumps(params, sort_keys=True), ticket=ticket.strip(),
+            requested_by=_operator(actor), requested_at=now, expires_at=now + LIFETIME,
         )  # fmt: skip
         uow.audit("approval.requested", target_type=kind, target_id=target_id, approval_id=row.id, ticket=row.ticket, **params)
         view = _view(row, now)
