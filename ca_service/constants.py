@@ -7,7 +7,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 # The bidi controls (embeddings, overrides, isolates, marks; regex class escapes, so no document
-# carries them raw): "invoice\u202etxt.exe" reads "invoiceexe.txt" (issue 26, finding 9).
+# carries them raw): "invoice\u202etxt.exe" reads "invoiceexe.txt".
 BIDI_CONTROLS = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 # Free text (names, tickets): no C0/C1 control characters (NUL breaks PostgreSQL, the others
 # break logs and screens) and no bidi control. A full match is meant (re.fullmatch).
@@ -59,7 +59,7 @@ class QueueName(StrEnum):
     CRL = "crl"
     MAIL = "mail"
     DEFAULT = "default"
-    WEBHOOKS = "webhooks"  # lifecycle events to the front end (issue 25): last, so never before a CRL or an email
+    WEBHOOKS = "webhooks"  # lifecycle events to the front end: last, so never before a CRL or an email
 
 
 QUEUE_NAMES = tuple(q.value for q in QueueName)  # plain strings (click.Choice, messages, RQ)

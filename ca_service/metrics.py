@@ -38,7 +38,7 @@ LOGIN_CHECKS = Counter("ca_login_checks_total", "Login checks answered", ["resul
 CRL_PUBLISHED = Counter("ca_crl_publications_total", "CRLs signed and published", ["ca"])
 NOTICES_CREATED = Counter("ca_notices_created_total", "Expiry notices created")
 NOTICE_EMAILS = Counter("ca_notice_emails_total", "Expiry notice email attempts", ["result"])  # sent|failed|no_email
-# issue 25: lifecycle events to the front end; outcome: delivered|retry|failed (given up after 24 h)
+# lifecycle events to the front end; outcome: delivered|retry|failed (given up after 24 h)
 WEBHOOK_DELIVERIES = Counter("ca_webhook_deliveries_total", "Webhook delivery attempts", ["type", "outcome"])
 
 # --- OCSP ----------------------------------------------------------------------------------------
@@ -48,7 +48,7 @@ OCSP_REQUESTS = Counter("ca_ocsp_requests_total", "OCSP requests answered", ["st
 # result: hit|miss|stale (status changed)|bypass (nonce)|error (Redis down)
 OCSP_CACHE = Counter("ca_ocsp_cache_total", "OCSP response cache lookups", ["result"])
 
-# --- enrolment (issue 23: one-time codes and EST) -------------------------------------------------
+# --- enrolment (one-time codes and EST) ----------------------------------------------------------
 # result: minted|rejected (a wrong, used, expired or voided code, or an unknown login ID)
 ENROLMENT_CODES = Counter("ca_enrolment_codes_total", "Enrolment codes minted or rejected", ["result"])
 # operation: simpleenroll|simplereenroll; outcome: issued|unauthenticated|refused (a 4xx with a problem code)|error

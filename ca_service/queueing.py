@@ -1,4 +1,4 @@
-"""RQ jobs made safe against whoever can write to Redis (issue 13, finding 3).
+"""RQ jobs made safe against whoever can write to Redis.
 
 Whoever can write to Redis can write a job, and plain RQ would (a) import and call any function
 the job names, with any arguments, and (b) unpickle the job's data, metadata and result, and

@@ -17,8 +17,8 @@ _settings = load_settings()
 
 workers = _settings.gunicorn_workers
 threads = _settings.gunicorn_threads
-# sync by default: the steadiest p99 at ~1,000 login checks/s (docs/operations.md, bench/README.md,
-# issue 16); CA_GUNICORN_THREADS > 1 behind a keep-alive front end serves more per core.
+# sync by default: the steadiest tail latency under a steady load of login checks (docs/operations.md);
+# CA_GUNICORN_THREADS > 1 behind a keep-alive front end serves more per core.
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = _settings.gunicorn_timeout
 graceful_timeout = 25  # stop within 30 s of SIGTERM
@@ -35,7 +35,7 @@ forwarded_allow_ips = ""
 
 class AccessLogOff(Logger):
     """The API writes its own JSON access line (ca_service/api/instrumentation.py, with request id,
-    client and subjects); gunicorn's would be a duplicate and costs ~3% of a worker's CPU."""
+    client and subjects); gunicorn's would be a duplicate and costs a worker CPU on every request."""
 
     def access(self, resp: object, req: object, environ: object, request_time: object) -> None:
         return None

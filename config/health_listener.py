@@ -1,7 +1,7 @@
-"""Liveness that no business request can queue behind (issue 26, finding 13).
+"""Liveness that no business request can queue behind.
 
 A sync gunicorn worker serves one request at a time: with every worker waiting on a database
-lock, `GET /healthz` on the API port waited 8 s behind them (a gthread worker only moves the
+lock, `GET /healthz` on the API port waited behind them (a gthread worker only moves the
 limit to its thread count, and a WSGI middleware such as api/ocsp_fast.py still needs a free
 worker). When CA_HEALTH_BIND is set, gunicorn's arbiter (the process that supervises the workers
 and kills one that stops heart-beating for CA_GUNICORN_TIMEOUT) answers `GET /healthz` there

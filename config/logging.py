@@ -64,7 +64,7 @@ ROUTINE_JOBS = frozenset(
     {
         "ca_service.services.background.jobs.sweep_job",
         "workers.jobs.sweep_job",
-        "ca_service.services.tasks.sweep_job",  # regroup:keep (queued before the regrouping, issue 22)
+        "ca_service.services.tasks.sweep_job",  # regroup:keep (queued before the regrouping)
     }
 )
 

@@ -97,7 +97,7 @@ class Settings:
     clock_offset_file: Path | None
     passphrase_value: str | None = field(repr=False)
     passphrase_file: Path | None = None
-    # issue 13: limits against a compromised front end and a hostile network (docs/operations.md)
+    # limits against a compromised front end and a hostile network (docs/operations.md)
     db_statement_timeout_ms: int = 30_000
     db_lock_timeout_ms: int = 10_000
     frontend_revocations_per_org_hour: int = 20
@@ -111,7 +111,7 @@ class Settings:
     scheduler_lease_seconds: int = 30  # a standby scheduler takes over this long after the active one dies
     integrity_key_file: Path | None = None  # CA_INTEGRITY_KEY_FILE; default CA_DATA_DIR/integrity.key (pki/integrity.py)
     audit_checkpoint_file: Path | None = None  # CA_AUDIT_CHECKPOINT_FILE; default CA_DATA_DIR/audit/checkpoints.log
-    crl_overdue_minutes: int = 10  # a revocation not on the CRL this long: alert and /readyz (issue 26)
+    crl_overdue_minutes: int = 10  # a revocation not on the CRL this long: alert and /readyz
     worker_heartbeat_seconds: int = 30  # CA_WORKER_HEARTBEAT_SECONDS: a worker silent longer (+5 s) is dead
     root_passphrase_value: str | None = field(default=None, repr=False)
     root_passphrase_file: Path | None = None
@@ -120,7 +120,7 @@ class Settings:
     pkcs11_module: str | None = None
     pkcs11_token_label: str | None = None
     pkcs11_pin_file: Path | None = None
-    # issue 15: the help desk's web console (docs/operations.md "Operator console")
+    # the help desk's web console (docs/operations.md "Operator console")
     console_secret_value: str | None = field(default=None, repr=False)
     console_secret_file: Path | None = None
     dual_control: bool = False
@@ -129,9 +129,9 @@ class Settings:
     console_lockout_minutes: int = 15
     console_login_attempts_per_minute: int = 10
     console_secure_cookies: bool = True
-    # issue 23: one-time enrolment codes for EST simpleenroll (docs/est.md)
+    # one-time enrolment codes for EST simpleenroll (docs/est.md)
     enrolment_code_minutes: int = 60
-    # issue 25: lifecycle events to the front end (config/webhook_settings.py)
+    # lifecycle events to the front end (config/webhook_settings.py)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def console_secret(self) -> bytes | None:

@@ -1,4 +1,4 @@
-"""The configuration table of docs/configuration.md, produced from config/settings.py (issue 27):
+"""The configuration table of docs/configuration.md, produced from config/settings.py:
 every environment variable the settings read (and the few the CLI reads itself), its default and
 range as the code says, and a sentence from MEANINGS below.
 

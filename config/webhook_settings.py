@@ -1,4 +1,4 @@
-"""Webhook settings (issue 25, DESIGN §4d): where lifecycle events go and how they are signed.
+"""Webhook settings (DESIGN §4d): where lifecycle events go and how they are signed.
 
 CA_WEBHOOK_URLS             comma-separated receiver URLs; empty: no event is recorded or sent
 CA_WEBHOOK_SECRET[_FILE]    `whsec_<base64>` (decoded at least 24 bytes); two separated by a space

@@ -82,7 +82,7 @@ def create_app(context: ServiceContext | None = None) -> Flask:
         routes_lifecycle.bp,
         routes_publication.bp,
         routes_est.bp,
-        routes_est.est_bp,  # base64 bodies, not JSON (issue 23)
+        routes_est.est_bp,  # base64 bodies, not JSON
     ):
         app.register_api(bp)
     register_console(app)  # a plain blueprint: not in /openapi.json, not under bearer auth

@@ -49,7 +49,7 @@ def check_request() -> None:
     client = authenticate(ctx, token.strip())
     if client is None:
         # Only a bad token is throttled: a valid one is never refused, so bad tokens from a shared
-        # address (NAT, a bug in the front end) cannot lock the front end out (issue 26, finding 6).
+        # address (NAT, a bug in the front end) cannot lock the front end out.
         _refuse_if_blocked(auth_throttle.blocked_for(ctx, address))
         _refuse_if_blocked(auth_throttle.note_failure(ctx, address))  # past the limit: 429, not 401
         raise Unauthenticated("the token is unknown, expired, or its API client is disabled")

@@ -87,7 +87,7 @@ def _clip(value: object) -> str | None:
 
 
 def _scraper_allowed() -> bool:
-    """A direct scrape from CA_METRICS_ALLOWED (issue 26, finding 11: /metrics was public through
+    """A direct scrape from CA_METRICS_ALLOWED (else /metrics would be public through
     the TLS listener): never a request a proxy forwarded (api/proxy.py marks it, trusted proxy or
     not, so nginx on the same host is not loopback), and the connection's own peer address."""
     if request.environ.get(FORWARDED):

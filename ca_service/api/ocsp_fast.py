@@ -1,9 +1,9 @@
-"""OCSP requests whose pre-signed response this process holds, answered below Flask (issue 16).
+"""OCSP requests whose pre-signed response this process holds, answered below Flask.
 
-A cached OCSP hit costs ~20 µs in the service (parse, match, LRU) and ~10x that in Flask and
-werkzeug around it (request and response objects, URL routing, before/after hooks): the profile
-of the cached path. Web-scale responders serve pre-signed responses from a table in front of
-any framework; this middleware does the same for the one case that needs nothing else:
+A cached OCSP hit costs little in the service (parse, match, LRU) and many times that in Flask and
+werkzeug around it (request and response objects, URL routing, before/after hooks). Web-scale
+responders serve pre-signed responses from a table in front of any framework; this middleware
+does the same for the one case that needs nothing else:
 
 - `GET /ocsp/<base64>` without conditional headers, or `POST /ocsp` with a Content-Length of at
   most MAX_BODY bytes;

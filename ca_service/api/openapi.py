@@ -65,7 +65,7 @@ def make_openapi_app(import_name: str) -> CAOpenAPI:
         info=Info(title="ca-service", version="1.0.0", description="The bank's internal certificate authority (DESIGN §4)."),
         security_schemes={
             "bearer": {"type": "http", "scheme": "bearer"},
-            # EST (issue 23): simpleenroll's login_id:code; simplereenroll's client certificate at nginx
+            # EST: simpleenroll's login_id:code; simplereenroll's client certificate at nginx
             "estBasic": {"type": "http", "scheme": "basic"},
             "estClientCertificate": {"type": "mutualTLS"},
         },

@@ -1,4 +1,4 @@
-"""X-Forwarded-* trusted only from the reverse proxy (issue 13, finding 4; deploy/nginx).
+"""X-Forwarded-* trusted only from the reverse proxy (deploy/nginx).
 
 Behind nginx, the client's address and scheme arrive in X-Forwarded-For / -Proto / -Host /
 -Port, which nginx writes itself (never passing on the client's own). They are believed only
@@ -24,7 +24,7 @@ _FORWARDING = (
     "HTTP_X_FORWARDED_PREFIX",
     "HTTP_FORWARDED",
     "HTTP_X_REAL_IP",
-    # the client certificate nginx verified for EST simplereenroll (issue 23): from anyone else
+    # the client certificate nginx verified for EST simplereenroll: from anyone else
     # than the proxy it would be a certificate claimed, not one proven over TLS
     "HTTP_X_SSL_CLIENT_CERT",
 )

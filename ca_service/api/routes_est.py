@@ -1,4 +1,4 @@
-"""Enrolment codes and the EST endpoints (RFC 7030; DESIGN §4c, issue 23).
+"""Enrolment codes and the EST endpoints (RFC 7030; DESIGN §4c).
 
 `POST /v1/users/{login_id}/enrolment-codes` is an ordinary bearer-authenticated JSON endpoint.
 Under `/.well-known/est/` the bodies are base64 (one line out; base64, PEM or DER in: pki/est.py),

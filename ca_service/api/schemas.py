@@ -20,7 +20,7 @@ EMAIL = (
 )
 PEM_CSR = r"^-----BEGIN CERTIFICATE REQUEST-----\r?\n([A-Za-z0-9+/=]{1,76}\r?\n)+-----END CERTIFICATE REQUEST-----\r?\n?$"
 # (trailing line breaks allowed: a PEM file printed with an extra newline is common, and Python's
-# `$` used to accept one before the full-match check of issue 26 finding 12)
+# `$` used to accept one before the full-match check below)
 PEM_CERTIFICATE = r"^-----BEGIN CERTIFICATE-----\r?\n([A-Za-z0-9+/=]{1,76}\r?\n)+-----END CERTIFICATE-----(\r?\n)*$"
 # RFC 3339 with a time zone; not the first or last day of the calendar (an offset there would
 # leave the range of a timestamp once converted to UTC).
@@ -30,8 +30,8 @@ INSTANT = r"^(?!0000-|0001-01-01|9999-12-31)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{
 def full_match(pattern: str) -> AfterValidator:
     """The value matches `pattern` as a whole. The `pattern` of StringConstraints (kept for the
     OpenAPI document, where `$` is the end of the input) runs on Python's `re` in Strict models,
-    whose `$` also matches before a final newline: "alice\n" passed as a login ID (issue 26,
-    finding 12). Every pattern of these models carries this check too."""
+    whose `$` also matches before a final newline: "alice\n" passed as a login ID.
+    Every pattern of these models carries this check too."""
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:

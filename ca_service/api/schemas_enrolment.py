@@ -1,4 +1,4 @@
-"""Request and response models of the enrolment-code endpoint and EST's renewal information (issue 23)."""
+"""Request and response models of the enrolment-code endpoint and EST's renewal information."""
 
 from __future__ import annotations
 

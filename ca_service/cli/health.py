@@ -123,7 +123,7 @@ def _check_scheduler(state: dict[str, Any]) -> str | None:
     if score is None:
         from workers.leader import LEASE_KEY
 
-        try:  # a standby (issue 18) has no heartbeat: healthy while another scheduler holds the lease
+        try:  # a standby has no heartbeat: healthy while another scheduler holds the lease
             if _redis().exists(LEASE_KEY):
                 return None
         except redis.RedisError as exc:

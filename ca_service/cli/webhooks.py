@@ -1,4 +1,4 @@
-"""`ca-service webhooks list [--failed]` and `webhooks retry ID` (issue 25, docs/events.md)."""
+"""`ca-service webhooks list [--failed]` and `webhooks retry ID` (docs/events.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The help desk's web console (DESIGN §4b, issue 15): server-rendered pages under /console/ on
+"""The help desk's web console (DESIGN §4b): server-rendered pages under /console/ on
 the same services as the JSON API. A plain Flask blueprint: flask-openapi3 documents only its own
 API blueprints, so /openapi.json does not list these routes; bearer-token auth does not apply
 (the views carry no roles) and the console has its own operator sessions (console/security.py)."""
@@ -40,7 +40,7 @@ _BIDI = re.compile(f"[{BIDI_CONTROLS}]")
 
 def without_bidi_controls(value: Any) -> Any:
     """Jinja's finalize: every value a page shows loses its bidi controls (Markup stays Markup),
-    so a name stored before the API refused them (issue 26, finding 9) cannot reorder the text
+    so a name stored before the API refused them cannot reorder the text
     around it on an operator's screen."""
     if isinstance(value, Markup):  # already escaped (a macro, |safe): removing characters adds no markup
         return Markup(_BIDI.sub("", value))  # noqa: S704

@@ -1,4 +1,4 @@
-"""An audit event as the help desk reads it (issue 27): a label for every action and detail key in
+"""An audit event as the help desk reads it: a label for every action and detail key in
 both languages (the catalogue; the msgids are English), each value shown by its type (times in
 CA_TIMEZONE, reasons and methods translated, booleans as words, empty values left out) and who
 acted in words ("master user ts-yamada (山田 太郎) — via the bank's front end", operators by name).

@@ -16,7 +16,7 @@ from ca_service.services.access import operators
 
 def _safe_next(target: str | None) -> str:
     """A page of the console to go to after login, else the console's start page. Printable ASCII
-    only: CR/LF in a Location header answered 500 (issue 26, finding 10), and nothing else there
+    only: CR/LF in a Location header would answer 500, and nothing else there
     (spaces, other controls, backslashes) is a link the console made."""
     if target and target.startswith("/console/") and "\\" not in target and all("\x21" <= char <= "\x7e" for char in target):
         return target

@@ -2,7 +2,7 @@
 master general, citing the paper ticket, through the same registry service as
 `PUT /v1/users/{login_id}` (audited `user.updated` with the ticket, under console:<username>).
 A new master is registered by the front end as a general user, then made master here. Under dual
-control the change waits for a second operator's approval (issue 26: the service refuses it otherwise)."""
+control the change waits for a second operator's approval (the service refuses it otherwise)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """X.509 v2 CRLs (RFC 5280 §5), built and signed with `cryptography`.
 
 build_crl hands the whole list of revoked certificates to the builder's constructor in one call:
-adding entries one by one copies the builder each time and is quadratic (100k entries: ~14 s).
-It is linear: about 0.8 s for 100,000 entries and 8-10 s, ~380 MB above the caller's rows, for
-1,000,000 (bench/crl_build.py); most of it is cryptography creating one
+adding entries one by one copies the builder each time and is quadratic.
+It is linear, with most of the time and memory spent in cryptography creating one
 RevokedCertificate per entry. build_large_crl (crl_fast) is the faster path for large CRLs.
 """
 
@@ -54,7 +53,7 @@ _REASON_EXTENSIONS = _reason_extensions()
 
 def _revoked_certificates(entries: Iterable[RevokedEntry]) -> list[x509.RevokedCertificate]:
     """cryptography's RevokedCertificate per entry. The builder is constructed with all its fields
-    (the setter chain makes three builders per entry and is 2x slower at 1M entries), so the
+    (the setter chain makes three builders per entry and is slower), so the
     checks the setters would make on the serial are made here; datetimes may be aware (any
     offset) or naive UTC, as everywhere in cryptography."""
     revoked = []

@@ -1,4 +1,4 @@
-"""Message authentication for what the service stores where others can write (issue 26).
+"""Message authentication for what the service stores where others can write.
 
 Redis (cached OCSP responses) and the database (audit events) are trusted for availability, not
 for correctness: a Redis writer or a database writer must not be able to make the service serve,

@@ -1,4 +1,4 @@
-"""Proof of the current key for a REST renewal (issue 26, finding 2): the new CSR's DER signed
+"""Proof of the current key for a REST renewal: the new CSR's DER signed
 with the private key of the certificate being renewed -- ECDSA with SHA-256 for an EC key, RSA
 PKCS#1 v1.5 with SHA-256 for an RSA key. Pure crypto: the caller passes the bytes."""
 

@@ -17,7 +17,7 @@ from ca_service.constants import RevocationReason
 _FLAGS: Final = MappingProxyType({str(reason): x509.ReasonFlags[reason.value] for reason in RevocationReason})
 REASONS: Final[tuple[str, ...]] = tuple(_FLAGS)
 # The reasons a caller (front end, operator, console, CLI) may give: `superseded` is the renewal's
-# own reason, written only by a renewal (issue 26, finding 1: it also escaped the revocation brake).
+# own reason, written only by a renewal (given by a caller, it would also escape the revocation brake).
 CALLER_REASONS: Final[tuple[str, ...]] = tuple(r for r in REASONS if r != RevocationReason.SUPERSEDED)
 _NAMES: Final = MappingProxyType({flag: name for name, flag in _FLAGS.items()})
 

@@ -62,7 +62,7 @@ def make_engine(
 
 def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
     """Pessimistic disconnect handling for connections that were idle, without `pool_pre_ping`'s
-    round trip on every checkout (one of six round trips of an issuance; bench/README.md).
+    round trip on every checkout (a noticeable share of the round trips of an issuance).
 
     A connection that waited in the pool longer than `idle_seconds` (the quiet periods in which a
     database restart, failover or idle-connection reaper strikes unseen) is pinged first, and a

@@ -1,4 +1,4 @@
-"""One-time enrolment codes (issue 23): reads and updates by intent. Only hashes are stored."""
+"""One-time enrolment codes: reads and updates by intent. Only hashes are stored."""
 
 from __future__ import annotations
 

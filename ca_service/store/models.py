@@ -256,7 +256,7 @@ class AuditCheckpoint(Base):
 
 
 class Operator(Base):
-    """A help-desk person with a console account (issue 15): argon2 password hash, TOTP secret
+    """A help-desk person with a console account: argon2 password hash, TOTP secret
     (RFC 6238), lock-out after repeated failures. `session_epoch` is bumped by logout, reset and
     disable: a console session signed under an older epoch is no longer accepted."""
 
@@ -294,7 +294,7 @@ class Approval(Base):
 
 
 class EnrolmentCode(Base):
-    """A one-time enrolment code (issue 23, DESIGN §4c): only its SHA-256 is kept. At most one is
+    """A one-time enrolment code (DESIGN §4c): only its SHA-256 is kept. At most one is
     outstanding per login ID (a new one voids the older ones); used once, in the issuance's
     transaction; voided after too many wrong attempts, a role change, a switch away from
     certificates or a help-desk revocation."""
@@ -316,7 +316,7 @@ class EnrolmentCode(Base):
 
 
 class WebhookEvent(Base):
-    """A lifecycle event for the front end (issue 25), written in the transaction of its change.
+    """A lifecycle event for the front end, written in the transaction of its change.
     `body` is the exact JSON sent and signed on every attempt; `seq` orders a stream's events."""
 
     __tablename__ = "webhook_events"

@@ -1,4 +1,4 @@
-"""Webhook events and their deliveries (issue 25): written in the change's transaction, read by
+"""Webhook events and their deliveries: written in the change's transaction, read by
 the delivery job (the oldest pending delivery of a stream and URL, locked), the sweep, the CLI
 and the console."""
 

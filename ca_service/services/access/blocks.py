@@ -1,11 +1,10 @@
-"""Each API process's copy of the addresses the bad-token throttle blocks (issue 16).
+"""Each API process's copy of the addresses the bad-token throttle blocks.
 
-Asking Redis whether the caller's address is blocked cost every authenticated request a round
-trip (since issue 26, finding 6, only a request whose token fails asks: a valid one is never
-refused) (a third of a login check's wall time, bench/profile_paths.py), to learn, nearly always,
-that it is not. An API server instead keeps the blocked addresses in memory, kept current by one
-daemon thread per process (started by the first authenticated request, after gunicorn forked
-the worker) that:
+Asking Redis whether the caller's address is blocked costs a request a round trip (only a request
+whose token fails asks: a valid one is never refused, and the round trip is a large share of a
+login check's time), to learn, nearly always, that it is not. An API server instead keeps the
+blocked addresses in memory, kept current by one daemon thread per process (started by the first
+authenticated request, after gunicorn forked the worker) that:
 
 - subscribes to CHANNEL, on which auth_throttle.note_failure announces (address, count, seconds
   until its window closes) for every bad token at or past the limit, from the same Redis script

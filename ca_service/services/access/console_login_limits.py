@@ -1,7 +1,7 @@
-"""Limits on console logins (issue 26, finding 4), decided before any password is hashed.
+"""Limits on console logins, decided before any password is hashed.
 
-argon2 ran for every attempt, unknown usernames included, with no per-address limit (12 threads
-from one address pushed the front end's login checks from 9 ms to 846 ms at p50), and five wrong
+argon2 ran for every attempt, unknown usernames included, with no per-address limit (a few threads
+from one address slowed the front end's login checks many times over), and five wrong
 passwords from anywhere locked a real operator out for 15 minutes, while unknown usernames never
 locked (an oracle for which accounts exist). Now:
 

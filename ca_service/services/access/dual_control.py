@@ -1,4 +1,4 @@
-"""Dual control as a service rule (issue 26, finding 5). With CA_DUAL_CONTROL on, revoking a
+"""Dual control as a service rule. With CA_DUAL_CONTROL on, revoking a
 master user's certificate, switching an organisation's login method and changing a role to or
 from master are carried out only by services/helpdesk/approvals.py running a request that a second,
 different operator approved. Every other caller -- a console view, the operator API token, the

@@ -1,4 +1,4 @@
-"""Console operator accounts (issue 15): people of the help desk, each with a password (argon2id)
+"""Console operator accounts: people of the help desk, each with a password (argon2id)
 and a TOTP second factor (RFC 6238, 30-second steps, a code accepted once). Repeated failures lock
 the account for a while; logout, reset and disable end every console session of the account.
 The SQL is in ca_service/store/operators.py."""

@@ -1,10 +1,10 @@
-"""Repeated bad tokens from one address are throttled (issue 13, finding 5).
+"""Repeated bad tokens from one address are throttled.
 
 After CA_AUTH_FAILURE_LIMIT requests with a wrong, expired or disabled token from one client
 address within CA_AUTH_FAILURE_WINDOW_SECONDS (a fixed window opened by the first failure),
 every request from that address that presents a bad token gets 429 too-many-authentication-failures
-until the window closes. A request with a valid token is never refused (issue 26, finding 6: 21
-bad tokens from the front end's own address, a shared NAT or a bug, locked its valid login checks
+until the window closes. A request with a valid token is never refused (a burst of
+bad tokens from the front end's own address, a shared NAT or a bug, would lock its valid login checks
 out for the whole window): the token is checked first (the per-process cache, else one indexed
 read), and only a token that fails is throttled. That a blocked guesser can still tell a valid
 token from a bad one gives nothing away: tokens are 256-bit random. Requests without a token and

@@ -3,7 +3,7 @@
 administrators do not administer, or ship it off the host). `ca-service audit verify` checks the
 chain against the newest checkpoint in it by default, so deleting the tail of the chain together
 with its checkpoints in the database, or rewriting and re-hashing events and deleting the later
-checkpoints, fails verification without `--checkpoint FILE` (issue 26 finding 7).
+checkpoints, fails verification without `--checkpoint FILE`.
 
 One JSON object per line (as GET /v1/audit-checkpoints serves one), appended with O_APPEND and
 fsync'd: concurrent writers (the scheduler's job, `ca-service audit checkpoint`) never interleave

@@ -6,8 +6,8 @@ hold (pki/integrity.py, purpose "audit-event"): the sealer refuses an event with
 -- a row a database writer inserted (a fabricated approval dated days back) stays unsealed, is
 logged, counted by ca_audit_unsealed_events (alert CaAuditEventRefused) and fails `audit
 verify` -- and verify checks the MAC of every sealed event from the first one that has a MAC on
-(events sealed before migration 0013 have none). An HMAC costs about a microsecond per event,
-a signature would cost far more on every write path (issue 26 finding 7)."""
+(events sealed before migration 0013 have none). An HMAC is cheap per event,
+a signature would cost far more on every write path."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Whoever can write to Redis can put anything in a failed registry: a job id without a job, a job
 whose data is a pickle gadget (the plain-data unpickler refuses it), a function the worker would
 refuse. Such a job is listed as unknown (no function, its error says why) and never crashes the
-listing; requeueing one is refused with `job-not-requeueable` (issue 26 finding 3)."""
+listing; requeueing one is refused with `job-not-requeueable`."""
 
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ def expiry_scan_job(as_of: str | None = None) -> dict[str, Any]:
     """Scheduled daily: the scan as of the service clock's now. A date in a queued job would come
     from Redis, and whoever can write there could have an expiry email sent for a certificate
     issued today (its unique notice then blocking the real one): a job carrying `as_of` is
-    refused (issue 26). An operator scans as of another moment with `ca-service notices scan
+    refused. An operator scans as of another moment with `ca-service notices scan
     --as-of`, which calls the service directly."""
     if as_of is not None:
         raise ForeignJobRefused("expiry_scan_job takes no as_of from the queue (use `ca-service notices scan --as-of`)")

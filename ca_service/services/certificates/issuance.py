@@ -6,7 +6,7 @@ backs the one-valid-certificate rule up in the database itself, and the UNIQUE `
 column *is* the key-reuse check: a reused key fails the insert, the transaction rolls back and
 the caller gets 409 key-reused (no extra query on the hot path).
 
-A master user's certificate is a paper matter (R9, Q11; issue 26, finding 2): a master's renewal
+A master user's certificate is a paper matter (R9, Q11): a master's renewal
 needs proof of the current key (`key_proven`: the REST view checked `current_key_signature` with
 prove_current_key, or EST's simplereenroll authenticated with the current certificate), and a
 master's new certificate after a revocation (not a renewal's superseded, not an expiry) needs an

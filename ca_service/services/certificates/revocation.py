@@ -104,7 +104,7 @@ def revoke(
     acting_login_id: str | None = None,
     ticket: str | None = None,
 ) -> CertificateView:
-    if reason not in CALLER_REASONS:  # superseded is the renewal's own reason (issue 26, finding 1)
+    if reason not in CALLER_REASONS:  # superseded is the renewal's own reason
         raise InvalidInput(f"reason must be one of {', '.join(CALLER_REASONS)}", fields={"reason": "unknown reason"})
     with reading(ctx.sessions) as session:
         owner_login = find_by_serial(session, serial).login_id
@@ -142,7 +142,7 @@ def _revoke(
         now = ctx.clock.now()
         revocation_brake.check(session, ctx, actor, cert.org_id, cert.serial, now)
         mark_revoked(uow, cert, reason, ticket, now)
-        if actor.role == ClientRole.OPERATOR:  # the help desk (a lost PC, a master's paper procedure): issue 23
+        if actor.role == ClientRole.OPERATOR:  # the help desk (a lost PC, a master's paper procedure)
             enrolment_codes.void_in(uow, owner.login_id, "revoked-by-help-desk")
         uow.outbox(outbox.CRL_PUBLISH, reason="revocation", serial=cert.serial)
         return view_of(cert, ctx, now)

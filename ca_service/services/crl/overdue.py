@@ -1,4 +1,4 @@
-"""Is a revocation kept off the CRL? (issue 26 finding 3: whoever can write to Redis can suspend
+"""Is a revocation kept off the CRL? (Whoever can write to Redis can suspend
 the workers (`rq:suspended`), delete a queued publication or hold the scheduler lease; none of
 that may go unnoticed.)
 

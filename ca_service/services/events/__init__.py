@@ -1,4 +1,4 @@
-"""Lifecycle events to the front end (issue 25, DESIGN §4d), the `events` capability.
+"""Lifecycle events to the front end (DESIGN §4d), the `events` capability.
 
 - recording.py  `record(uow, type, login_id=..., data=...)`: the event and one delivery
                 row per receiver URL, in the caller's unit of work (never sent for a rollback,

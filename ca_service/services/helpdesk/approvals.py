@@ -1,6 +1,6 @@
-"""Dual control (CA_DUAL_CONTROL=true, issue 15; EJBCA's "approvals"): revoking a master user's
+"""Dual control (CA_DUAL_CONTROL=true; EJBCA's "approvals"): revoking a master user's
 certificate, switching an organisation's login method and changing a role to or from master
-(issue 26) are asked for by one operator and carried out when a second, different operator
+are asked for by one operator and carried out when a second, different operator
 approves, within 24 hours. The approved action is the same service call as without dual control
 (services/certificates/revocation.py, services/registry/login_method.py,
 services/registry/organisations.py); its audit event names

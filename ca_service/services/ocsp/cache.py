@@ -2,7 +2,7 @@
 Redis, shared by every process, and in front of it a bounded in-process LRU (a Redis round trip
 costs more CPU than a P-256 signature; the local hit costs a dict lookup).
 
-Pre-signed responses (issue 16): in an API server an LRU hit is served without reading the
+Pre-signed responses: in an API server an LRU hit is served without reading the
 database while the process's invalidation watch is live (services/ocsp/invalidation: a revocation
 drops the entries in every process within a second, by Redis pub/sub and by polling the CAs'
 revocation counters). Otherwise -- the watch not live, or a Redis hit -- the cached response is
@@ -15,7 +15,7 @@ nextUpdate minus a margin, checked against the service clock as well as the Redi
 optional on this path: on any Redis error the responder signs from the database, and Redis is
 skipped for a few seconds (circuit breaker) so an outage costs no timeouts per request.
 
-Redis is not trusted with what an entry says (issue 26 finding 3): each value carries an
+Redis is not trusted with what an entry says: each value carries an
 HMAC-SHA256 over its key, label, nextUpdate and DER under a key Redis does not hold
 (pki/integrity.py), so an entry planted under another key or label, or with another date, is
 never read back; and before a Redis entry is served the responder checks its DER says the

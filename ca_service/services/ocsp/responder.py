@@ -164,7 +164,7 @@ def _answer(ctx: ServiceContext, req: ParsedOCSPRequest) -> OCSPAnswer:
 
 
 def _agrees(ctx: ServiceContext, cached: CachedResponse, req: ParsedOCSPRequest, st: _Status) -> bool:
-    """A Redis entry's own DER answers this request with the database's status (issue 26)."""
+    """A Redis entry's own DER answers this request with the database's status."""
     revoked_at = st.revoked_at
     if revoked_at is not None and revoked_at.tzinfo is None:
         revoked_at = revoked_at.replace(tzinfo=UTC)

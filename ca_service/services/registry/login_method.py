@@ -51,7 +51,7 @@ def switch_login_method(ctx: ServiceContext, actor: Actor, org_id: str, login_me
             if valid:
                 uow.outbox(outbox.CRL_PUBLISH, reason="login-method-switch", org_id=org_id)
             revoked = [view_of(c, ctx, now) for c in valid]
-            enrolment_codes.void_org_in(uow, org_id, "login-method-switched")  # issue 23
+            enrolment_codes.void_org_in(uow, org_id, "login-method-switched")  # codes minted for the old method
         org.login_method, org.updated_at = login_method, now
         uow.audit(
             "organization.login_method_switched",

@@ -115,7 +115,7 @@ def check_role_change(ctx: ServiceContext, actor: Actor, old_role: str | None, n
     """A master user is a paper procedure (R9): creating one, or changing a role to or from
     master, is done by the help desk (operator) citing the ticket. Otherwise a front end could
     demote a master, revoke its certificate "as" another master and issue one with its own key.
-    Under dual control it also needs a second operator's approval (issue 26, finding 5): else one
+    Under dual control it also needs a second operator's approval: else one
     operator could demote a master, revoke its certificate as a general user's, and promote it again."""
     if old_role == new_role or "master" not in (old_role, new_role):
         return
@@ -203,7 +203,7 @@ def _put_user(
                 user.updated_at = now
                 extra = _ticket("master", ticket) if "role" in changes else {}
                 uow.audit("user.updated", target_type="user", target_id=login_id, **changes, **extra)
-                if "role" in changes:  # a code minted for the old role must not enrol the new one (issue 23)
+                if "role" in changes:  # a code minted for the old role must not enrol the new one
                     enrolment_codes.void_in(uow, login_id, "role-changed")
                     events.record(
                         uow,
