@@ -159,5 +159,5 @@ def page(session: Session, q: PageQuery, now: datetime) -> Sequence[Certificate]
 
 
 def by_fingerprint(session: Session, fingerprint_sha256: str) -> Certificate | None:
-    """The certificate whose DER hashes to `fingerprint_sha256` (EST re-enrolment, issue 23)."""
+    """The certificate whose DER hashes to `fingerprint_sha256` (EST re-enrolment: the certificate nginx verified)."""
     return session.scalars(select(Certificate).where(Certificate.fingerprint_sha256 == fingerprint_sha256).limit(1)).first()

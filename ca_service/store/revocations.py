@@ -22,7 +22,8 @@ def lock_organization_for_revocation(session: Session, org_id: str) -> None:
 def frontend_revocations_since(session: Session, org_id: str, since: datetime) -> tuple[int, datetime | None]:
     """How many of the organisation's certificates the front end revoked after `since`, whatever
     the reason, and the earliest of those revocation times. Only a renewal's predecessor (it has a
-    successor in `superseded_by`) is left out; a reason alone never is (issue 26, finding 1)."""
+    successor in `superseded_by`) is left out; a reason alone never is (else a caller naming that
+    reason would slip past the brake)."""
     row = session.execute(
         select(func.count(), func.min(Certificate.revoked_at)).where(
             Certificate.org_id == org_id,
