@@ -1,10 +1,13 @@
 """Issuance throughput end to end over HTTP: gunicorn (production config) + PostgreSQL, wrk as
 the separate load process, against the in-process signing limit measured in the same run.
 
-    python -m bench.issuance [--requests 20000] [--seconds 10] [--stored 0,1000000] [--connections 16]
+    python -m bench.issuance [--requests 20000] [--seconds 10] [--stored 0,1000000] [--connections 16] [--orgs 1,100]
 
 Users (and, for growth runs, already-issued certificates) are bulk-loaded with COPY; every
-request carries a fresh pre-generated P-256 CSR for a different login ID.
+request carries a fresh pre-generated P-256 CSR for a different login ID. `--orgs N` spreads the
+users over N organisations: the issuance brake makes one organisation's issuances take turns on
+its row lock, so 1 (every request in one organisation, the worst case) against 100 is that lock's
+cost.
 """
 
 from __future__ import annotations
@@ -95,8 +98,20 @@ def in_process_limit(csrs: list[str]) -> float:
     return len(csrs) / (time.perf_counter() - start)
 
 
-def load_registry(env: BenchEnv, users: int) -> None:
+def load_registry(env: BenchEnv, users: int, orgs: int = 1) -> None:
+    """Users u0..u{users}; with `orgs` > 1, u{i} belongs to organisation bench-{i mod orgs}
+    (bench-0 is the loader's `bench`)."""
     env.load_users("u", users)
+    if orgs > 1:
+        n = int(orgs)  # an int from argparse: nothing to escape
+        env.sql(
+            "INSERT INTO organizations (org_id, name, login_method, created_at, updated_at) "  # noqa: S608
+            f"SELECT 'bench-' || g, 'Bench ' || g, 'certificate', now(), now() FROM generate_series(1, {n - 1}) g"
+        )
+        env.sql(
+            f"UPDATE users SET org_id = 'bench-' || (substring(login_id from 2)::int % {n}) "  # noqa: S608
+            f"WHERE login_id ~ '^u[0-9]+$' AND substring(login_id from 2)::int % {n} <> 0"
+        )
 
 
 def load_stored_certificates(env: BenchEnv, count: int, issuer_id: int) -> None:
@@ -120,18 +135,20 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--stored", default="0", help="comma-separated counts of already stored certificates")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: the production setting)")
+    parser.add_argument("--orgs", default="1", help="comma-separated counts of organisations the users are spread over")
     args = parser.parse_args()
 
     print(f"generating {args.requests} CSRs ...", flush=True)
     csrs = make_csrs(args.requests)
     limit = in_process_limit(csrs[: min(2000, len(csrs))])
     rows = []
-    for stored in [int(s) for s in args.stored.split(",")]:
-        env = BenchEnv(f"issuance_{stored}")
+    runs = [(int(s), int(o)) for s in args.stored.split(",") for o in args.orgs.split(",")]
+    for stored, orgs in runs:
+        env = BenchEnv(f"issuance_{stored}_{orgs}")
         try:
             env.init_ca()
             token = env.token("frontend")
-            load_registry(env, args.requests)
+            load_registry(env, args.requests, orgs)
             env.load_users("floor", args.requests, with_org=False)  # for the SQL-only floor
             if stored:
                 issuer_id = env.issuing_ca_id()
@@ -158,7 +175,7 @@ def main() -> None:
             to_healthz = ratio_to(result.requests_per_second, healthz)
             rows.append(
                 [
-                    f"{stored:,} stored",
+                    f"{stored:,} stored, {orgs} org{'s' if orgs > 1 else ''}",
                     *result.cells(),
                     round(sql_only, 1),
                     round(healthz, 1),

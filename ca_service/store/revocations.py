@@ -35,12 +35,19 @@ def frontend_revocations_since(session: Session, org_id: str, since: datetime) -
     return int(row[0]), row[1]
 
 
-def certificates_issued_since(session: Session, org_id: str, since: datetime) -> tuple[int, datetime | None]:
-    """How many certificates of the organisation were issued (new or renewal) after `since`, and
-    the earliest of those issuance times."""
-    row = session.execute(
-        select(func.count(), func.min(Certificate.issued_at)).where(Certificate.org_id == org_id, Certificate.issued_at > since)
-    ).one()
+def certificates_issued_since(session: Session, org_id: str, since: datetime, *, up_to: int) -> tuple[int, datetime | None]:
+    """How many certificates of the organisation were issued (new or renewal) after `since`,
+    counted no further than `up_to` (the brake's limit: the count reads at most that many index
+    entries, however many an organisation was allowed by operators), and the earliest of those
+    issuance times."""
+    recent = (
+        select(Certificate.issued_at)
+        .where(Certificate.org_id == org_id, Certificate.issued_at > since)
+        .order_by(Certificate.issued_at)
+        .limit(up_to)
+        .subquery()
+    )
+    row = session.execute(select(func.count(), func.min(recent.c.issued_at))).one()
     return int(row[0]), row[1]
 
 

@@ -49,12 +49,12 @@ def check(session: Tx, ctx: ServiceContext, org_id: str, login_id: str, kind: st
     those committed before it), then raise IssuanceLimitReached if the hour's allowance is used."""
     rows.lock_organization_for_revocation(session, org_id)
     limit = ctx.settings.frontend_issuances_per_org_hour
-    count, oldest = rows.certificates_issued_since(session, org_id, window_start(now))
+    count, oldest = rows.certificates_issued_since(session, org_id, window_start(now), up_to=limit)
     retry_after = seconds_until_allowed(count, limit, oldest, now)
     if retry_after is None:
         return
     raise IssuanceLimitReached(
-        f"{count} certificates of organisation {org_id} were issued or renewed in the last hour (limit {limit}); "
+        f"{count} or more certificates of organisation {org_id} were issued or renewed in the last hour (limit {limit}); "
         "more are refused until the oldest leaves the hour, or the help desk authorises one on the paper procedure",
         org_id=org_id,
         login_id=login_id,
