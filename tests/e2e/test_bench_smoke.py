@@ -46,7 +46,7 @@ def test_database_benches():
 
 @pytest.mark.skipif(not ON_POSTGRES or shutil.which("wrk") is None, reason="needs PostgreSQL and wrk")
 def test_http_benches():
-    _bench("bench.issuance", "--requests", "2500", "--seconds", "1", "--connections", "4")  # one distinct user per request
+    _bench("bench.issuance", "--requests", "2500", "--seconds", "1", "--connections", "4", "--orgs", "3")  # a user each, 3 orgs
     _bench("bench.login_checks", "--users", "100", "--seconds", "1", "--connections", "4", "--rounds", "1")
     _bench("bench.ocsp", "--stored", "300", "--distinct", "50", "--seconds", "1", "--connections", "4", "--rounds", "1")
     _bench("bench.est", "--requests", "800", "--seconds", "1", "--connections", "4", "--rounds", "1")  # a login ID per request
