@@ -31,9 +31,11 @@ _installed: dict[str, Route] = {}
 
 
 def install(table: Mapping[str, Route]) -> None:
-    """Make `table` the process's routes (idempotent: installing the same table again is a no-op)."""
-    _installed.clear()
-    _installed.update(table)
+    """Make `table` the process's routes (idempotent: installing the same table again is a no-op).
+    One rebinding, never clear-then-fill: every job installs the routes, and a thread relaying at
+    that moment (the webhook deliveries' retries) must never see an empty table."""
+    global _installed
+    _installed = dict(table)
 
 
 def route(kind: str) -> Route:
