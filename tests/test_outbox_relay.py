@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
+import threading
+import time
 
 import pytest
+from cryptography import x509
 from redis import Redis
+from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from ca_service import queueing
 from ca_service.api.app import create_app
 from ca_service.context import build_context
-from ca_service.outbox import records, relay, routes
+from ca_service.outbox import records, recovery, relay, routes
 from ca_service.queueing import fetch_job
 from ca_service.services.background import failed_jobs, jobs
 from ca_service.services.events import delivery
@@ -76,6 +81,39 @@ def test_every_job_context_installs_the_routes(ctx, monkeypatch):
     assert routes.route(records.CRL_PUBLISH).job is jobs.publish_crl_job
 
 
+def test_installing_the_routes_never_shows_a_thread_an_empty_table():
+    """Every job installs the routes; a thread relaying at that moment must find them. Clearing
+    then filling the table let a reader in between see none (thousands of misses a second with
+    a fine thread switch interval)."""
+    jobs.register_routes()
+    table = dict(routes._installed)
+    kind = next(iter(table))
+    misses = 0
+    stop = threading.Event()
+
+    def relay_thread() -> None:
+        nonlocal misses
+        while not stop.is_set():
+            try:
+                routes.route(kind)
+            except routes.NoRoute:
+                misses += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    reader = threading.Thread(target=relay_thread)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            routes.install(table)
+    finally:
+        stop.set()
+        reader.join()
+        sys.setswitchinterval(interval)
+    assert misses == 0
+
+
 def test_forced_publication_requests_go_through_the_outbox_and_coalesce(api, ctx, test_env, queues):
     first = api.post("/v1/crl/publications", role="operator")
     second = api.post("/v1/crl/publications", role="operator")
@@ -111,6 +149,35 @@ def test_a_waiting_plain_publication_does_not_cover_a_forced_request(api, ctx, t
     assert forced != plain and relay.waiting_crl_job(conn, forced=True) == forced
     assert fetch_job(forced, conn).kwargs["force"] is True
     assert queued_count(test_env.redis_url, "crl") == 2
+
+
+def test_a_publication_a_stopped_worker_popped_but_never_started_does_not_swallow_later_revocations(api, ctx, test_env, queues):
+    """RQ's worker takes a job id off the queue (BLPOP) and marks it started only afterwards; a
+    worker stopped in between (SIGTERM while idle is a warm shutdown that raises at once) drops
+    the job, whose status stays `queued` with no queue holding it. Coalescing on the status alone
+    joined every later revocation to that lost job for PENDING_CRL_TTL (an hour), and the sweep
+    thought the publication in hand (seen in CI on 2026-12-07: tests/security/test_crash_crl.py)."""
+    api.org("acme")
+    api.user("a", "acme")
+    api.user("b", "acme")
+    first = api.issue("a", make_csr()[1]).json["serial"]
+    assert api.post(f"/v1/certificates/{first}/revocation", role="operator", json={"reason": "unspecified"}).status == 200
+    conn = Redis.from_url(test_env.redis_url)
+    lost = relay.waiting_crl_job(conn)
+    assert lost is not None
+    # what the stopped worker did: BLPOP took the id off the queue, and nothing more
+    assert conn.lpop(Queue("crl", connection=conn).key) == lost.encode()
+    assert fetch_job(lost, conn).get_status(refresh=True) == "queued"
+    assert relay.waiting_crl_job(conn) is None
+    assert not recovery.crl_publication_in_hand(conn, worker_heartbeat_seconds=30)  # the sweep re-dispatches
+
+    second = api.issue("b", make_csr()[1]).json["serial"]
+    assert api.post(f"/v1/certificates/{second}/revocation", role="operator", json={"reason": "unspecified"}).status == 200
+    covering = relay.waiting_crl_job(conn)
+    assert covering not in (None, lost) and queued_count(test_env.redis_url, "crl") == 1
+    run_worker_burst(test_env)
+    crl = x509.load_der_x509_crl((ctx.settings.public_dir / "issuing.crl").read_bytes())
+    assert {int(first, 16), int(second, 16)} <= {entry.serial_number for entry in crl}
 
 
 def test_a_publication_request_with_redis_down_is_503_and_records_nothing(ctx, tokens):

@@ -87,16 +87,22 @@ def enqueue(
 
 
 def waiting_crl_job(conn: Redis, *, forced: bool = False) -> str | None:
-    """The id of a CRL publication job (forced, or not) still waiting in the queue, if any."""
+    """The id of a CRL publication job (forced, or not) still waiting in the queue, if any.
+
+    Waiting means `queued` and still in the queue's list: RQ's worker takes a job id off the
+    list before it marks the job started, so a worker stopped in between leaves a `queued` job
+    that nobody holds. Joining later revocations to it would keep them off the CRL."""
     raw = conn.get(PENDING_FORCED_CRL_JOB if forced else PENDING_CRL_JOB)
     if raw is None:
         return None
     job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
     try:
-        status = fetch_job(job_id, conn).get_status(refresh=True)
+        job = fetch_job(job_id, conn)
     except NoSuchJobError:
         return None
-    return job_id if status == JobStatus.QUEUED else None
+    if job.get_status(refresh=True) != JobStatus.QUEUED:
+        return None
+    return job_id if conn.lpos(safe_queue(job.origin, conn).key, job_id) is not None else None
 
 
 def enqueue_publication(
