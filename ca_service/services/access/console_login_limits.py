@@ -53,8 +53,9 @@ def _pair_key(kind: str, address: str, username: str) -> str:
     return f"{_PREFIX}{kind}:{name}:{address}"
 
 
-class _Memory:
-    """A process's own counters, used while Redis cannot be: key -> (value, expires at)."""
+class LoginCounters:
+    """A process's own counters (`ctx.local` state), used while Redis cannot be: key -> (value,
+    expires at)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -104,9 +105,6 @@ class _Memory:
         return 0
 
 
-_MEMORY = _Memory()
-
-
 class _Redis:
     def __init__(self, ctx: ServiceContext) -> None:
         self.conn = ctx.redis()
@@ -140,8 +138,8 @@ class _Redis:
         return 0
 
 
-def _store(ctx: ServiceContext) -> _Memory | _Redis:
-    return _Redis(ctx) if ctx.settings.redis_url is not None else _MEMORY
+def _store(ctx: ServiceContext) -> LoginCounters | _Redis:
+    return _Redis(ctx) if ctx.settings.redis_url is not None else ctx.local(LoginCounters)
 
 
 def _run(ctx: ServiceContext, action: str, *args: str | int) -> int:
@@ -150,7 +148,7 @@ def _run(ctx: ServiceContext, action: str, *args: str | int) -> int:
         return int(getattr(_store(ctx), action)(*args))
     except REDIS_ERRORS as exc:
         log.warning("console login limits: per process while Redis is unavailable (%s)", type(exc).__name__)
-        return int(getattr(_MEMORY, action)(*args))
+        return int(getattr(ctx.local(LoginCounters), action)(*args))
 
 
 def admit(ctx: ServiceContext, address: str, username: str) -> tuple[str, int] | None:
@@ -188,4 +186,4 @@ def clear(ctx: ServiceContext, username: str) -> None:
     """Every lock and failure count of `username`, from every address (operators reset)."""
     name = _pair_key("", "", username).split(":")[-2]
     _run(ctx, "delete_account", name)
-    _MEMORY.delete_account(name)
+    ctx.local(LoginCounters).delete_account(name)
