@@ -63,11 +63,16 @@ def tokens(ctx: ServiceContext) -> dict[str, str]:
 
 
 class TimeMachine:
-    """Moves the injectable clock of this process and of every process under test."""
+    """Moves the injectable clock of this process and of every process under test. The offset
+    lives in the clock file alone (tests/support/console.fresh_otp moves it too)."""
 
     def __init__(self, env: TestEnvironment) -> None:
         self.env = env
-        self.offset = timedelta(0)
+
+    @property
+    def offset(self) -> timedelta:
+        text = self.env.clock_file.read_text().strip() if self.env.clock_file.exists() else ""
+        return timedelta(seconds=float(text or "0"))
 
     def now(self) -> datetime:
         """The moved time, read when called: take it after a response arrives, as a relying
@@ -75,11 +80,9 @@ class TimeMachine:
         return datetime.now(UTC) + self.offset
 
     def travel(self, **delta: float) -> None:
-        self.offset += timedelta(**delta)
-        self.env.clock_file.write_text(str(self.offset.total_seconds()))
+        self.env.clock_file.write_text(str((self.offset + timedelta(**delta)).total_seconds()))
 
     def reset(self) -> None:
-        self.offset = timedelta(0)
         self.env.clock_file.write_text("0")
 
 

@@ -34,13 +34,14 @@ class Console:
 
     def __init__(self, app, creds=None) -> None:
         self.client = app.test_client()
+        self.clock_file = app.extensions["ca_service"].settings.clock_offset_file  # moved on for a fresh TOTP step
         self.creds = creds
         if creds is not None:
             self.login(creds)
 
     def login(self, creds, otp: str | None = None):
         token = csrf_of(self.client.get("/console/login").text)
-        form = {"csrf_token": token, "username": creds.username, "password": creds.password, "otp": otp or fresh_otp(creds)}
+        form = {"csrf_token": token, "username": creds.username, "password": creds.password, "otp": otp or fresh_otp(creds, self.clock_file)}
         return self.client.post("/console/login", data=form)
 
     def get(self, path: str):
@@ -136,7 +137,7 @@ def test_sessions_end_after_inactivity_logout_and_disable(ctx, app, clock):
 
 def test_a_totp_code_is_accepted_once_and_failures_lock_the_account(ctx, app):
     creds = make_operator(ctx, "alice")
-    code = fresh_otp(creds)
+    code = fresh_otp(creds, ctx.settings.clock_offset_file)
     assert Console(app).login(creds, otp=code).status_code == 302
     replay = Console(app).login(creds, otp=code)
     assert replay.status_code == 401

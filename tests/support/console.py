@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -20,17 +21,30 @@ def make_operator(ctx: Any, username: str) -> operators.Credentials:
     return operators.create(ctx, ADMIN, username, display_name=username.title())
 
 
-def fresh_otp(creds: operators.Credentials) -> str:
-    """A code for a time step not used yet by this account (a code is accepted once): wait for the
-    next step when the current one was used."""
+def fresh_otp(creds: operators.Credentials, clock_file: Path | None = None) -> str:
+    """A code for a time step not used yet by this account (a code is accepted once). When the
+    current step was used: with `clock_file` (the CA_CLOCK_OFFSET_FILE the server under test
+    reads) the server's clock is moved on to the next step, else the next step is waited for (up
+    to 30 s)."""
     totp = pyotp.TOTP(creds.totp_secret)
-    step = int(time.time()) // 30
+    now = time.time() + _offset(clock_file)
+    step = int(now) // 30
     last = _used.get(creds.username)
     if last is not None and last >= step:
-        time.sleep(30 - time.time() % 30 + 0.2)
-        step = int(time.time()) // 30
+        ahead = (last + 1) * 30 - now + 0.2
+        if clock_file is not None:
+            clock_file.write_text(str(_offset(clock_file) + ahead))
+        else:
+            time.sleep(ahead)
+        step = last + 1
     _used[creds.username] = step
     return totp.at(step * 30)
+
+
+def _offset(clock_file: Path | None) -> float:
+    if clock_file is None or not clock_file.exists():
+        return 0.0
+    return float(clock_file.read_text().strip() or "0")
 
 
 _used: dict[str, int] = {}
