@@ -167,7 +167,7 @@ def main() -> None:
             result = run_wrk(
                 base, script, seconds=seconds, connections=args.connections, threads=threads, server=env.processes[-1]
             )
-            floor = healthz_run(env, base, seconds=3, connections=args.connections)
+            floor = healthz_run(env, base, seconds=min(3, args.seconds), connections=args.connections)
             healthz = floor.requests_per_second
             workers = args.workers or load_settings().gunicorn_workers  # as many processes as gunicorn has
             sql_only = issuance_transaction_floor(env, "floor", args.requests, processes=workers)

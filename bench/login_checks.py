@@ -73,12 +73,12 @@ PACED_RATE = 1000
 def run_paced(base: str, script: Path, env: BenchEnv, *, seconds: int) -> WrkResult:
     """~1,000 checks/s offered: 20 connections, each pausing between requests for 20 ms minus the
     latency (wrk is closed-loop: the pause sets the rate only once the latency is known), found by
-    two 2-second calibration runs. The table prints the rate reached."""
+    two calibration runs of 2 seconds (or `seconds`, if shorter). The table prints the rate reached."""
     cycle_ms = PACED_CONNECTIONS * 1000 / PACED_RATE
     pause_ms = cycle_ms
     for _ in range(2):
         os.environ["BENCH_DELAY_MS"] = str(round(pause_ms))
-        latency = run_wrk(base, script, seconds=2, connections=PACED_CONNECTIONS).p50_ms
+        latency = run_wrk(base, script, seconds=min(2, seconds), connections=PACED_CONNECTIONS).p50_ms
         pause_ms = max(0.0, cycle_ms - latency)
     os.environ["BENCH_DELAY_MS"] = str(round(pause_ms))
     return run_wrk(base, script, seconds=seconds, connections=PACED_CONNECTIONS, server=env.processes[-1])
