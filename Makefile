@@ -22,7 +22,7 @@ run: install
 	$(BIN)/ca-service dev $(if $(PORT),--bind 127.0.0.1:$(PORT))
 
 test: install
-	$(BIN)/pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup -q --durations=30 $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/lint-imports --no-cache
