@@ -41,7 +41,8 @@ class Console:
 
     def login(self, creds, otp: str | None = None):
         token = csrf_of(self.client.get("/console/login").text)
-        form = {"csrf_token": token, "username": creds.username, "password": creds.password, "otp": otp or fresh_otp(creds, self.clock_file)}
+        otp = otp or fresh_otp(creds, self.clock_file)
+        form = {"csrf_token": token, "username": creds.username, "password": creds.password, "otp": otp}
         return self.client.post("/console/login", data=form)
 
     def get(self, path: str):
