@@ -41,6 +41,7 @@ def _dummy_hash() -> str:
     64 MiB, which every CLI command and every process start would otherwise pay."""
     return _HASHER.hash(secrets.token_urlsafe(16))
 
+
 _TOTP_PURPOSE = b"ca-service console operator TOTP seed v1"
 
 
