@@ -191,6 +191,19 @@ def test_a_publication_request_with_redis_down_is_503_and_records_nothing(ctx, t
     assert _entries(ctx) == []
 
 
+def test_a_notice_email_job_a_stopped_worker_dropped_is_lost_to_the_sweep(ctx, test_env, queues):
+    """A notice email's job has a stable id, and the sweep took "its hash exists" for "in hand": a
+    job a stopped worker took off the queue but never started stays `queued` in no queue, and the
+    40-day notice's email was never sent. Queued but in no queue is lost now."""
+    conn = Redis.from_url(test_env.redis_url)
+    waiting, dropped, finished = (relay.enqueue(ctx, records.NOTICE_EMAIL, {"notice_id": n}) for n in (1, 2, 3))
+    assert conn.lrem(Queue("mail", connection=conn).key, 1, dropped.id) == 1  # what the stopped worker's BLPOP did
+    conn.lrem(Queue("mail", connection=conn).key, 1, finished.id)
+    finished.set_status("finished")
+    assert [fetch_job(j.id, conn).get_status(refresh=True) for j in (waiting, dropped, finished)] == ["queued"] * 2 + ["finished"]
+    assert recovery.lost_email_jobs(conn, [1, 2, 3, 4]) == [2, 4]  # 4: no job at all
+
+
 def test_one_retry_policy_for_every_retried_job(ctx, queues):
     job = relay.enqueue(ctx, records.NOTICE_EMAIL, {"notice_id": 7})  # as the lost-work recovery does
     intervals = list(ctx.settings.mail_retry_intervals)

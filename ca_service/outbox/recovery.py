@@ -32,14 +32,23 @@ from ca_service.outbox.relay import notice_email_job_id, waiting_crl_job
 
 def lost_email_jobs(conn: Redis, notice_ids: list[int]) -> list[int]:
     """The notices (of `notice_ids`) that have no job in Redis: not queued, running, retrying
-    or recently finished."""
+    or recently finished. A job `queued` but in no queue is lost too: RQ's worker takes a job off
+    the queue before it marks it started, and a worker stopped in between drops it."""
     if not notice_ids:
         return []
+    keys = [f"{Queue.job_class.redis_job_namespace_prefix}{notice_email_job_id(n)}" for n in notice_ids]
     with conn.pipeline(transaction=False) as pipe:
-        for notice_id in notice_ids:
-            pipe.exists(f"{Queue.job_class.redis_job_namespace_prefix}{notice_email_job_id(notice_id)}")
-        present = pipe.execute()
-    return [n for n, found in zip(notice_ids, present, strict=True) if not found]
+        for key in keys:
+            pipe.hmget(key, ["status", "origin"])
+        found: list[list[bytes | None]] = pipe.execute()
+    pairs = zip(notice_ids, found, strict=True)
+    queued = [(n, origin.decode()) for n, (status, origin) in pairs if status == b"queued" and origin is not None]
+    with conn.pipeline(transaction=False) as pipe:
+        for notice_id, origin in queued:
+            pipe.lpos(f"{Queue.redis_queue_namespace_prefix}{origin}", notice_email_job_id(notice_id))
+        positions = pipe.execute()
+    dropped = {n for (n, _), position in zip(queued, positions, strict=True) if position is None}
+    return [n for n, (status, _) in zip(notice_ids, found, strict=True) if status is None or n in dropped]
 
 
 DEAD_AFTER_MISSED_SECONDS = 5  # a worker's heartbeat this much later than due: the worker is dead

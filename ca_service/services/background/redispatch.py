@@ -7,7 +7,8 @@ at what the database says is still to do, and enqueues it again when no job for 
 - A revocation not yet on the issuing CA's CRL, with no publication job waiting or running:
   enqueue a publication (it publishes everything committed, so one covers them all).
 - A notice whose email is still `pending` (not sent, not given up on) whose job is not in Redis
-  (queued, running, waiting for a retry or recently finished): enqueue its email job again. The
+  (queued, running, waiting for a retry or recently finished), or is `queued` in no queue (a
+  worker stopped between taking it off the queue and starting it): enqueue its email job again. The
   job sends under the notice's row lock and records `sent` in the same transaction, so a second
   job for the same notice sends nothing.
 
