@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import pickle
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, ClassVar
 
@@ -163,6 +164,16 @@ def queue(name: str, connection: Redis) -> Queue:
 
 def fetch_job(job_id: str, connection: Redis) -> Job:
     return AllowlistJob.fetch(job_id, connection=connection, serializer=SafeSerializer)
+
+
+def still_queued(connection: Redis, jobs: Sequence[tuple[str, str]]) -> list[bool]:
+    """For each (job id, queue name): whether the id is still in that queue's list. RQ's worker
+    takes an id off the list before it marks the job started, so a worker stopped in between
+    leaves a job whose status says `queued` although no queue holds it any more."""
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id, name in jobs:
+            pipe.lpos(f"{Queue.redis_queue_namespace_prefix}{name}", job_id)
+        return [position is not None for position in pipe.execute()]
 
 
 def fetch_jobs(job_ids: list[str], connection: Redis) -> list[Job | None]:

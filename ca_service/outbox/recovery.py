@@ -28,6 +28,7 @@ from rq.utils import utcparse
 
 from ca_service.outbox import records, routes
 from ca_service.outbox.relay import notice_email_job_id, waiting_crl_job
+from ca_service.queueing import still_queued
 
 
 def lost_email_jobs(conn: Redis, notice_ids: list[int]) -> list[int]:
@@ -41,13 +42,11 @@ def lost_email_jobs(conn: Redis, notice_ids: list[int]) -> list[int]:
         for key in keys:
             pipe.hmget(key, ["status", "origin"])
         found: list[list[bytes | None]] = pipe.execute()
-    pairs = zip(notice_ids, found, strict=True)
-    queued = [(n, origin.decode()) for n, (status, origin) in pairs if status == b"queued" and origin is not None]
-    with conn.pipeline(transaction=False) as pipe:
-        for notice_id, origin in queued:
-            pipe.lpos(f"{Queue.redis_queue_namespace_prefix}{origin}", notice_email_job_id(notice_id))
-        positions = pipe.execute()
-    dropped = {n for (n, _), position in zip(queued, positions, strict=True) if position is None}
+    queued = [
+        (n, origin.decode()) for n, (status, origin) in zip(notice_ids, found, strict=True) if status == b"queued" and origin
+    ]
+    in_queue = still_queued(conn, [(notice_email_job_id(n), origin) for n, origin in queued])
+    dropped = {n for (n, _), held in zip(queued, in_queue, strict=True) if not held}
     return [n for n, (status, _) in zip(notice_ids, found, strict=True) if status is None or n in dropped]
 
 

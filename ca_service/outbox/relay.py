@@ -33,7 +33,7 @@ from rq.job import Job, JobStatus
 
 from ca_service.context import ServiceContext
 from ca_service.outbox import records, routes
-from ca_service.queueing import fetch_job
+from ca_service.queueing import fetch_job, still_queued
 from ca_service.queueing import queue as safe_queue
 from ca_service.store import outbox as store
 from ca_service.store.db import transaction
@@ -102,7 +102,7 @@ def waiting_crl_job(conn: Redis, *, forced: bool = False) -> str | None:
         return None
     if job.get_status(refresh=True) != JobStatus.QUEUED:
         return None
-    return job_id if conn.lpos(safe_queue(job.origin, conn).key, job_id) is not None else None
+    return job_id if still_queued(conn, [(job_id, job.origin)])[0] else None
 
 
 def enqueue_publication(
