@@ -22,7 +22,7 @@ from ca_service.store.migrate import upgrade_to_head
 from ca_service.store.models import Base
 from config.settings import load_settings
 from tests.support.api import Api
-from tests.support.environment import TestEnvironment, create_environment
+from tests.support.environment import TestEnvironment, clock_offset_seconds, create_environment
 from tests.support.live import LiveProcesses
 from tests.support.pki import make_csr
 
@@ -71,8 +71,7 @@ class TimeMachine:
 
     @property
     def offset(self) -> timedelta:
-        text = self.env.clock_file.read_text().strip() if self.env.clock_file.exists() else ""
-        return timedelta(seconds=float(text or "0"))
+        return timedelta(seconds=clock_offset_seconds(self.env.clock_file))
 
     def now(self) -> datetime:
         """The moved time, read when called: take it after a response arrives, as a relying

@@ -12,6 +12,7 @@ import pyotp
 
 from ca_service.context import Actor
 from ca_service.services.access import operators
+from tests.support.environment import clock_offset_seconds
 
 ADMIN = Actor(client_name="tests", role="operator")
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -27,24 +28,18 @@ def fresh_otp(creds: operators.Credentials, clock_file: Path | None = None) -> s
     reads) the server's clock is moved on to the next step, else the next step is waited for (up
     to 30 s)."""
     totp = pyotp.TOTP(creds.totp_secret)
-    now = time.time() + _offset(clock_file)
+    now = time.time() + clock_offset_seconds(clock_file)
     step = int(now) // 30
     last = _used.get(creds.username)
     if last is not None and last >= step:
         ahead = (last + 1) * 30 - now + 0.2
         if clock_file is not None:
-            clock_file.write_text(str(_offset(clock_file) + ahead))
+            clock_file.write_text(str(clock_offset_seconds(clock_file) + ahead))
         else:
             time.sleep(ahead)
         step = last + 1
     _used[creds.username] = step
     return totp.at(step * 30)
-
-
-def _offset(clock_file: Path | None) -> float:
-    if clock_file is None or not clock_file.exists():
-        return 0.0
-    return float(clock_file.read_text().strip() or "0")
 
 
 _used: dict[str, int] = {}

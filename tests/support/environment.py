@@ -29,6 +29,15 @@ CONSOLE_SECRET = "test-console-session-key-0123456789abcdef"
 KEY_BACKEND = os.environ.get("CA_TEST_KEY_BACKEND") or "file"
 
 
+def clock_offset_seconds(clock_file: Path | None) -> float:
+    """The offset the processes under test add to the system time (CA_CLOCK_OFFSET_FILE; none:
+    0). The file is the one place it is kept: TimeMachine and tests/support/console.fresh_otp
+    both move it."""
+    if clock_file is None or not clock_file.exists():
+        return 0.0
+    return float(clock_file.read_text().strip() or "0")
+
+
 @dataclass
 class TestEnvironment:
     __test__ = False  # a fixture value, not a test class (no PytestCollectionWarning)
