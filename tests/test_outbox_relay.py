@@ -46,6 +46,14 @@ def _entries(ctx) -> list[OutboxEntry]:
         return list(s.scalars(select(OutboxEntry).order_by(OutboxEntry.id)))
 
 
+def _revoke_a_new_certificate(api, login_id: str) -> str:
+    """Issue `login_id` a certificate and have the operator revoke it (which queues a CRL
+    publication); returns its serial."""
+    serial = api.issue(login_id, make_csr()[1]).json["serial"]
+    assert api.post(f"/v1/certificates/{serial}/revocation", role="operator", json={"reason": "unspecified"}).status == 200
+    return serial
+
+
 def test_a_kind_without_a_route_stays_pending_logged_at_error_and_blocks_nothing(ctx, queues, caplog):
     with transaction(ctx.sessions) as session:
         records.add(session, ctx, None, "no.such.kind", x=1)
@@ -125,8 +133,7 @@ def test_forced_publication_requests_go_through_the_outbox_and_coalesce(api, ctx
     assert [e.kind for e in entries] == [records.CRL_PUBLISH] * 2 and all(e.dispatched_at for e in entries)
     api.org("acme")
     api.user("a", "acme")
-    serial = api.issue("a", make_csr()[1]).json["serial"]
-    assert api.post(f"/v1/certificates/{serial}/revocation", role="operator", json={"reason": "unspecified"}).status == 200
+    _revoke_a_new_certificate(api, "a")
     assert queued_count(test_env.redis_url, "crl") == 1  # the waiting forced job covers the revocation too
     run_worker_burst(test_env)
     job = api.get(f"/v1/jobs/{first.json['job_id']}", role="operator").json
@@ -138,8 +145,7 @@ def test_forced_publication_requests_go_through_the_outbox_and_coalesce(api, ctx
 def test_a_waiting_plain_publication_does_not_cover_a_forced_request(api, ctx, test_env, queues):
     api.org("acme")
     api.user("a", "acme")
-    serial = api.issue("a", make_csr()[1]).json["serial"]
-    assert api.post(f"/v1/certificates/{serial}/revocation", role="operator", json={"reason": "unspecified"}).status == 200
+    _revoke_a_new_certificate(api, "a")
     conn = Redis.from_url(test_env.redis_url)
     plain = relay.waiting_crl_job(conn)
     assert plain is not None
@@ -160,8 +166,7 @@ def test_a_publication_a_stopped_worker_popped_but_never_started_does_not_swallo
     api.org("acme")
     api.user("a", "acme")
     api.user("b", "acme")
-    first = api.issue("a", make_csr()[1]).json["serial"]
-    assert api.post(f"/v1/certificates/{first}/revocation", role="operator", json={"reason": "unspecified"}).status == 200
+    first = _revoke_a_new_certificate(api, "a")
     conn = Redis.from_url(test_env.redis_url)
     lost = relay.waiting_crl_job(conn)
     assert lost is not None
@@ -171,8 +176,7 @@ def test_a_publication_a_stopped_worker_popped_but_never_started_does_not_swallo
     assert relay.waiting_crl_job(conn) is None
     assert not recovery.crl_publication_in_hand(conn, worker_heartbeat_seconds=30)  # the sweep re-dispatches
 
-    second = api.issue("b", make_csr()[1]).json["serial"]
-    assert api.post(f"/v1/certificates/{second}/revocation", role="operator", json={"reason": "unspecified"}).status == 200
+    second = _revoke_a_new_certificate(api, "b")
     covering = relay.waiting_crl_job(conn)
     assert covering not in (None, lost) and queued_count(test_env.redis_url, "crl") == 1
     run_worker_burst(test_env)
