@@ -84,7 +84,10 @@ def test_code_comparison_is_constant_time(acme, monkeypatch):
     calls.clear()  # (the bearer token's check compares too)
     enrol(acme, "alice", _flip(code), csr_b64()[1])
     enrol(acme, "nobody", code, csr_b64()[1])  # unknown login ID: the same comparison is made
-    assert len(calls) == 2
+    # only the comparisons of these two attempts' hashes: the failed attempts are audited, and the
+    # sealing that may follow a commit compares MACs with the same (patched) function
+    given = {codes.code_hash("alice", codes.normalise(_flip(code)) or ""), codes.code_hash("", codes.normalise(code) or "")}
+    assert len([c for c in calls if c[1] in given]) == 2
 
 
 def test_wrong_basic_credentials_count_in_the_bad_token_throttle(acme, ctx):
